@@ -1,0 +1,129 @@
+//! `smallmind generate`: stream a continuation, or print one JSON object.
+
+use super::{ModelArg, OptArgs};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use smallmind::models::checkpoint;
+use smallmind::tokenizer::StreamDecoder;
+use smallmind::{GenerateParams, SamplingParams, Session};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// The prompt text.
+    #[arg(long, conflicts_with = "prompt_ids", required_unless_present = "prompt_ids")]
+    prompt: Option<String>,
+    /// The prompt as comma-separated token ids, e.g. `1,2,3`.
+    #[arg(long, value_delimiter = ',')]
+    prompt_ids: Option<Vec<u32>>,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 64)]
+    max_new_tokens: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Keep only the K most likely tokens (0: all).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Keep the most likely tokens up to this cumulative probability (1: all).
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Seed of the sampling RNG.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Threads (default: all cores; 1 runs without any thread pool).
+    #[arg(long)]
+    threads: Option<usize>,
+    #[command(flatten)]
+    opts: OptArgs,
+    /// Print one JSON object instead of streaming text.
+    #[arg(long)]
+    json: bool,
+    /// Write the logits of every generated step to this JSON file (one array per step).
+    #[arg(long, value_name = "FILE")]
+    logits_out: Option<PathBuf>,
+}
+
+pub fn run(args: GenerateArgs) -> Result<()> {
+    let opts = args.opts.resolve()?;
+    let threads = match args.threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let sampling = SamplingParams {
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        seed: args.seed,
+    };
+    sampling.validate().map_err(anyhow::Error::msg)?;
+    let loaded = checkpoint::load(&args.model.model)?;
+    let tokenizer = &loaded.tokenizer;
+
+    let start = Instant::now();
+    let prompt_ids = match (&args.prompt, &args.prompt_ids) {
+        (Some(text), _) => tokenizer.encode(text)?,
+        (None, Some(ids)) => ids.clone(),
+        (None, None) => bail!("give --prompt TEXT or --prompt-ids 1,2,3"),
+    };
+    let encode_time = start.elapsed();
+    let mut session = Session::new(&loaded.model, opts, threads)?;
+    session.validate_prompt(&prompt_ids)?;
+
+    let params = GenerateParams { max_new_tokens: args.max_new_tokens, sampling };
+    let mut all_logits: Vec<Vec<f32>> = Vec::new();
+    let keep_logits = args.logits_out.is_some();
+    let mut stream = StreamDecoder::default();
+    let stream_text = !args.json;
+    if stream_text {
+        print!("{}", tokenizer.decode(&prompt_ids));
+    }
+    let mut stdout = std::io::stdout();
+    let generated = session.generate(&prompt_ids, &params, &mut |id, logits| {
+        if keep_logits {
+            all_logits.push(logits.to_vec());
+        }
+        if stream_text {
+            let _ = write!(stdout, "{}", stream.push(tokenizer, id));
+            let _ = stdout.flush();
+        }
+    })?;
+    let ttft_ms = generated.ttft().map(|t| (t + encode_time).as_secs_f64() * 1e3);
+    let decode_tok_s = generated.decode_tok_s();
+
+    if let Some(path) = &args.logits_out {
+        let json = serde_json::to_vec(&all_logits)?;
+        checkpoint::write_atomic(path, &json).with_context(|| "cannot write --logits-out")?;
+    }
+    let fmt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_string(), |v| format!("{v:.2} {unit}"));
+    if args.json {
+        let json = serde_json::json!({
+            "model": loaded.source,
+            "prompt_ids": prompt_ids,
+            "generated_ids": generated.generated_ids,
+            "text": tokenizer.decode(&generated.generated_ids),
+            "ttft_ms": ttft_ms,
+            "decode_tok_s": decode_tok_s,
+            "optimizations": opts,
+            "threads": threads,
+            "sampling": sampling,
+        });
+        println!("{json}");
+    } else {
+        println!("{}", stream.finish(tokenizer));
+        eprintln!(
+            "[{} new tokens | TTFT {} | decode {} | {} | {} thread(s)]",
+            generated.generated_ids.len(),
+            fmt(ttft_ms, "ms"),
+            fmt(decode_tok_s, "tok/s"),
+            opts,
+            threads
+        );
+    }
+    Ok(())
+}

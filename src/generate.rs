@@ -1,0 +1,178 @@
+//! Generation: prefill, then decode token by token; where `kv-cache` is decided.
+//!
+//! A [`Session`] owns what persists between generations of one model with one set of
+//! optimizations: the tensor pool, the KV cache (allocated once, for the whole context) and the
+//! thread pool. Reusing a session is what makes a steady-state decode step allocation-free.
+//!
+//! When prompt + generated tokens exceed the context, the last `n_ctx` tokens are kept, as
+//! SmallMind did. Positions are learned absolute embeddings, so every token's position changes
+//! at each step once the window slides: the KV cache is then invalid and the window is
+//! recomputed in full every step, whatever the toggle says. Output is always that of the
+//! reference computation; only its cost differs.
+
+use crate::error::{Error, Result};
+use crate::layers::{Ctx, KvCache};
+use crate::models::gpt2::{Gpt2, KvSource};
+use crate::optimizations::Optimizations;
+use crate::pool::{PoolStats, TensorPool};
+use crate::sampler::{Sampler, SamplingParams};
+use std::time::{Duration, Instant};
+
+/// What to generate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GenerateParams {
+    /// Tokens to generate.
+    pub max_new_tokens: usize,
+    /// How to pick them.
+    pub sampling: SamplingParams,
+}
+
+/// The result of one generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// The generated tokens, in order.
+    pub generated_ids: Vec<u32>,
+    /// When each generated token was chosen, from the start of the call.
+    pub token_times: Vec<Duration>,
+    /// The pool's statistics after the call (cumulative over the session).
+    pub pool: PoolStats,
+}
+
+impl Generated {
+    /// Time to first token: from the call to the first sampled token (prefill included).
+    pub fn ttft(&self) -> Option<Duration> {
+        self.token_times.first().copied()
+    }
+
+    /// Decode throughput as SmallMind's "steady" figure: `(n - 1) / (t_last - t_first)`.
+    pub fn decode_tok_s(&self) -> Option<f64> {
+        let (first, last) = (self.token_times.first()?, self.token_times.last()?);
+        let span = (*last - *first).as_secs_f64();
+        (self.token_times.len() > 1 && span > 0.0).then(|| (self.token_times.len() - 1) as f64 / span)
+    }
+}
+
+/// One model with one set of optimizations, ready to generate repeatedly.
+#[derive(Debug)]
+pub struct Session<'m> {
+    model: &'m Gpt2,
+    opts: Optimizations,
+    threads: usize,
+    pool: TensorPool,
+    cache: Option<KvCache>,
+    thread_pool: Option<rayon::ThreadPool>,
+}
+
+impl<'m> Session<'m> {
+    /// A session on `threads` threads (1: no thread pool is made at all).
+    pub fn new(model: &'m Gpt2, opts: Optimizations, threads: usize) -> Result<Self> {
+        if threads == 0 {
+            return Err(Error::Input("threads must be at least 1".into()));
+        }
+        let thread_pool = if threads > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|e| Error::Input(format!("cannot start {threads} threads: {e}")))?;
+            Some(pool)
+        } else {
+            None
+        };
+        Ok(Session { model, opts, threads, pool: TensorPool::new(), cache: None, thread_pool })
+    }
+
+    /// The optimizations this session runs with.
+    pub fn optimizations(&self) -> Optimizations {
+        self.opts
+    }
+
+    /// The tensor pool's statistics so far.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+
+    /// Checks that `prompt` can be run by this model.
+    pub fn validate_prompt(&self, prompt: &[u32]) -> Result<()> {
+        let vocab = self.model.config.vocab_size;
+        if prompt.is_empty() {
+            return Err(Error::Input(
+                "the prompt is empty (after tokenization); give at least one token".into(),
+            ));
+        }
+        if let Some((i, &id)) = prompt.iter().enumerate().find(|&(_, &id)| id as usize >= vocab) {
+            return Err(Error::Input(format!(
+                "prompt id {id} at index {i} is out of range: the vocabulary has {vocab} tokens (ids 0..{})",
+                vocab - 1
+            )));
+        }
+        Ok(())
+    }
+
+    /// Generates `params.max_new_tokens` tokens after `prompt`, calling `on_token(id, logits)`
+    /// as each is chosen (the logits it was chosen from).
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        params: &GenerateParams,
+        on_token: &mut (dyn FnMut(u32, &[f32]) + Send),
+    ) -> Result<Generated> {
+        self.validate_prompt(prompt)?;
+        params.sampling.validate().map_err(Error::Input)?;
+        match self.thread_pool.take() {
+            Some(thread_pool) => {
+                let result = thread_pool.install(|| self.generate_here(prompt, params, on_token));
+                self.thread_pool = Some(thread_pool);
+                Ok(result)
+            }
+            None => Ok(self.generate_here(prompt, params, on_token)),
+        }
+    }
+
+    fn generate_here(
+        &mut self,
+        prompt: &[u32],
+        params: &GenerateParams,
+        on_token: &mut (dyn FnMut(u32, &[f32]) + Send),
+    ) -> Generated {
+        let start = Instant::now();
+        let max_new = params.max_new_tokens;
+        let mut tokens = Vec::with_capacity(prompt.len() + max_new);
+        tokens.extend_from_slice(prompt);
+        let mut logits = vec![0.0f32; self.model.config.vocab_size];
+        let mut sampler = Sampler::new(params.sampling, logits.len());
+        let mut token_times = Vec::with_capacity(max_new);
+        if let Some(cache) = &mut self.cache {
+            cache.len = 0;
+        }
+        for _ in 0..max_new {
+            self.next_logits(&tokens, &mut logits);
+            let id = {
+                let _span = tracing::trace_span!("sampling").entered();
+                sampler.sample(&logits)
+            };
+            token_times.push(start.elapsed());
+            on_token(id, &logits);
+            tokens.push(id);
+        }
+        Generated { generated_ids: tokens.split_off(prompt.len()), token_times, pool: self.pool.stats() }
+    }
+
+    /// The logits after `tokens`. **The one place `kv-cache` is read.**
+    ///
+    /// With the cache on and the sequence within the context, only the tokens the cache does
+    /// not hold yet are run (the whole prompt at prefill, one token per decode step). Otherwise
+    /// the last `n_ctx` tokens are recomputed from position 0.
+    fn next_logits(&mut self, tokens: &[u32], logits: &mut [f32]) {
+        let ctx = Ctx { opts: self.opts, pool: &self.pool, threads: self.threads };
+        let n_ctx = self.model.config.n_ctx;
+        if self.opts.kv_cache && tokens.len() <= n_ctx {
+            let model = self.model;
+            let cache = self.cache.get_or_insert_with(|| model.new_kv_cache());
+            let start_pos = cache.len;
+            model.forward(&ctx, &tokens[start_pos..], start_pos, KvSource::Cached(cache), logits);
+        } else {
+            let window = &tokens[tokens.len().saturating_sub(n_ctx)..];
+            self.model.forward(&ctx, window, 0, KvSource::Recompute, logits);
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Element-wise maths: a vectorisable `exp` and the tanh-approximated GELU.
+//!
+//! `f32::exp` is a libm call LLVM cannot vectorise; [`exp_approx`] is a Cephes-style polynomial
+//! (range reduction by ln 2, degree-6 polynomial, exponent built from bits) whose relative error
+//! stays below ~2e-7 on the range used here, and which returns exactly 0 below -87 (so masked
+//! scores of -inf become exact zeros). Both softmax variants use it, so they agree bit for bit
+//! on the values they both compute.
+
+use super::simd_dispatch;
+
+const LOG2E: f32 = std::f32::consts::LOG2_E;
+/// ln 2 split in two so that `n * LN2_HI` is exact for |n| < 2^9.
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// Below this, exp underflows to (near) subnormal values: return 0.
+const EXP_MIN_INPUT: f32 = -87.0;
+const EXP_MAX_INPUT: f32 = 88.37;
+/// 1.5 * 2^23: adding and subtracting it rounds an f32 of magnitude < 2^22 to the nearest integer.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// `e^x` to ~2e-7 relative error; exactly 0 for `x < -87` (including `-inf`).
+#[inline(always)]
+pub fn exp_approx(x: f32) -> f32 {
+    let xc = x.clamp(EXP_MIN_INPUT, EXP_MAX_INPUT);
+    let n = (xc * LOG2E + ROUND_MAGIC) - ROUND_MAGIC;
+    let r = xc - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let y = p * r * r + r + 1.0;
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if x < EXP_MIN_INPUT { 0.0 } else { y * scale }
+}
+
+/// GELU with GPT-2's tanh approximation ("gelu_new"), in place.
+pub fn gelu_tanh_inplace(x: &mut [f32]) {
+    gelu_simd(x);
+}
+
+simd_dispatch!(fn gelu_simd(x: &mut [f32]) => gelu_body);
+
+#[inline(always)]
+fn gelu_body(x: &mut [f32]) {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    for v in x.iter_mut() {
+        let u = SQRT_2_OVER_PI * (*v + 0.044_715 * *v * *v * *v);
+        // tanh(u) = 1 - 2 / (e^(2u) + 1), exact at both tails with exp_approx's clamping.
+        let tanh = 1.0 - 2.0 / (exp_approx(2.0 * u) + 1.0);
+        *v = 0.5 * *v * (1.0 + tanh);
+    }
+}
+
+/// The naive twin of [`gelu_tanh_inplace`], with libm's `tanh`.
+pub fn gelu_tanh_naive(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        let u = (2.0f32 / std::f32::consts::PI).sqrt() * (*v + 0.044_715 * v.powi(3));
+        *v = 0.5 * *v * (1.0 + u.tanh());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{assert_close, test_data};
+
+    #[test]
+    fn exp_matches_libm() {
+        for i in -8700..=8800 {
+            let x = i as f32 * 0.01;
+            let (got, want) = (exp_approx(x), x.exp());
+            assert!(((got - want) / want).abs() < 5e-7, "exp({x}): {got} vs {want}");
+        }
+        assert_eq!(exp_approx(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_approx(-100.0), 0.0);
+        assert_eq!(exp_approx(0.0), 1.0);
+    }
+
+    #[test]
+    fn gelu_matches_naive_twin() {
+        for len in [1, 7, 16, 33, 1000] {
+            let mut x: Vec<f32> = test_data(len, len as u64).iter().map(|v| v * 12.0).collect();
+            let mut want = x.clone();
+            gelu_tanh_inplace(&mut x);
+            gelu_tanh_naive(&mut want);
+            for (g, w) in x.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-6 * w.abs().max(1.0), "{g} vs {w}");
+            }
+        }
+        let mut tails = vec![-1e4, -30.0, 0.0, 30.0, 1e4];
+        gelu_tanh_inplace(&mut tails);
+        assert_close(&tails, &[0.0, 0.0, 0.0, 30.0, 1e4], 0.0, "gelu tails");
+    }
+}

@@ -1,0 +1,302 @@
+//! Matrix products for the linear layers: `gemm` for several rows, our own kernels for one.
+//!
+//! Two weight layouts occur: GPT-2's Conv1D weights are stored `(n_in, n_out)` ("x·W"), while
+//! the LM head (the token embedding, or a separate `lm_head`) is `(n_out, n_in)` ("x·Wᵀ").
+//! Both have a GEMM path (`gemm` takes arbitrary strides, so no transpose is ever copied) and a
+//! one-row path written here, because decoding multiplies a single row and `gemm` is at its
+//! weakest on matrix-vector shapes (`cargo bench --bench kernels` compares the two).
+
+use super::simd_dispatch;
+use rayon::prelude::*;
+
+/// Below this many weights a one-row product stays on one thread: splitting costs more than it saves.
+const PARALLEL_MIN_WEIGHTS: usize = 1 << 18;
+
+/// `out (m, n) = x (m, k) · w (k, n) + bias`, all row-major; `bias` is `(n,)` or absent.
+pub fn matmul(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &[f32],
+    n: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    threads: usize,
+) {
+    assert!(x.len() >= m * k && w.len() == k * n && out.len() >= m * n, "matmul: buffer sizes");
+    assert!(bias.is_none_or(|b| b.len() == n), "matmul: bias length");
+    if m == 1 {
+        return vec_mat(&x[..k], w, n, bias, &mut out[..n], threads);
+    }
+    // Safety: the assertions above bound every index gemm touches:
+    // x is (m, k) row-major, w is (k, n) row-major, out is (m, n) row-major.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            /* dst_cs = */ 1,
+            /* dst_rs = */ n as isize,
+            /* read_dst = */ false,
+            x.as_ptr(),
+            /* lhs_cs = */ 1,
+            /* lhs_rs = */ k as isize,
+            w.as_ptr(),
+            /* rhs_cs = */ 1,
+            /* rhs_rs = */ n as isize,
+            /* alpha = */ 0.0,
+            /* beta = */ 1.0,
+            false,
+            false,
+            false,
+            parallelism(threads),
+        );
+    }
+    if let Some(bias) = bias {
+        for row in out[..m * n].chunks_exact_mut(n) {
+            super::add_inplace(row, bias);
+        }
+    }
+}
+
+/// `out (m, n) = x (m, k) · wᵀ` where `w` is `(n, k)` row-major (the LM head's layout).
+pub fn matmul_transposed(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &[f32],
+    n: usize,
+    out: &mut [f32],
+    threads: usize,
+) {
+    assert!(x.len() >= m * k && w.len() == n * k && out.len() >= m * n, "matmul_transposed: sizes");
+    if m == 1 {
+        return vec_mat_transposed(&x[..k], w, n, &mut out[..n], threads);
+    }
+    // Safety: as in `matmul`; rhs element (kk, j) is w[j * k + kk], within w's n * k elements.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            /* dst_cs = */ 1,
+            /* dst_rs = */ n as isize,
+            /* read_dst = */ false,
+            x.as_ptr(),
+            /* lhs_cs = */ 1,
+            /* lhs_rs = */ k as isize,
+            w.as_ptr(),
+            /* rhs_cs = */ k as isize,
+            /* rhs_rs = */ 1,
+            /* alpha = */ 0.0,
+            /* beta = */ 1.0,
+            false,
+            false,
+            false,
+            parallelism(threads),
+        );
+    }
+}
+
+/// The `gemm` crate's threading for `threads` (1 means no thread pool at all).
+pub fn parallelism(threads: usize) -> gemm::Parallelism {
+    if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None }
+}
+
+/// One row times a `(k, n)` matrix: `out = x · w + bias`.
+///
+/// # Performance
+/// Streams `w` row by row, four rows per pass: each pass reads four contiguous weight rows and
+/// updates `out` (which stays in L1 for n up to several thousand) with four multiply-adds per
+/// load and store of `out`. Contiguous streams keep the hardware prefetcher ahead, which is what
+/// matters once the weights no longer fit in cache (the `gpt2` shape is memory-bound).
+/// With several threads, columns are split between them.
+pub fn vec_mat(x: &[f32], w: &[f32], n: usize, bias: Option<&[f32]>, out: &mut [f32], threads: usize) {
+    let k = x.len();
+    assert!(w.len() == k * n && out.len() == n, "vec_mat: buffer sizes");
+    if threads <= 1 || k * n < PARALLEL_MIN_WEIGHTS {
+        return vec_mat_cols(x, w, n, 0, bias, out);
+    }
+    let chunk = n.div_ceil(threads).next_multiple_of(16);
+    out.par_chunks_mut(chunk).enumerate().for_each(|(i, out_chunk)| {
+        let col0 = i * chunk;
+        let bias = bias.map(|b| &b[col0..col0 + out_chunk.len()]);
+        vec_mat_cols(x, w, n, col0, bias, out_chunk);
+    });
+}
+
+/// Columns `col0 .. col0 + out.len()` of `x · w + bias`.
+fn vec_mat_cols(x: &[f32], w: &[f32], n: usize, col0: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+    match bias {
+        Some(b) => out.copy_from_slice(b),
+        None => out.fill(0.0),
+    }
+    vec_mat_simd(x, w, n, col0, out);
+}
+
+simd_dispatch!(fn vec_mat_simd(x: &[f32], w: &[f32], n: usize, col0: usize, out: &mut [f32]) => vec_mat_body);
+
+#[inline(always)]
+fn vec_mat_body(x: &[f32], w: &[f32], n: usize, col0: usize, out: &mut [f32]) {
+    let width = out.len();
+    let row = |i: usize| &w[i * n + col0..i * n + col0 + width];
+    let k = x.len();
+    let mut i = 0;
+    while i + 4 <= k {
+        let (a0, a1, a2, a3) = (x[i], x[i + 1], x[i + 2], x[i + 3]);
+        let (w0, w1, w2, w3) = (row(i), row(i + 1), row(i + 2), row(i + 3));
+        for j in 0..width {
+            out[j] += a0 * w0[j] + a1 * w1[j] + a2 * w2[j] + a3 * w3[j];
+        }
+        i += 4;
+    }
+    for i in i..k {
+        let (a, wi) = (x[i], row(i));
+        for j in 0..width {
+            out[j] += a * wi[j];
+        }
+    }
+}
+
+/// One row times the transpose of an `(n, k)` matrix: `out[j] = dot(x, w[j])`.
+///
+/// # Performance
+/// Four output rows per pass share each load of `x`; partial sums live in 16 lanes per row
+/// (one AVX-512 register) and are reduced once per row. With several threads, rows are split.
+pub fn vec_mat_transposed(x: &[f32], w: &[f32], n: usize, out: &mut [f32], threads: usize) {
+    let k = x.len();
+    assert!(w.len() == k * n && out.len() == n, "vec_mat_transposed: buffer sizes");
+    if threads <= 1 || k * n < PARALLEL_MIN_WEIGHTS {
+        return vec_mat_transposed_simd(x, w, out);
+    }
+    let chunk = n.div_ceil(threads);
+    out.par_chunks_mut(chunk).enumerate().for_each(|(i, out_chunk)| {
+        let rows = &w[i * chunk * k..(i * chunk + out_chunk.len()) * k];
+        vec_mat_transposed_simd(x, rows, out_chunk);
+    });
+}
+
+simd_dispatch!(fn vec_mat_transposed_simd(x: &[f32], w: &[f32], out: &mut [f32]) => vec_mat_transposed_body);
+
+const LANES: usize = 16;
+
+#[inline(always)]
+fn vec_mat_transposed_body(x: &[f32], w: &[f32], out: &mut [f32]) {
+    let k = x.len();
+    let body = k - k % LANES;
+    let mut rows = out.chunks_exact_mut(4);
+    let mut j = 0;
+    for out4 in &mut rows {
+        let r: [&[f32]; 4] = std::array::from_fn(|t| &w[(j + t) * k..(j + t + 1) * k]);
+        let mut acc = [[0.0f32; LANES]; 4];
+        for c in (0..body).step_by(LANES) {
+            let xc = &x[c..c + LANES];
+            for t in 0..4 {
+                let wc = &r[t][c..c + LANES];
+                for l in 0..LANES {
+                    acc[t][l] += xc[l] * wc[l];
+                }
+            }
+        }
+        for t in 0..4 {
+            let tail: f32 = (body..k).map(|c| x[c] * r[t][c]).sum();
+            out4[t] = acc[t].iter().sum::<f32>() + tail;
+        }
+        j += 4;
+    }
+    for o in rows.into_remainder() {
+        let r = &w[j * k..(j + 1) * k];
+        let mut acc = [0.0f32; LANES];
+        for c in (0..body).step_by(LANES) {
+            for l in 0..LANES {
+                acc[l] += x[c + l] * r[c + l];
+            }
+        }
+        *o = acc.iter().sum::<f32>() + (body..k).map(|c| x[c] * r[c]).sum::<f32>();
+        j += 1;
+    }
+}
+
+/// The naive twin of [`matmul`]: a triple loop in f64.
+pub fn matmul_naive(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &[f32],
+    n: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    for i in 0..m {
+        for j in 0..n {
+            let dot: f64 = (0..k).map(|kk| x[i * k + kk] as f64 * w[kk * n + j] as f64).sum();
+            out[i * n + j] = (dot + bias.map_or(0.0, |b| b[j] as f64)) as f32;
+        }
+    }
+}
+
+/// The naive twin of [`matmul_transposed`]: a triple loop in f64.
+pub fn matmul_transposed_naive(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mut [f32]) {
+    for i in 0..m {
+        for j in 0..n {
+            let dot: f64 = (0..k).map(|kk| x[i * k + kk] as f64 * w[j * k + kk] as f64).sum();
+            out[i * n + j] = dot as f32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{assert_close, test_data};
+
+    const SHAPES: [(usize, usize, usize); 8] = [
+        (1, 1, 1),
+        (1, 3, 5),
+        (1, 64, 192),
+        (1, 77, 131),
+        (2, 16, 16),
+        (5, 33, 17),
+        (17, 64, 256),
+        (32, 130, 50),
+    ];
+
+    #[test]
+    fn matmul_matches_naive_twin_on_odd_shapes() {
+        for threads in [1, 2] {
+            for (m, k, n) in SHAPES {
+                let x = test_data(m * k, 1);
+                let w = test_data(k * n, 2);
+                let b = test_data(n, 3);
+                for bias in [None, Some(b.as_slice())] {
+                    let (mut got, mut want) = (vec![f32::NAN; m * n], vec![0.0; m * n]);
+                    matmul(&x, m, k, &w, n, bias, &mut got, threads);
+                    matmul_naive(&x, m, k, &w, n, bias, &mut want);
+                    assert_close(&got, &want, 1e-5, &format!("matmul {m}x{k}x{n} bias={}", bias.is_some()));
+                }
+                let (mut got, mut want) = (vec![f32::NAN; m * n], vec![0.0; m * n]);
+                matmul_transposed(&x, m, k, &w, n, &mut got, threads);
+                matmul_transposed_naive(&x, m, k, &w, n, &mut want);
+                assert_close(&got, &want, 1e-5, &format!("matmul_transposed {m}x{k}x{n}"));
+            }
+        }
+    }
+
+    #[test]
+    fn one_row_kernels_split_across_threads_agree() {
+        // Large enough to take the multi-threaded path.
+        let (k, n) = (512, 1029);
+        let x = test_data(k, 4);
+        let w = test_data(k * n, 5);
+        let b = test_data(n, 6);
+        let (mut one, mut two) = (vec![0.0; n], vec![0.0; n]);
+        vec_mat(&x, &w, n, Some(&b), &mut one, 1);
+        vec_mat(&x, &w, n, Some(&b), &mut two, 2);
+        assert_eq!(one, two);
+        vec_mat_transposed(&x, &w, n, &mut one, 1);
+        vec_mat_transposed(&x, &w, n, &mut two, 2);
+        assert_eq!(one, two);
+    }
+}

@@ -1,0 +1,248 @@
+//! Hugging Face GPT-2 directories: `config.json` + `model.safetensors` (+ `tokenizer.json`),
+//! read and written; and [`load`], which turns `--model NAME|DIR` into a model and tokenizer.
+//!
+//! Tensor names are GPT-2's, with or without the `transformer.` prefix; Conv1D weights are
+//! `(n_in, n_out)`; F32, F16 and BF16 are converted to f32 at load. Every shape is checked here,
+//! once, so that the forward pass can trust it.
+
+use super::config::Gpt2Config;
+use super::gpt2::{Gpt2, TensorSpec};
+use super::presets;
+use crate::error::{Error, Result};
+use crate::tokenizer::Tokenizer;
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The weights file in a model directory.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// The config file in a model directory.
+pub const CONFIG_FILE: &str = "config.json";
+/// A Hugging Face tokenizer, used when present.
+pub const HF_TOKENIZER_FILE: &str = "tokenizer.json";
+/// Our character vocabulary (`{"chars": "..."}`), written by `export` for character presets.
+pub const CHARS_TOKENIZER_FILE: &str = "smallmind_chars.json";
+
+/// A model ready to run, with its tokenizer and where it came from.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub model: Gpt2,
+    pub tokenizer: Tokenizer,
+    /// `preset tiny` or the directory's path.
+    pub source: String,
+}
+
+/// Loads `--model NAME|DIR`: a preset's name, or a Hugging Face GPT-2 directory.
+pub fn load(spec: &str) -> Result<LoadedModel> {
+    if let Some(preset) = presets::find(spec) {
+        return Ok(LoadedModel {
+            model: preset.model(),
+            tokenizer: preset.tokenizer(),
+            source: format!("preset {spec}"),
+        });
+    }
+    let dir = Path::new(spec);
+    if dir.is_dir() {
+        let model = load_dir(dir)?;
+        let tokenizer = load_tokenizer(dir)?;
+        return Ok(LoadedModel { model, tokenizer, source: dir.display().to_string() });
+    }
+    if dir.exists() {
+        return Err(Error::Input(format!(
+            "{spec} is a file; --model takes a preset name or a directory holding {CONFIG_FILE} and {WEIGHTS_FILE}"
+        )));
+    }
+    Err(Error::UnknownModel(spec.to_string()))
+}
+
+/// The tokenizer of a model directory: `tokenizer.json`, else our character vocabulary, else bytes.
+pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
+    let hf = dir.join(HF_TOKENIZER_FILE);
+    if hf.is_file() {
+        return Tokenizer::from_hf_file(&hf);
+    }
+    let chars = dir.join(CHARS_TOKENIZER_FILE);
+    if chars.is_file() {
+        #[derive(serde::Deserialize)]
+        struct Chars {
+            chars: String,
+        }
+        let text = read(&chars)?;
+        let parsed: Chars = serde_json::from_slice(&text)
+            .map_err(|e| Error::Tokenizer { path: chars.clone(), reason: e.to_string() })?;
+        return Ok(Tokenizer::chars(&parsed.chars));
+    }
+    Ok(Tokenizer::Bytes)
+}
+
+/// Reads `config.json` and `model.safetensors` from `dir`.
+pub fn load_dir(dir: &Path) -> Result<Gpt2> {
+    let config = read_config(&dir.join(CONFIG_FILE))?;
+    let path = dir.join(WEIGHTS_FILE);
+    let bytes = read(&path)?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::Safetensors { path: path.clone(), reason: e.to_string() })?;
+    Gpt2::from_tensors(config, |spec| read_tensor(&st, &path, spec))
+}
+
+/// Writes `model` as a Hugging Face GPT-2 directory (created if needed); `dtype` is F32 or F16.
+/// Each file is written to a temporary name and renamed, so a failure leaves no partial file.
+pub fn export_dir(model: &Gpt2, tokenizer: &Tokenizer, dir: &Path, dtype: Dtype) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+    let tensors = model.tensors();
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, data)| match dtype {
+            Dtype::F16 => data.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
+            Dtype::BF16 => data.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect(),
+            _ => data.iter().flat_map(|&v| v.to_le_bytes()).collect(),
+        })
+        .collect();
+    let dtype = if matches!(dtype, Dtype::F16 | Dtype::BF16) { dtype } else { Dtype::F32 };
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((spec, _), b)| {
+            let view = TensorView::new(dtype, spec.shape.clone(), b).expect("sizes match by construction");
+            (spec.name.clone(), view)
+        })
+        .collect::<Vec<_>>();
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let weights = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::Safetensors { path: dir.join(WEIGHTS_FILE), reason: e.to_string() })?;
+    write_atomic(&dir.join(WEIGHTS_FILE), &weights)?;
+    write_atomic(&dir.join(CONFIG_FILE), config_json(&model.config).as_bytes())?;
+    if let Tokenizer::Chars { vocab } = tokenizer {
+        let chars: String = vocab.iter().collect();
+        let json = serde_json::json!({ "chars": chars }).to_string();
+        write_atomic(&dir.join(CHARS_TOKENIZER_FILE), json.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
+    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    std::fs::write(&tmp, bytes).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+}
+
+/// The fields of Hugging Face's `GPT2Config` that we use (others are ignored).
+#[derive(serde::Deserialize)]
+struct HfGpt2Config {
+    n_embd: usize,
+    n_head: usize,
+    n_layer: usize,
+    #[serde(alias = "n_ctx")]
+    n_positions: usize,
+    vocab_size: usize,
+    #[serde(default = "default_eps")]
+    layer_norm_epsilon: f32,
+    #[serde(default = "default_activation")]
+    activation_function: String,
+    #[serde(default)]
+    n_inner: Option<usize>,
+    #[serde(default = "default_tied")]
+    tie_word_embeddings: bool,
+}
+
+fn default_eps() -> f32 {
+    1e-5
+}
+fn default_activation() -> String {
+    "gelu_new".into()
+}
+fn default_tied() -> bool {
+    true
+}
+
+/// Reads and validates a Hugging Face GPT-2 `config.json`.
+pub fn read_config(path: &Path) -> Result<Gpt2Config> {
+    let bytes = read(path)?;
+    let bad = |reason: String| Error::BadConfigJson { path: path.to_path_buf(), reason };
+    let hf: HfGpt2Config = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    // GPT-2's "gelu_new" and its aliases are the tanh approximation we implement.
+    if !matches!(hf.activation_function.as_str(), "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast") {
+        return Err(bad(format!(
+            "activation_function `{}` is not supported; GPT-2 uses gelu_new (the tanh approximation)",
+            hf.activation_function
+        )));
+    }
+    let config = Gpt2Config {
+        vocab_size: hf.vocab_size,
+        n_ctx: hf.n_positions,
+        n_embd: hf.n_embd,
+        n_head: hf.n_head,
+        n_layer: hf.n_layer,
+        n_inner: hf.n_inner.unwrap_or(4 * hf.n_embd),
+        layer_norm_epsilon: hf.layer_norm_epsilon,
+        tie_word_embeddings: hf.tie_word_embeddings,
+    };
+    config.validate().map_err(|e| bad(e.to_string()))?;
+    Ok(config)
+}
+
+/// The `config.json` of a model, in Hugging Face's GPT-2 format.
+pub fn config_json(config: &Gpt2Config) -> String {
+    let json = serde_json::json!({
+        "model_type": "gpt2",
+        "architectures": ["GPT2LMHeadModel"],
+        "vocab_size": config.vocab_size,
+        "n_positions": config.n_ctx,
+        "n_ctx": config.n_ctx,
+        "n_embd": config.n_embd,
+        "n_head": config.n_head,
+        "n_layer": config.n_layer,
+        "n_inner": config.n_inner,
+        "layer_norm_epsilon": config.layer_norm_epsilon,
+        "activation_function": "gelu_new",
+        "tie_word_embeddings": config.tie_word_embeddings,
+        "torch_dtype": "float32",
+    });
+    serde_json::to_string_pretty(&json).expect("JSON values serialise")
+}
+
+/// One tensor as f32, found under its name or `transformer.` + its name, with its shape checked.
+fn read_tensor(st: &SafeTensors, path: &Path, spec: &TensorSpec) -> Result<Vec<f32>> {
+    let prefixed = format!("transformer.{}", spec.name);
+    let view = st
+        .tensor(&spec.name)
+        .or_else(|_| st.tensor(&prefixed))
+        .map_err(|_| Error::MissingTensor { path: path.to_path_buf(), name: spec.name.clone() })?;
+    if view.shape() != spec.shape.as_slice() {
+        return Err(Error::ShapeMismatch {
+            path: path.to_path_buf(),
+            name: spec.name.clone(),
+            expected: spec.shape.clone(),
+            found: view.shape().to_vec(),
+        });
+    }
+    let data = view.data();
+    let values = match view.dtype() {
+        Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::BF16 => {
+            data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+        }
+        other => {
+            return Err(Error::UnsupportedDtype {
+                path: path.to_path_buf(),
+                name: spec.name.clone(),
+                found: format!("{other:?}"),
+            });
+        }
+    };
+    Ok(values)
+}

@@ -1,0 +1,73 @@
+//! Hyperparameters of a GPT-2-architecture model, validated once at load.
+
+use crate::error::{Error, Result};
+
+/// The shape of a GPT-2 model (names follow Hugging Face's `GPT2Config`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Gpt2Config {
+    /// Tokens in the vocabulary.
+    pub vocab_size: usize,
+    /// Context length: positions in the learned position embedding.
+    pub n_ctx: usize,
+    /// Width of the residual stream.
+    pub n_embd: usize,
+    /// Attention heads; divides `n_embd`.
+    pub n_head: usize,
+    /// Transformer blocks.
+    pub n_layer: usize,
+    /// Width of the MLP's hidden layer (GPT-2: `4 * n_embd`).
+    pub n_inner: usize,
+    /// LayerNorm epsilon.
+    pub layer_norm_epsilon: f32,
+    /// Whether the LM head is the token embedding (`true`) or a separate `lm_head` without bias.
+    pub tie_word_embeddings: bool,
+}
+
+impl Gpt2Config {
+    /// Checks the invariants every kernel relies on.
+    pub fn validate(&self) -> Result<()> {
+        let fields = [
+            ("vocab_size", self.vocab_size),
+            ("n_ctx", self.n_ctx),
+            ("n_embd", self.n_embd),
+            ("n_head", self.n_head),
+            ("n_layer", self.n_layer),
+            ("n_inner", self.n_inner),
+        ];
+        for (name, value) in fields {
+            if value == 0 {
+                return Err(Error::Config(format!("{name} must be positive")));
+            }
+        }
+        if self.n_embd % self.n_head != 0 {
+            return Err(Error::Config(format!(
+                "n_embd ({}) is not divisible by n_head ({}); heads must split the embedding evenly",
+                self.n_embd, self.n_head
+            )));
+        }
+        if self.vocab_size > u32::MAX as usize {
+            return Err(Error::Config("vocab_size does not fit in 32-bit token ids".into()));
+        }
+        if !(self.layer_norm_epsilon.is_finite() && self.layer_norm_epsilon > 0.0) {
+            return Err(Error::Config("layer_norm_epsilon must be a positive number".into()));
+        }
+        Ok(())
+    }
+
+    /// Columns of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    /// Parameters, counting a tied LM head once.
+    pub fn parameter_count(&self) -> usize {
+        let (c, l) = (self.n_embd, self.n_layer);
+        let per_block = 2 * 2 * c // ln_1, ln_2
+            + c * 3 * c + 3 * c // c_attn
+            + c * c + c // attn.c_proj
+            + c * self.n_inner + self.n_inner // mlp.c_fc
+            + self.n_inner * c + c; // mlp.c_proj
+        let head = if self.tie_word_embeddings { 0 } else { self.vocab_size * c };
+        self.vocab_size * c + self.n_ctx * c + l * per_block + 2 * c + head
+    }
+}

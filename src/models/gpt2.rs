@@ -1,0 +1,217 @@
+//! GPT-2: token + position embedding, pre-norm blocks, final LayerNorm, LM head.
+//!
+//! This file owns the weights and the forward pass; it reads no optimization itself (the layers
+//! and the generation loop do). Names follow the checkpoint (`wte`, `wpe`, `h.N.ln_1`, ...), so
+//! loading maps one-to-one.
+
+use super::config::Gpt2Config;
+use crate::kernels::{self, matmul};
+use crate::layers::{CausalSelfAttention, Ctx, KvCache, LayerNorm, Linear, Mlp};
+
+/// A GPT-2 model's weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gpt2 {
+    pub config: Gpt2Config,
+    /// Token embedding, `(vocab_size, n_embd)`; also the LM head when tied.
+    pub wte: Vec<f32>,
+    /// Position embedding, `(n_ctx, n_embd)`.
+    pub wpe: Vec<f32>,
+    /// The transformer blocks, `n_layer` of them.
+    pub h: Vec<Block>,
+    /// Final LayerNorm.
+    pub ln_f: LayerNorm,
+    /// Separate LM head without bias, `(vocab_size, n_embd)`; `None` when tied to `wte`.
+    pub lm_head: Option<Vec<f32>>,
+}
+
+/// One pre-norm transformer block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    pub ln_1: LayerNorm,
+    pub attn: CausalSelfAttention,
+    pub ln_2: LayerNorm,
+    pub mlp: Mlp,
+}
+
+/// Where attention keys and values come from in a forward pass.
+#[derive(Debug)]
+pub enum KvSource<'c> {
+    /// Computed for every position of this call and dropped after each layer: the pass must
+    /// start at position 0.
+    Recompute,
+    /// Stored in a cache holding positions `0..cache.len`; this call appends its own.
+    Cached(&'c mut KvCache),
+}
+
+impl Gpt2 {
+    /// Runs `tokens` at positions `start_pos..` and writes the logits of the last one into
+    /// `logits` (`(vocab_size,)`): generation needs no others.
+    pub fn forward(&self, ctx: &Ctx, tokens: &[u32], start_pos: usize, mut kv: KvSource, logits: &mut [f32]) {
+        let c = self.config.n_embd;
+        let n = tokens.len();
+        assert!(n > 0 && start_pos + n <= self.config.n_ctx, "forward: positions beyond the context");
+        if let KvSource::Cached(cache) = &kv {
+            assert_eq!(
+                cache.len, start_pos,
+                "forward: cache holds {} positions, start is {start_pos}",
+                cache.len
+            );
+        } else {
+            assert_eq!(start_pos, 0, "forward: recomputing needs the whole sequence");
+        }
+
+        // Token and position embeddings.
+        let mut x = ctx.buf(n * c);
+        {
+            let _span = tracing::trace_span!("embedding").entered();
+            kernels::embed(&self.wte, &self.wpe, c, tokens, start_pos, &mut x);
+        }
+
+        let mut normed = ctx.buf(n * c);
+        let mut delta = ctx.buf(n * c);
+        for (layer_idx, block) in self.h.iter().enumerate() {
+            // Keys and values for this layer: the cache's rows, or scratch rows for this pass only.
+            let (mut scratch_k, mut scratch_v);
+            let (k_rows, v_rows): (&mut [f32], &mut [f32]) = match &mut kv {
+                KvSource::Cached(cache) => cache.layer_mut(layer_idx),
+                KvSource::Recompute => {
+                    scratch_k = ctx.buf(n * c);
+                    scratch_v = ctx.buf(n * c);
+                    (&mut scratch_k, &mut scratch_v)
+                }
+            };
+            // x = x + attn(ln_1(x))
+            block.ln_1.forward(&x, n, &mut normed);
+            block.attn.forward(ctx, &normed, n, start_pos, k_rows, v_rows, &mut delta);
+            kernels::add_inplace(&mut x, &delta);
+            // x = x + mlp(ln_2(x))
+            block.ln_2.forward(&x, n, &mut normed);
+            block.mlp.forward(ctx, &normed, n, &mut delta);
+            kernels::add_inplace(&mut x, &delta);
+        }
+        if let KvSource::Cached(cache) = kv {
+            cache.len = start_pos + n;
+        }
+
+        // Final LayerNorm and the LM head, for the last position only.
+        let last = &x[(n - 1) * c..];
+        self.ln_f.forward(last, 1, &mut normed[..c]);
+        let _span = tracing::trace_span!("lm_head").entered();
+        let head = self.lm_head.as_deref().unwrap_or(&self.wte);
+        matmul::matmul_transposed(&normed[..c], 1, c, head, self.config.vocab_size, logits, ctx.threads);
+    }
+
+    /// An empty KV cache sized for this model's whole context.
+    pub fn new_kv_cache(&self) -> KvCache {
+        KvCache::new(self.config.n_layer, self.config.n_ctx, self.config.n_embd)
+    }
+
+    /// Bytes of the weights as stored in memory (f32), counting a tied LM head once.
+    pub fn weight_bytes(&self) -> usize {
+        self.config.parameter_count() * size_of::<f32>()
+    }
+}
+
+/// The name and shape of one checkpoint tensor (Hugging Face GPT-2 names, without a prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+impl Gpt2 {
+    /// Every tensor of a checkpoint of this shape, in checkpoint order. `lm_head.weight` is
+    /// listed only when the head is not tied.
+    pub fn tensor_specs(config: &Gpt2Config) -> Vec<TensorSpec> {
+        let (v, c, p, inner) = (config.vocab_size, config.n_embd, config.n_ctx, config.n_inner);
+        let spec = |name: String, shape: &[usize]| TensorSpec { name, shape: shape.to_vec() };
+        let mut specs = vec![spec("wte.weight".into(), &[v, c]), spec("wpe.weight".into(), &[p, c])];
+        for i in 0..config.n_layer {
+            let layer = [
+                ("ln_1.weight", vec![c]),
+                ("ln_1.bias", vec![c]),
+                ("attn.c_attn.weight", vec![c, 3 * c]),
+                ("attn.c_attn.bias", vec![3 * c]),
+                ("attn.c_proj.weight", vec![c, c]),
+                ("attn.c_proj.bias", vec![c]),
+                ("ln_2.weight", vec![c]),
+                ("ln_2.bias", vec![c]),
+                ("mlp.c_fc.weight", vec![c, inner]),
+                ("mlp.c_fc.bias", vec![inner]),
+                ("mlp.c_proj.weight", vec![inner, c]),
+                ("mlp.c_proj.bias", vec![c]),
+            ];
+            specs.extend(layer.into_iter().map(|(name, shape)| spec(format!("h.{i}.{name}"), &shape)));
+        }
+        specs.push(spec("ln_f.weight".into(), &[c]));
+        specs.push(spec("ln_f.bias".into(), &[c]));
+        if !config.tie_word_embeddings {
+            specs.push(spec("lm_head.weight".into(), &[v, c]));
+        }
+        specs
+    }
+
+    /// Builds a model from `take(spec)`, called once per [`Gpt2::tensor_specs`] entry in order,
+    /// which must return exactly `spec.shape`'s element count (the loaders check shapes).
+    pub fn from_tensors<E>(
+        config: Gpt2Config,
+        mut take: impl FnMut(&TensorSpec) -> Result<Vec<f32>, E>,
+    ) -> Result<Gpt2, E> {
+        let specs = Self::tensor_specs(&config);
+        let mut tensors = specs.iter().map(|s| {
+            take(s).map(|t| {
+                assert_eq!(t.len(), s.shape.iter().product::<usize>(), "tensor {}: element count", s.name);
+                t
+            })
+        });
+        let mut next = || tensors.next().expect("a spec per tensor");
+        let (c, inner, eps) = (config.n_embd, config.n_inner, config.layer_norm_epsilon);
+        let wte = next()?;
+        let wpe = next()?;
+        let mut h = Vec::with_capacity(config.n_layer);
+        for _ in 0..config.n_layer {
+            let ln_1 = LayerNorm { weight: next()?, bias: next()?, eps };
+            let c_attn = Linear { weight: next()?, bias: next()?, n_in: c, n_out: 3 * c };
+            let c_proj = Linear { weight: next()?, bias: next()?, n_in: c, n_out: c };
+            let ln_2 = LayerNorm { weight: next()?, bias: next()?, eps };
+            let c_fc = Linear { weight: next()?, bias: next()?, n_in: c, n_out: inner };
+            let mlp_proj = Linear { weight: next()?, bias: next()?, n_in: inner, n_out: c };
+            h.push(Block {
+                ln_1,
+                attn: CausalSelfAttention { c_attn, c_proj, n_head: config.n_head },
+                ln_2,
+                mlp: Mlp { c_fc, c_proj: mlp_proj },
+            });
+        }
+        let ln_f = LayerNorm { weight: next()?, bias: next()?, eps };
+        let lm_head = if config.tie_word_embeddings { None } else { Some(next()?) };
+        drop(tensors);
+        Ok(Gpt2 { config, wte, wpe, h, ln_f, lm_head })
+    }
+
+    /// Every tensor with its spec, in [`Gpt2::tensor_specs`] order (for export).
+    pub fn tensors(&self) -> Vec<(TensorSpec, &[f32])> {
+        let mut data: Vec<&[f32]> = vec![&self.wte, &self.wpe];
+        for b in &self.h {
+            data.extend([
+                &b.ln_1.weight[..],
+                &b.ln_1.bias,
+                &b.attn.c_attn.weight,
+                &b.attn.c_attn.bias,
+                &b.attn.c_proj.weight,
+                &b.attn.c_proj.bias,
+                &b.ln_2.weight,
+                &b.ln_2.bias,
+                &b.mlp.c_fc.weight,
+                &b.mlp.c_fc.bias,
+                &b.mlp.c_proj.weight,
+                &b.mlp.c_proj.bias,
+            ]);
+        }
+        data.extend([&self.ln_f.weight[..], &self.ln_f.bias]);
+        if let Some(head) = &self.lm_head {
+            data.push(head);
+        }
+        Self::tensor_specs(&self.config).into_iter().zip(data).collect()
+    }
+}

@@ -1,0 +1,9 @@
+//! Models: GPT-2's shape, weights and forward pass; built-in presets; checkpoint loading.
+
+pub mod checkpoint;
+pub mod config;
+pub mod gpt2;
+pub mod presets;
+
+pub use config::Gpt2Config;
+pub use gpt2::Gpt2;

@@ -1,0 +1,135 @@
+//! Text <-> token ids: bytes, characters over a fixed vocabulary, or a Hugging Face `tokenizer.json`.
+
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// SmallMind's benchmark vocabulary: 50 characters (its tokenizer skips every other character).
+pub const SMALLMIND_VOCAB: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX";
+
+/// A tokenizer.
+#[derive(Debug, Clone)]
+pub enum Tokenizer {
+    /// One token per byte of UTF-8 (ids 0..256); ids of 256 and more decode to U+FFFD.
+    Bytes,
+    /// One token per character of `vocab`; characters outside it are skipped, as SmallMind did.
+    Chars { vocab: Vec<char> },
+    /// A Hugging Face `tokenizer.json`.
+    HuggingFace(Box<tokenizers::Tokenizer>),
+}
+
+impl Tokenizer {
+    /// A character tokenizer over the characters of `vocab`, in order.
+    pub fn chars(vocab: &str) -> Self {
+        Tokenizer::Chars { vocab: vocab.chars().collect() }
+    }
+
+    /// Loads a Hugging Face `tokenizer.json`.
+    pub fn from_hf_file(path: &Path) -> Result<Self> {
+        tokenizers::Tokenizer::from_file(path)
+            .map(|t| Tokenizer::HuggingFace(Box::new(t)))
+            .map_err(|e| Error::Tokenizer { path: path.to_path_buf(), reason: e.to_string() })
+    }
+
+    /// A short name for reports: `bytes`, `chars(50)` or `tokenizer.json`.
+    pub fn kind(&self) -> String {
+        match self {
+            Tokenizer::Bytes => "bytes".into(),
+            Tokenizer::Chars { vocab } => format!("chars({})", vocab.len()),
+            Tokenizer::HuggingFace(_) => "tokenizer.json".into(),
+        }
+    }
+
+    /// The token ids of `text`.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        match self {
+            Tokenizer::Bytes => Ok(text.bytes().map(u32::from).collect()),
+            Tokenizer::Chars { vocab } => Ok(text
+                .chars()
+                .filter_map(|ch| vocab.iter().position(|&v| v == ch).map(|i| i as u32))
+                .collect()),
+            Tokenizer::HuggingFace(t) => t
+                .encode(text, false)
+                .map(|e| e.get_ids().to_vec())
+                .map_err(|e| Error::Input(format!("tokenizer could not encode the prompt: {e}"))),
+        }
+    }
+
+    /// The text of `ids` (lossy: invalid UTF-8 and unknown ids become U+FFFD).
+    pub fn decode(&self, ids: &[u32]) -> String {
+        match self {
+            Tokenizer::Bytes => {
+                let bytes: Vec<u8> = ids.iter().map(|&id| u8::try_from(id).unwrap_or(b'?')).collect();
+                let mut text = String::from_utf8_lossy(&bytes).into_owned();
+                if ids.iter().any(|&id| id > 255) {
+                    // Replace the placeholder bytes of out-of-range ids by U+FFFD, id by id.
+                    text = ids
+                        .iter()
+                        .map(|&id| match u8::try_from(id) {
+                            Ok(b) => String::from_utf8_lossy(&[b]).into_owned(),
+                            Err(_) => char::REPLACEMENT_CHARACTER.to_string(),
+                        })
+                        .collect();
+                }
+                text
+            }
+            Tokenizer::Chars { vocab } => ids
+                .iter()
+                .map(|&id| vocab.get(id as usize).copied().unwrap_or(char::REPLACEMENT_CHARACTER))
+                .collect(),
+            Tokenizer::HuggingFace(t) => t.decode(ids, false).unwrap_or_default(),
+        }
+    }
+}
+
+/// Turns a growing list of ids into text pieces for streaming, holding back a trailing partial
+/// UTF-8 sequence until it completes.
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    ids: Vec<u32>,
+    printed: usize,
+}
+
+impl StreamDecoder {
+    /// Adds `id` and returns the text that became final.
+    pub fn push(&mut self, tokenizer: &Tokenizer, id: u32) -> String {
+        self.ids.push(id);
+        let text = tokenizer.decode(&self.ids);
+        let end = text.trim_end_matches(char::REPLACEMENT_CHARACTER).len();
+        let piece = text.get(self.printed..end).unwrap_or_default().to_string();
+        self.printed = self.printed.max(end);
+        piece
+    }
+
+    /// The rest of the text, at the end of generation.
+    pub fn finish(&mut self, tokenizer: &Tokenizer) -> String {
+        let text = tokenizer.decode(&self.ids);
+        let piece = text.get(self.printed..).unwrap_or_default().to_string();
+        self.printed = text.len();
+        piece
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chars_skip_unknown_characters_as_smallmind_did() {
+        let t = Tokenizer::chars(SMALLMIND_VOCAB);
+        let ids = t.encode("The quick b.").unwrap();
+        assert_eq!(t.decode(&ids), "Thequickb");
+        assert_eq!(ids[0], 45); // 'T' is 26 + 19
+    }
+
+    #[test]
+    fn bytes_round_trip_and_stream_whole_characters() {
+        let t = Tokenizer::Bytes;
+        let ids = t.encode("héllo").unwrap();
+        assert_eq!(ids.len(), 6);
+        assert_eq!(t.decode(&ids), "héllo");
+        let mut stream = StreamDecoder::default();
+        let pieces: Vec<String> = ids.iter().map(|&id| stream.push(&t, id)).collect();
+        assert_eq!(pieces, ["h", "", "é", "l", "l", "o"]);
+        assert_eq!(t.decode(&[104, 300]), "h\u{FFFD}");
+    }
+}

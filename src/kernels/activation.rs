@@ -18,10 +18,13 @@ const EXP_MAX_INPUT: f32 = 88.37;
 /// 1.5 * 2^23: adding and subtracting it rounds an f32 of magnitude < 2^22 to the nearest integer.
 const ROUND_MAGIC: f32 = 12_582_912.0;
 
+/// 2^23 + 127: see `exp_approx`.
+const EXPONENT_MAGIC: f32 = 8_388_735.0;
+
 /// `e^x` to ~2e-7 relative error; exactly 0 for `x < -87` (including `-inf`).
 #[inline(always)]
 pub fn exp_approx(x: f32) -> f32 {
-    let xc = x.clamp(EXP_MIN_INPUT, EXP_MAX_INPUT);
+    let xc = x.max(EXP_MIN_INPUT).min(EXP_MAX_INPUT);
     let n = (xc * LOG2E + ROUND_MAGIC) - ROUND_MAGIC;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
@@ -31,7 +34,9 @@ pub fn exp_approx(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
     let y = p * r * r + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n from bits without a float-to-int conversion (which would not vectorise): the low
+    // mantissa bits of 2^23 + (n + 127) are the integer n + 127; shift them into the exponent.
+    let scale = f32::from_bits((n + EXPONENT_MAGIC).to_bits() << 23);
     if x < EXP_MIN_INPUT { 0.0 } else { y * scale }
 }
 

@@ -5,6 +5,8 @@
 //! values are `n_keys = start_pos + n_rows` rows. Rows are strided so that q, k and v can be
 //! read in place from the fused qkv buffer and the KV cache (head columns of wider rows).
 
+use super::simd_dispatch;
+
 /// Where one head's rows live in a wider buffer: row `r` is `data[r * row_stride..][..head_dim]`.
 #[derive(Debug, Clone, Copy)]
 pub struct HeadRows<'a> {
@@ -107,12 +109,31 @@ pub fn weighted_values(
     let hd = v.head_dim;
     assert!(probs.len() >= n_rows * n_keys, "weighted_values: probs size");
     assert!(out.len() >= (n_rows - 1) * out_row_stride + hd, "weighted_values: out size");
+    weighted_values_simd(probs, v, n_rows, start_pos, out, out_row_stride);
+}
+
+simd_dispatch!(fn weighted_values_simd(probs: &[f32], v: HeadRows, n_rows: usize, start_pos: usize, out: &mut [f32], out_row_stride: usize) => weighted_values_body);
+
+#[inline(always)]
+fn weighted_values_body(
+    probs: &[f32],
+    v: HeadRows,
+    n_rows: usize,
+    start_pos: usize,
+    out: &mut [f32],
+    out_row_stride: usize,
+) {
+    let n_keys = start_pos + n_rows;
+    let hd = v.head_dim;
     for i in 0..n_rows {
         let p = &probs[i * n_keys..(i + 1) * n_keys];
         let o = &mut out[i * out_row_stride..i * out_row_stride + hd];
         o.fill(0.0);
         for j in 0..=start_pos + i {
-            super::axpy(p[j], v.row(j), o);
+            let (pj, vj) = (p[j], v.row(j));
+            for d in 0..hd {
+                o[d] += pj * vj[d];
+            }
         }
     }
 }

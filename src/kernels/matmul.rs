@@ -185,37 +185,44 @@ const LANES: usize = 16;
 #[inline(always)]
 fn vec_mat_transposed_body(x: &[f32], w: &[f32], out: &mut [f32]) {
     let k = x.len();
-    let body = k - k % LANES;
-    let mut rows = out.chunks_exact_mut(4);
-    let mut j = 0;
-    for out4 in &mut rows {
-        let r: [&[f32]; 4] = std::array::from_fn(|t| &w[(j + t) * k..(j + t + 1) * k]);
-        let mut acc = [[0.0f32; LANES]; 4];
-        for c in (0..body).step_by(LANES) {
-            let xc = &x[c..c + LANES];
-            for t in 0..4 {
-                let wc = &r[t][c..c + LANES];
-                for l in 0..LANES {
-                    acc[t][l] += xc[l] * wc[l];
-                }
-            }
-        }
-        for t in 0..4 {
-            let tail: f32 = (body..k).map(|c| x[c] * r[t][c]).sum();
-            out4[t] = acc[t].iter().sum::<f32>() + tail;
-        }
-        j += 4;
-    }
-    for o in rows.into_remainder() {
-        let r = &w[j * k..(j + 1) * k];
-        let mut acc = [0.0f32; LANES];
-        for c in (0..body).step_by(LANES) {
+    let (x_chunks, x_tail) = x.as_chunks::<LANES>();
+    let dot_tail =
+        |row: &[f32]| -> f32 { x_tail.iter().zip(&row[k - x_tail.len()..]).map(|(a, b)| a * b).sum() };
+    let mut out4 = out.chunks_exact_mut(4);
+    let mut rows4 = w.chunks_exact(4 * k);
+    for (o, rows) in (&mut out4).zip(&mut rows4) {
+        let (r0, rest) = rows.split_at(k);
+        let (r1, rest) = rest.split_at(k);
+        let (r2, r3) = rest.split_at(k);
+        let (mut a0, mut a1, mut a2, mut a3) =
+            ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
+        let chunks = x_chunks
+            .iter()
+            .zip(r0.as_chunks::<LANES>().0)
+            .zip(r1.as_chunks::<LANES>().0)
+            .zip(r2.as_chunks::<LANES>().0)
+            .zip(r3.as_chunks::<LANES>().0);
+        for ((((xc, w0), w1), w2), w3) in chunks {
             for l in 0..LANES {
-                acc[l] += x[c + l] * r[c + l];
+                a0[l] += xc[l] * w0[l];
+                a1[l] += xc[l] * w1[l];
+                a2[l] += xc[l] * w2[l];
+                a3[l] += xc[l] * w3[l];
             }
         }
-        *o = acc.iter().sum::<f32>() + (body..k).map(|c| x[c] * r[c]).sum::<f32>();
-        j += 1;
+        o[0] = a0.iter().sum::<f32>() + dot_tail(r0);
+        o[1] = a1.iter().sum::<f32>() + dot_tail(r1);
+        o[2] = a2.iter().sum::<f32>() + dot_tail(r2);
+        o[3] = a3.iter().sum::<f32>() + dot_tail(r3);
+    }
+    for (o, row) in out4.into_remainder().iter_mut().zip(rows4.remainder().chunks_exact(k)) {
+        let mut acc = [0.0f32; LANES];
+        for (xc, wc) in x_chunks.iter().zip(row.as_chunks::<LANES>().0) {
+            for l in 0..LANES {
+                acc[l] += xc[l] * wc[l];
+            }
+        }
+        *o = acc.iter().sum::<f32>() + dot_tail(row);
     }
 }
 

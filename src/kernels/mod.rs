@@ -98,18 +98,3 @@ pub(crate) fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
         assert!(ok, "{what}: index {i}: {x} vs {y} (tolerance {tol})");
     }
 }
-
-/// `y += a * x`.
-pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    assert_eq!(x.len(), y.len(), "axpy: length mismatch");
-    axpy_simd(a, x, y);
-}
-
-simd_dispatch!(fn axpy_simd(a: f32, x: &[f32], y: &mut [f32]) => axpy_body);
-
-#[inline(always)]
-fn axpy_body(a: f32, x: &[f32], y: &mut [f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
-    }
-}

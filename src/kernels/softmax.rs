@@ -36,43 +36,49 @@ pub fn softmax_full_then_mask(scores: &mut [f32], n_rows: usize, row_len: usize,
 pub fn softmax_causal_fused(scores: &mut [f32], n_rows: usize, row_len: usize, start_pos: usize) {
     assert!(scores.len() >= n_rows * row_len, "softmax: buffer size");
     assert!(start_pos + n_rows <= row_len, "softmax: rows beyond the key length");
-    for (i, row) in scores[..n_rows * row_len].chunks_exact_mut(row_len).enumerate() {
+    softmax_causal_fused_simd(&mut scores[..n_rows * row_len], row_len, start_pos);
+}
+
+simd_dispatch!(fn softmax_causal_fused_simd(scores: &mut [f32], row_len: usize, start_pos: usize) => softmax_causal_fused_body);
+
+#[inline(always)]
+fn softmax_causal_fused_body(scores: &mut [f32], row_len: usize, start_pos: usize) {
+    for (i, row) in scores.chunks_exact_mut(row_len).enumerate() {
         let (valid, masked) = row.split_at_mut(start_pos + i + 1);
-        softmax_valid(valid);
+        softmax_valid_body(valid);
         masked.fill(0.0);
     }
 }
 
-simd_dispatch!(fn softmax_valid(row: &mut [f32]) => softmax_valid_body);
-
 #[inline(always)]
 fn softmax_valid_body(row: &mut [f32]) {
-    let mut max_lanes = [f32::NEG_INFINITY; LANES];
-    let chunks = row.chunks_exact(LANES);
-    let tail_max = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    for chunk in chunks {
+    // The tail is padded to a whole chunk with -inf (which exponentiates to 0), so that every
+    // pass runs on full 16-lane chunks: rows are short in decoding and small models.
+    let (chunks, tail) = row.as_chunks_mut::<LANES>();
+    let mut padded = [f32::NEG_INFINITY; LANES];
+    padded[..tail.len()].copy_from_slice(tail);
+    let mut max_lanes = padded;
+    for chunk in chunks.iter() {
         for l in 0..LANES {
             max_lanes[l] = max_lanes[l].max(chunk[l]);
         }
     }
-    let max = max_lanes.iter().fold(tail_max, |m, &v| m.max(v));
+    let max = max_lanes.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let mut sum_lanes = [0.0f32; LANES];
-    let mut chunks = row.chunks_exact_mut(LANES);
-    for chunk in &mut chunks {
+    for chunk in chunks.iter_mut().chain(std::iter::once(&mut padded)) {
         for l in 0..LANES {
             chunk[l] = exp_approx(chunk[l] - max);
             sum_lanes[l] += chunk[l];
         }
     }
-    let mut sum: f32 = 0.0;
-    for v in chunks.into_remainder() {
-        *v = exp_approx(*v - max);
-        sum += *v;
+    let inv_sum = 1.0 / sum_lanes.iter().sum::<f32>();
+    for chunk in chunks.iter_mut().chain(std::iter::once(&mut padded)) {
+        for l in 0..LANES {
+            chunk[l] *= inv_sum;
+        }
     }
-    let inv_sum = 1.0 / (sum_lanes.iter().sum::<f32>() + sum);
-    for v in row.iter_mut() {
-        *v *= inv_sum;
-    }
+    let n_tail = tail.len();
+    tail.copy_from_slice(&padded[..n_tail]);
 }
 
 /// The naive twin of both: libm's `exp` in f64 over the valid columns only.

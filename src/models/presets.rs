@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `wte`, `wpe` | N(0, 4/n_embd) |
 //! | linear weights (`c_attn` v columns, `c_proj`, `c_fc`), `lm_head` | N(0, 1/n_in) |
-//! | `c_attn` query and key columns | N(0, 16/n_in) |
+//! | `c_attn` query and key columns | N(0, 9/n_in) |
 //! | linear biases | N(0, 0.1²) |
 //! | LayerNorm gains | 1 + N(0, 0.2²) |
 //! | LayerNorm biases | N(0, 0.1²) |
@@ -17,7 +17,7 @@
 //! GPT-2's training initialisation (weights N(0, 0.02²), zero biases, unit gains) would make an
 //! untrained model repeat the last prompt token, and an equivalence test would then pass even
 //! with attention skipped. These scales keep every layer's output of the order of its input and
-//! make attention sharp (attention scores of standard deviation ~4), so attention and the MLP both
+//! make attention sharp (attention scores of standard deviation ~3), so attention and the MLP both
 //! change the logits and greedy continuations vary; the tests check both properties. (With
 //! unsharpened attention, every position attends to the average of the context and the model
 //! again repeats one token.) ChaCha8 and the standard normal's ziggurat are fully specified, so the same
@@ -113,9 +113,9 @@ pub fn random_model(config: Gpt2Config, seed: u64) -> Gpt2 {
 /// Standard deviation of embedding elements, times sqrt(n_embd).
 const EMBEDDING_SCALE: f32 = 2.0;
 /// Extra scale of the query and key columns of `c_attn`: scaled attention scores of standard
-/// deviation ~4 make each position attend to a few others, so the output depends on the
+/// deviation ~3 make each position attend to a few others, so the output depends on the
 /// context rather than on its average.
-const QK_SCALE: f32 = 4.0;
+const QK_SCALE: f32 = 3.0;
 /// Standard deviation of linear biases and LayerNorm biases.
 const BIAS_STD: f32 = 0.1;
 /// Standard deviation of LayerNorm gains around 1.

@@ -1,0 +1,70 @@
+//! Helpers shared by the integration tests: small seeded models and a greedy run that records
+//! every step's logits.
+
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use smallmind::models::presets::{self, random_model};
+use smallmind::{GenerateParams, Gpt2, Gpt2Config, Optimizations, SamplingParams, Session};
+
+/// A shape with nothing a power of two: n_embd 60 (3 heads of 20), context 23, MLP 150, vocab 97.
+pub fn odd_model() -> Gpt2 {
+    let config = Gpt2Config {
+        vocab_size: 97,
+        n_ctx: 23,
+        n_embd: 60,
+        n_head: 3,
+        n_layer: 2,
+        n_inner: 150,
+        layer_norm_epsilon: 1e-5,
+        tie_word_embeddings: false,
+    };
+    random_model(config, 7)
+}
+
+pub fn preset(name: &str) -> Gpt2 {
+    presets::find(name).expect("preset exists").model()
+}
+
+/// Generated ids and the logits of every step.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub ids: Vec<u32>,
+    pub logits: Vec<Vec<f32>>,
+}
+
+/// Greedy generation of `max_new` tokens after `prompt`, in a session reused `repeats` times
+/// (the last run is returned; every run must agree).
+pub fn greedy_run(model: &Gpt2, opts: Optimizations, threads: usize, prompt: &[u32], max_new: usize) -> Run {
+    let mut session = Session::new(model, opts, threads).unwrap();
+    let params = GenerateParams { max_new_tokens: max_new, sampling: SamplingParams::greedy() };
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let mut logits = Vec::new();
+        let out = session.generate(prompt, &params, &mut |_, l| logits.push(l.to_vec())).unwrap();
+        runs.push(Run { ids: out.generated_ids, logits });
+    }
+    assert_eq!(runs[0].ids, runs[1].ids, "{opts}: a reused session generated different tokens");
+    assert_eq!(runs[0].logits, runs[1].logits, "{opts}: a reused session gave different logits");
+    runs.pop().unwrap()
+}
+
+/// The largest absolute difference between two runs' logits, with its step.
+pub fn max_logit_diff(a: &Run, b: &Run) -> (f32, usize) {
+    let mut worst = (0.0f32, 0);
+    for (step, (x, y)) in a.logits.iter().zip(&b.logits).enumerate() {
+        for (p, q) in x.iter().zip(y) {
+            let d = (p - q).abs();
+            if d > worst.0 || d.is_nan() {
+                worst = (d, step);
+            }
+        }
+    }
+    worst
+}
+
+/// `len` deterministic token ids below `vocab`.
+pub fn synthetic_prompt(len: usize, vocab: usize, seed: u32) -> Vec<u32> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed * 97) >> 7) % vocab as u32)
+        .collect()
+}

@@ -145,8 +145,11 @@ struct HfGpt2Config {
     n_embd: usize,
     n_head: usize,
     n_layer: usize,
-    #[serde(alias = "n_ctx")]
-    n_positions: usize,
+    #[serde(default)]
+    n_positions: Option<usize>,
+    /// Older configs name the context `n_ctx` (GPT-2's own has both, equal).
+    #[serde(default)]
+    n_ctx: Option<usize>,
     vocab_size: usize,
     #[serde(default = "default_eps")]
     layer_norm_epsilon: f32,
@@ -180,9 +183,10 @@ pub fn read_config(path: &Path) -> Result<Gpt2Config> {
             hf.activation_function
         )));
     }
+    let n_ctx = hf.n_positions.or(hf.n_ctx).ok_or_else(|| bad("missing field `n_positions`".into()))?;
     let config = Gpt2Config {
         vocab_size: hf.vocab_size,
-        n_ctx: hf.n_positions,
+        n_ctx,
         n_embd: hf.n_embd,
         n_head: hf.n_head,
         n_layer: hf.n_layer,

@@ -1,0 +1,227 @@
+//! The `smallmind` binary: what users type, what they get, and one clear line with exit code 2
+//! for every bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn smallmind(args: &[&str]) -> Output {
+    smallmind_env(args, &[])
+}
+
+fn smallmind_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_smallmind"));
+    cmd.args(args).env_remove("SMALLMIND_OPT");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the binary runs")
+}
+
+/// Asserts exit code 2 and a single stderr line containing every one of `needles`.
+fn assert_usage_error(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "expected one line, got: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "`{needle}` not in: {stderr}");
+    }
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
+}
+
+fn export(model: &str, dir: &Path) {
+    let out = smallmind(&["export", "--model", model, "--out", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn generate_streams_text_then_a_summary_line() {
+    let out = smallmind(&[
+        "generate",
+        "--model",
+        "tiny",
+        "--prompt",
+        "Once upon a time",
+        "--max-new-tokens",
+        "8",
+        "--threads",
+        "1",
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Once upon a time"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("8 new tokens") && stderr.contains("TTFT") && stderr.contains("tok/s"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn generate_json_has_the_documented_fields_and_honours_smallmind_opt() {
+    let args =
+        ["generate", "--model", "smallmind-bench", "--prompt", "Hello", "--max-new-tokens", "5", "--json"];
+    let v = json(&smallmind_env(&args, &[("SMALLMIND_OPT", "kv-cache=off,fused-softmax=off")]));
+    for field in ["prompt_ids", "generated_ids", "text", "ttft_ms", "decode_tok_s", "optimizations"] {
+        assert!(v.get(field).is_some(), "missing {field} in {v}");
+    }
+    assert_eq!(v["prompt_ids"].as_array().unwrap().len(), 5);
+    assert_eq!(v["generated_ids"].as_array().unwrap().len(), 5);
+    assert_eq!(v["optimizations"]["kv-cache"], false);
+    assert_eq!(v["optimizations"]["fused-softmax"], false);
+    assert_eq!(v["optimizations"]["tensor-pool"], true);
+    // --opt applies after the environment.
+    let mut with_flag = args.to_vec();
+    with_flag.extend(["--opt", "kv-cache=on"]);
+    let w = json(&smallmind_env(&with_flag, &[("SMALLMIND_OPT", "all=off")]));
+    assert_eq!(w["optimizations"]["kv-cache"], true);
+    assert_eq!(w["optimizations"]["tensor-pool"], false);
+    assert_eq!(w["generated_ids"], v["generated_ids"], "toggles changed the output");
+}
+
+#[test]
+fn logits_out_writes_one_array_per_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logits.json");
+    let out = smallmind(&[
+        "generate",
+        "--model",
+        "smallmind-bench",
+        "--prompt-ids",
+        "1,2,3",
+        "--max-new-tokens",
+        "4",
+        "--json",
+        "--logits-out",
+        path.to_str().unwrap(),
+    ]);
+    let v = json(&out);
+    let logits: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(logits.len(), 4);
+    assert!(logits.iter().all(|step| step.len() == 50));
+    // Greedy: each generated id is its step's argmax.
+    for (step, id) in logits.iter().zip(v["generated_ids"].as_array().unwrap()) {
+        assert_eq!(smallmind::sampler::argmax(step) as u64, id.as_u64().unwrap());
+    }
+}
+
+#[test]
+fn an_exported_preset_generates_the_same_tokens_from_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    export("smallmind-bench", dir.path());
+    let args = |model: &str| {
+        json(&smallmind(&[
+            "generate",
+            "--model",
+            model,
+            "--prompt",
+            "The quick brown fox",
+            "--max-new-tokens",
+            "12",
+            "--json",
+        ]))
+    };
+    let from_dir = args(dir.path().to_str().unwrap());
+    let from_preset = args("smallmind-bench");
+    assert_eq!(from_dir["prompt_ids"], from_preset["prompt_ids"]);
+    assert_eq!(from_dir["generated_ids"], from_preset["generated_ids"]);
+}
+
+#[test]
+fn info_prints_config_parameters_and_bytes() {
+    let v = json(&smallmind(&["info", "--model", "smallmind-bench", "--json"]));
+    // SmallMind's benchmark model has 108,544 parameters; GPT-2 124M has 124,439,808.
+    assert_eq!(v["parameters"], 108_544);
+    assert_eq!(v["weight_bytes"], 108_544 * 4);
+    assert_eq!(v["config"]["n_ctx"], 32);
+    let text = smallmind(&["info", "--model", "gpt2"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("parameters  124439808"));
+}
+
+#[test]
+fn unknown_optimization_names_the_valid_ones() {
+    let out = smallmind(&["generate", "--prompt", "a", "--opt", "kv-cash=on"]);
+    assert_usage_error(
+        &out,
+        &["unknown optimization `kv-cash`", "tensor-pool, batched-matmul, fused-softmax, kv-cache"],
+    );
+    let out = smallmind_env(&["generate", "--prompt", "a"], &[("SMALLMIND_OPT", "fused=off")]);
+    assert_usage_error(&out, &["SMALLMIND_OPT", "unknown optimization `fused`"]);
+    let out = smallmind(&["generate", "--prompt", "a", "--opt", "kv-cache"]);
+    assert_usage_error(&out, &["write NAME=on or NAME=off"]);
+}
+
+#[test]
+fn prompt_problems_are_explained() {
+    let out = smallmind(&["generate", "--model", "smallmind-bench", "--prompt-ids", "1,50"]);
+    assert_usage_error(&out, &["prompt id 50 at index 1 is out of range", "50 tokens"]);
+    let out = smallmind(&["generate", "--model", "tiny", "--prompt", ""]);
+    assert_usage_error(&out, &["the prompt is empty"]);
+    // Every character outside SmallMind's vocabulary is skipped, leaving nothing.
+    let out = smallmind(&["generate", "--model", "smallmind-bench", "--prompt", "... !"]);
+    assert_usage_error(&out, &["the prompt is empty"]);
+    let out = smallmind(&["generate", "--model", "tiny", "--prompt", "a", "--top-p", "0"]);
+    assert_usage_error(&out, &["top-p must be in (0, 1]"]);
+    let out = smallmind(&["generate", "--model", "tiny", "--prompt", "a", "--threads", "0"]);
+    assert_usage_error(&out, &["--threads must be at least 1"]);
+}
+
+#[test]
+fn model_problems_are_explained() {
+    let out = smallmind(&["generate", "--model", "gpt5", "--prompt", "a"]);
+    assert_usage_error(&out, &["unknown model `gpt5`", "smallmind-bench, tiny, small, gpt2"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    export("smallmind-bench", dir.path());
+    let model = dir.path().to_str().unwrap();
+    let config = dir.path().join("config.json");
+    let weights = dir.path().join("model.safetensors");
+    let good_config = std::fs::read_to_string(&config).unwrap();
+    let good_weights = std::fs::read(&weights).unwrap();
+
+    std::fs::write(&config, good_config.replace("\"n_head\": 4", "\"n_head\": 5")).unwrap();
+    assert_usage_error(
+        &smallmind(&["info", "--model", model]),
+        &["n_embd (64) is not divisible by n_head (5)"],
+    );
+    std::fs::write(&config, &good_config).unwrap();
+
+    std::fs::write(&weights, &good_weights[..good_weights.len() - 100]).unwrap();
+    assert_usage_error(
+        &smallmind(&["info", "--model", model]),
+        &["model.safetensors", "truncated or corrupt"],
+    );
+
+    std::fs::write(&config, good_config.replace("\"n_inner\": 256", "\"n_inner\": 128")).unwrap();
+    std::fs::write(&weights, &good_weights).unwrap();
+    assert_usage_error(
+        &smallmind(&["info", "--model", model]),
+        &["`h.0.mlp.c_fc.weight` has shape [64, 256], expected [64, 128]"],
+    );
+    std::fs::write(&config, &good_config).unwrap();
+
+    std::fs::remove_file(&weights).unwrap();
+    assert_usage_error(&smallmind(&["info", "--model", model]), &["model.safetensors", "No such file"]);
+}
+
+#[test]
+fn an_unwritable_logits_file_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing_parent = dir.path().join("no/such/dir/logits.json");
+    let out = smallmind(&[
+        "generate",
+        "--model",
+        "smallmind-bench",
+        "--prompt",
+        "abc",
+        "--max-new-tokens",
+        "2",
+        "--json",
+        "--logits-out",
+        missing_parent.to_str().unwrap(),
+    ]);
+    assert_usage_error(&out, &["cannot write --logits-out", "logits.json"]);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

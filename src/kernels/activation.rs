@@ -24,7 +24,7 @@ const EXPONENT_MAGIC: f32 = 8_388_735.0;
 /// `e^x` to ~2e-7 relative error; exactly 0 for `x < -87` (including `-inf`).
 #[inline(always)]
 pub fn exp_approx(x: f32) -> f32 {
-    let xc = x.max(EXP_MIN_INPUT).min(EXP_MAX_INPUT);
+    let xc = x.clamp(EXP_MIN_INPUT, EXP_MAX_INPUT);
     let n = (xc * LOG2E + ROUND_MAGIC) - ROUND_MAGIC;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
@@ -32,7 +32,7 @@ pub fn exp_approx(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     // 2^n from bits without a float-to-int conversion (which would not vectorise): the low
     // mantissa bits of 2^23 + (n + 127) are the integer n + 127; shift them into the exponent.

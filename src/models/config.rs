@@ -39,7 +39,7 @@ impl Gpt2Config {
                 return Err(Error::Config(format!("{name} must be positive")));
             }
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(Error::Config(format!(
                 "n_embd ({}) is not divisible by n_head ({}); heads must split the embedding evenly",
                 self.n_embd, self.n_head

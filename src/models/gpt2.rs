@@ -159,9 +159,8 @@ impl Gpt2 {
     ) -> Result<Gpt2, E> {
         let specs = Self::tensor_specs(&config);
         let mut tensors = specs.iter().map(|s| {
-            take(s).map(|t| {
+            take(s).inspect(|t| {
                 assert_eq!(t.len(), s.shape.iter().product::<usize>(), "tensor {}: element count", s.name);
-                t
             })
         });
         let mut next = || tensors.next().expect("a spec per tensor");

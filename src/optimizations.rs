@@ -205,7 +205,8 @@ mod tests {
     fn display_parses_back() {
         let mut opts = Optimizations::all();
         opts.apply_list("kv-cache=off, fused-softmax=off").unwrap();
-        assert!(!opts.kv_cache && !opts.fused_softmax && opts.tensor_pool && opts.batched_matmul);
+        let on = Optimization::ALL.map(|o| opts.get(o));
+        assert_eq!(on, [true, true, false, false]);
         let mut back = Optimizations::none();
         back.apply_list(&opts.to_string()).unwrap();
         assert_eq!(back, opts);

@@ -21,6 +21,9 @@ impl CausalSelfAttention {
     /// `k_rows` and `v_rows` are `(>= start_pos + n_rows, n_embd)`: this call writes the keys and
     /// values of its own positions into them and reads positions `0..start_pos + n_rows`, so
     /// earlier rows must already hold the keys and values of the earlier positions (the KV cache).
+    ///
+    /// Only the last `n_out` rows' outputs are computed (`out` is `(n_out, n_embd)`): every row
+    /// still contributes its key and value, but the last layer needs the last query only.
     pub fn forward(
         &self,
         ctx: &Ctx,
@@ -30,6 +33,7 @@ impl CausalSelfAttention {
         k_rows: &mut [f32],
         v_rows: &mut [f32],
         out: &mut [f32],
+        n_out: usize,
     ) {
         let n_embd = self.c_proj.n_out;
         let head_dim = n_embd / self.n_head;
@@ -47,22 +51,26 @@ impl CausalSelfAttention {
             }
         }
 
-        let mut y = ctx.buf(n_rows * n_embd);
-        let mut scores = ctx.buf(n_rows * n_keys);
+        // The queries: the last n_out rows, at positions q_start..q_start + n_out.
+        assert!((1..=n_rows).contains(&n_out), "attention: n_out out of range");
+        let q_start = start_pos + n_rows - n_out;
+        let q_rows = &qkv[(n_rows - n_out) * 3 * n_embd..];
+        let mut y = ctx.buf(n_out * n_embd);
+        let mut scores = ctx.buf(n_out * n_keys);
         for h in 0..self.n_head {
             let col = h * head_dim;
-            let q = HeadRows { data: &qkv[col..], row_stride: 3 * n_embd, head_dim };
+            let q = HeadRows { data: &q_rows[col..], row_stride: 3 * n_embd, head_dim };
             let k = HeadRows { data: &k_rows[col..], row_stride: n_embd, head_dim };
             let v = HeadRows { data: &v_rows[col..], row_stride: n_embd, head_dim };
-            self.scores(ctx, q, k, n_rows, start_pos, &mut scores);
-            self.softmax(ctx, &mut scores, n_rows, start_pos);
+            self.scores(ctx, q, k, n_out, q_start, &mut scores);
+            self.softmax(ctx, &mut scores, n_out, q_start);
             let _span = tracing::trace_span!("attention_values").entered();
-            kernels::weighted_values(&scores, v, n_rows, start_pos, &mut y[col..], n_embd);
+            kernels::weighted_values(&scores, v, n_out, q_start, &mut y[col..], n_embd);
         }
         drop(scores);
 
         let _span = tracing::trace_span!("output_projection").entered();
-        self.c_proj.forward(ctx, &y, n_rows, out);
+        self.c_proj.forward(ctx, &y, n_out, out);
     }
 
     /// Scaled, masked scores of one head. **The one place `batched-matmul` is read.**

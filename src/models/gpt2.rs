@@ -80,14 +80,18 @@ impl Gpt2 {
                     (&mut scratch_k, &mut scratch_v)
                 }
             };
+            // The last layer feeds only the logits of the last position: every row still gives
+            // its key and value, but only the last row goes through the rest of the block.
+            let n_out = if layer_idx + 1 == self.h.len() { 1 } else { n };
+            let x_out = (n - n_out) * c..n * c;
             // x = x + attn(ln_1(x))
             block.ln_1.forward(&x, n, &mut normed);
-            block.attn.forward(ctx, &normed, n, start_pos, k_rows, v_rows, &mut delta);
-            kernels::add_inplace(&mut x, &delta);
+            block.attn.forward(ctx, &normed, n, start_pos, k_rows, v_rows, &mut delta[..n_out * c], n_out);
+            kernels::add_inplace(&mut x[x_out.clone()], &delta[..n_out * c]);
             // x = x + mlp(ln_2(x))
-            block.ln_2.forward(&x, n, &mut normed);
-            block.mlp.forward(ctx, &normed, n, &mut delta);
-            kernels::add_inplace(&mut x, &delta);
+            block.ln_2.forward(&x[x_out.clone()], n_out, &mut normed);
+            block.mlp.forward(ctx, &normed[..n_out * c], n_out, &mut delta[..n_out * c]);
+            kernels::add_inplace(&mut x[x_out], &delta[..n_out * c]);
         }
         if let KvSource::Cached(cache) = kv {
             cache.len = start_pos + n;

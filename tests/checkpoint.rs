@@ -158,3 +158,25 @@ fn random_models_of_any_valid_shape_export() {
     let dir = exported(&model);
     assert_eq!(checkpoint::load_dir(dir.path()).unwrap(), model);
 }
+
+/// A directory with a `tokenizer.json` uses it (here a word-level one made in the test).
+#[test]
+fn a_tokenizer_json_in_the_directory_is_used() {
+    use tokenizers::models::wordlevel::WordLevel;
+    use tokenizers::pre_tokenizers::whitespace::Whitespace;
+    let model = odd_model();
+    let dir = exported(&model);
+    let vocab = [("<unk>", 0), ("once", 5), ("upon", 9), ("a", 1), ("time", 96)]
+        .into_iter()
+        .map(|(w, id)| (w.to_string(), id))
+        .collect();
+    let word_level = WordLevel::builder().vocab(vocab).unk_token("<unk>".into()).build().unwrap();
+    let mut tokenizer = tokenizers::Tokenizer::new(word_level);
+    tokenizer.with_pre_tokenizer(Some(Whitespace {}));
+    tokenizer.save(dir.path().join("tokenizer.json"), false).unwrap();
+
+    let loaded = checkpoint::load(dir.path().to_str().unwrap()).unwrap();
+    assert_eq!(loaded.tokenizer.kind(), "tokenizer.json");
+    assert_eq!(loaded.tokenizer.encode("once upon a time").unwrap(), [5, 9, 1, 96]);
+    assert_eq!(loaded.tokenizer.decode(&[5, 96]), "once time");
+}

@@ -32,8 +32,8 @@ pub struct Run {
     pub logits: Vec<Vec<f32>>,
 }
 
-/// Greedy generation of `max_new` tokens after `prompt`, in a session reused `repeats` times
-/// (the last run is returned; every run must agree).
+/// Greedy generation of `max_new` tokens after `prompt`, run twice in one session (the second
+/// run reuses the pool and the KV cache); both runs must agree exactly, and the second is returned.
 pub fn greedy_run(model: &Gpt2, opts: Optimizations, threads: usize, prompt: &[u32], max_new: usize) -> Run {
     let mut session = Session::new(model, opts, threads).unwrap();
     let params = GenerateParams { max_new_tokens: max_new, sampling: SamplingParams::greedy() };

@@ -58,18 +58,15 @@ impl Tokenizer {
     pub fn decode(&self, ids: &[u32]) -> String {
         match self {
             Tokenizer::Bytes => {
-                let bytes: Vec<u8> = ids.iter().map(|&id| u8::try_from(id).unwrap_or(b'?')).collect();
-                let mut text = String::from_utf8_lossy(&bytes).into_owned();
-                if ids.iter().any(|&id| id > 255) {
-                    // Replace the placeholder bytes of out-of-range ids by U+FFFD, id by id.
-                    text = ids
-                        .iter()
-                        .map(|&id| match u8::try_from(id) {
-                            Ok(b) => String::from_utf8_lossy(&[b]).into_owned(),
-                            Err(_) => char::REPLACEMENT_CHARACTER.to_string(),
-                        })
-                        .collect();
+                // Runs of byte ids decode together (multi-byte characters); an id above 255
+                // ends the run and stands for U+FFFD.
+                let mut text = String::new();
+                for run in ids.split(|&id| id > 255) {
+                    let bytes: Vec<u8> = run.iter().map(|&id| id as u8).collect();
+                    text.push_str(&String::from_utf8_lossy(&bytes));
+                    text.push(char::REPLACEMENT_CHARACTER);
                 }
+                text.pop(); // `split` yields one run more than there are separators.
                 text
             }
             Tokenizer::Chars { vocab } => ids
@@ -131,5 +128,6 @@ mod tests {
         let pieces: Vec<String> = ids.iter().map(|&id| stream.push(&t, id)).collect();
         assert_eq!(pieces, ["h", "", "é", "l", "l", "o"]);
         assert_eq!(t.decode(&[104, 300]), "h\u{FFFD}");
+        assert_eq!(t.decode(&[300, 0xC3, 0xA9, 301]), "\u{FFFD}é\u{FFFD}");
     }
 }

@@ -28,6 +28,10 @@ pub fn matmul(
     if m == 1 {
         return vec_mat(&x[..k], w, n, bias, &mut out[..n], threads);
     }
+    // The bias is written first and the product accumulated onto it: one pass over `out`.
+    if let Some(bias) = bias {
+        out[..m * n].chunks_exact_mut(n).for_each(|row| row.copy_from_slice(bias));
+    }
     // Safety: the assertions above bound every index gemm touches:
     // x is (m, k) row-major, w is (k, n) row-major, out is (m, n) row-major.
     unsafe {
@@ -38,25 +42,20 @@ pub fn matmul(
             out.as_mut_ptr(),
             /* dst_cs = */ 1,
             /* dst_rs = */ n as isize,
-            /* read_dst = */ false,
+            /* read_dst = */ bias.is_some(),
             x.as_ptr(),
             /* lhs_cs = */ 1,
             /* lhs_rs = */ k as isize,
             w.as_ptr(),
             /* rhs_cs = */ 1,
             /* rhs_rs = */ n as isize,
-            /* alpha = */ 0.0,
+            /* alpha = */ if bias.is_some() { 1.0 } else { 0.0 },
             /* beta = */ 1.0,
             false,
             false,
             false,
             parallelism(threads),
         );
-    }
-    if let Some(bias) = bias {
-        for row in out[..m * n].chunks_exact_mut(n) {
-            super::add_inplace(row, bias);
-        }
     }
 }
 

@@ -16,7 +16,6 @@ pub struct KvCache {
     v: Vec<Vec<f32>>,
     /// Positions stored (and valid) in every layer.
     pub len: usize,
-    n_ctx: usize,
 }
 
 impl KvCache {
@@ -26,13 +25,7 @@ impl KvCache {
             k: vec![vec![0.0; n_ctx * n_embd]; n_layer],
             v: vec![vec![0.0; n_ctx * n_embd]; n_layer],
             len: 0,
-            n_ctx,
         }
-    }
-
-    /// Positions the cache can hold.
-    pub fn capacity(&self) -> usize {
-        self.n_ctx
     }
 
     /// The key and value rows of layer `layer_idx`, `(n_ctx, n_embd)` each.

@@ -188,7 +188,6 @@ impl Gpt2 {
         }
         let ln_f = LayerNorm { weight: next()?, bias: next()?, eps };
         let lm_head = if config.tie_word_embeddings { None } else { Some(next()?) };
-        drop(tensors);
         Ok(Gpt2 { config, wte, wpe, h, ln_f, lm_head })
     }
 

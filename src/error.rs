@@ -30,6 +30,9 @@ pub enum Error {
     UnknownModel(String),
     #[error("invalid input: {0}")]
     Input(String),
+    /// A measurement could not be taken or is not trustworthy (not the user's input).
+    #[error("{0}")]
+    Measurement(String),
 }
 
 /// `Result` with the library's [`Error`].

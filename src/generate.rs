@@ -163,6 +163,7 @@ impl<'m> Session<'m> {
     /// not hold yet are run (the whole prompt at prefill, one token per decode step). Otherwise
     /// the last `n_ctx` tokens are recomputed from position 0.
     fn next_logits(&mut self, tokens: &[u32], logits: &mut [f32]) {
+        let _span = tracing::trace_span!("forward").entered();
         let ctx = Ctx { opts: self.opts, pool: &self.pool, threads: self.threads };
         let n_ctx = self.model.config.n_ctx;
         if self.opts.kv_cache && tokens.len() <= n_ctx {
@@ -175,4 +176,13 @@ impl<'m> Session<'m> {
             self.model.forward(&ctx, window, 0, KvSource::Recompute, logits);
         }
     }
+}
+
+/// `len` pseudo-random token ids below `vocab`, the same for the same `seed`: the prompt of
+/// `smallmind bench --prompt-tokens N` and of the tests (a multiplicative hash, no RNG state).
+pub fn synthetic_prompt(len: usize, vocab: usize, seed: u64) -> Vec<u32> {
+    let seed = seed as u32;
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed.wrapping_mul(97)) >> 7) % vocab as u32)
+        .collect()
 }

@@ -5,6 +5,7 @@
 //! [`generate`] (prefill and decode). One [`Optimizations`] value is passed explicitly
 //! everywhere; see ARCHITECTURE.md for the one place each toggle is read.
 
+pub mod bench;
 pub mod error;
 pub mod generate;
 pub mod kernels;

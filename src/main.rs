@@ -1,11 +1,23 @@
-//! The `smallmind` command line: `generate`, `info` and `export`.
+//! The `smallmind` command line: `generate`, `bench`, `info` and `export`.
 //!
 //! Every error caused by the user's input ends the process with exit code 2 and one line on
-//! stderr saying what is wrong and what to do; nothing is left half-written.
+//! stderr saying what is wrong and what to do; nothing is left half-written. A measurement that
+//! cannot be trusted (the engine disagreeing with itself, a profiler failing) exits with 1.
 
 mod cli;
 
+use smallmind::bench::alloc::CountingAlloc;
 use std::process::ExitCode;
+
+/// Every allocation is counted (`smallmind bench` reports them); see `bench::alloc` for the cost.
+#[cfg(not(feature = "dhat-heap"))]
+#[global_allocator]
+static ALLOCATOR: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System);
+
+/// Heap-profiling build: dhat records every allocation's call stack when a profile is asked for.
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static ALLOCATOR: CountingAlloc<dhat::Alloc> = CountingAlloc::new(dhat::Alloc);
 
 fn main() -> ExitCode {
     match cli::run() {
@@ -13,7 +25,10 @@ fn main() -> ExitCode {
         Err(err) => {
             let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
             eprintln!("error: {}", chain.join(": "));
-            ExitCode::from(2)
+            let untrustworthy = err.chain().any(|e| {
+                matches!(e.downcast_ref::<smallmind::Error>(), Some(smallmind::Error::Measurement(_)))
+            });
+            ExitCode::from(if untrustworthy { 1 } else { 2 })
         }
     }
 }

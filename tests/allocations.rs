@@ -1,43 +1,19 @@
-//! The tensor pool's promises, checked with a counting global allocator: rents equal returns
+//! The tensor pool's promises, checked with the counting global allocator `smallmind bench` uses: rents equal returns
 //! after every generation, and with `tensor-pool` and `kv-cache` on a steady-state decode step
 //! performs zero heap allocations.
 
 mod common;
 
 use common::*;
+use smallmind::bench::alloc::{self, CountingAlloc};
 use smallmind::{GenerateParams, Optimization, Optimizations, SamplingParams, Session};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// Safety: every call is forwarded unchanged to the system allocator; we only count.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // Safety: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // Safety: same contract as ours.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // Safety: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // Safety: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc<std::alloc::System> = CountingAlloc::new(std::alloc::System);
+
+fn allocations() -> u64 {
+    alloc::snapshot().count
+}
 
 /// Heap allocations between consecutive tokens of the second generation in one session
 /// (the first warms the pool and allocates the KV cache).
@@ -51,7 +27,7 @@ fn allocations_per_decode_step(
     let params = GenerateParams { max_new_tokens: n, sampling: SamplingParams::greedy() };
     session.generate(prompt, &params, &mut |_, _| {}).unwrap();
     let mut marks = Vec::with_capacity(n);
-    session.generate(prompt, &params, &mut |_, _| marks.push(ALLOCATIONS.load(Ordering::Relaxed))).unwrap();
+    session.generate(prompt, &params, &mut |_, _| marks.push(allocations())).unwrap();
     marks.windows(2).map(|w| w[1] - w[0]).collect()
 }
 
@@ -71,7 +47,7 @@ fn pool_and_kv_cache_decode_without_allocating() {
     let params = GenerateParams { max_new_tokens: 32, sampling };
     session.generate(&prompt, &params, &mut |_, _| {}).unwrap();
     let mut marks = Vec::with_capacity(32);
-    session.generate(&prompt, &params, &mut |_, _| marks.push(ALLOCATIONS.load(Ordering::Relaxed))).unwrap();
+    session.generate(&prompt, &params, &mut |_, _| marks.push(allocations())).unwrap();
     assert!(marks.windows(2).all(|w| w[0] == w[1]), "sampling allocates: {marks:?}");
 
     // The counter does see allocations: without the pool, every step allocates its buffers.

@@ -1,31 +1,11 @@
 //! The `smallmind` binary: what users type, what they get, and one clear line with exit code 2
 //! for every bad input.
 
+mod common;
+
+use common::{assert_usage_error, smallmind, smallmind_env};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn smallmind(args: &[&str]) -> Output {
-    smallmind_env(args, &[])
-}
-
-fn smallmind_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_smallmind"));
-    cmd.args(args).env_remove("SMALLMIND_OPT");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("the binary runs")
-}
-
-/// Asserts exit code 2 and a single stderr line containing every one of `needles`.
-fn assert_usage_error(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "expected one line, got: {stderr}");
-    for needle in needles {
-        assert!(stderr.contains(needle), "`{needle}` not in: {stderr}");
-    }
-}
+use std::process::Output;
 
 fn json(out: &Output) -> serde_json::Value {
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));

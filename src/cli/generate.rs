@@ -1,11 +1,11 @@
 //! `smallmind generate`: stream a continuation, or print one JSON object.
 
-use super::{ModelArg, OptArgs};
+use super::{ModelArg, OptArgs, SamplingArgs};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use smallmind::models::checkpoint;
 use smallmind::tokenizer::StreamDecoder;
-use smallmind::{GenerateParams, SamplingParams, Session};
+use smallmind::{GenerateParams, Session};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,18 +23,8 @@ pub struct GenerateArgs {
     /// Tokens to generate.
     #[arg(long, default_value_t = 64)]
     max_new_tokens: usize,
-    /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
-    temperature: f32,
-    /// Keep only the K most likely tokens (0: all).
-    #[arg(long, default_value_t = 0)]
-    top_k: usize,
-    /// Keep the most likely tokens up to this cumulative probability (1: all).
-    #[arg(long, default_value_t = 1.0)]
-    top_p: f32,
-    /// Seed of the sampling RNG.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Threads (default: all cores; 1 runs without any thread pool).
     #[arg(long)]
     threads: Option<usize>,
@@ -50,18 +40,8 @@ pub struct GenerateArgs {
 
 pub fn run(args: GenerateArgs) -> Result<()> {
     let opts = args.opts.resolve()?;
-    let threads = match args.threads {
-        Some(0) => bail!("--threads must be at least 1"),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    let sampling = SamplingParams {
-        temperature: args.temperature,
-        top_k: args.top_k,
-        top_p: args.top_p,
-        seed: args.seed,
-    };
-    sampling.validate().map_err(anyhow::Error::msg)?;
+    let threads = super::resolve_threads(args.threads)?;
+    let sampling = args.sampling.resolve()?;
     let loaded = checkpoint::load(&args.model.model)?;
     let tokenizer = &loaded.tokenizer;
 

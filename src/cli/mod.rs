@@ -1,12 +1,13 @@
 //! Command-line parsing (declared in one place) and dispatch to one module per subcommand.
 
+mod bench;
 mod export;
 mod generate;
 mod info;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
-use smallmind::Optimizations;
+use smallmind::{Optimizations, SamplingParams};
 
 /// A GPT-2 inference engine whose four "quick win" optimizations are runtime toggles.
 #[derive(Debug, Parser)]
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Generate text from a prompt.
     Generate(generate::GenerateArgs),
+    /// Measure one workload with one set of optimizations: timings, allocations, phases, profiles.
+    Bench(Box<bench::BenchArgs>),
     /// Print a model's config, parameter count and size.
     Info(info::InfoArgs),
     /// Write a model as a Hugging Face GPT-2 directory (config.json + model.safetensors).
@@ -57,11 +60,52 @@ impl OptArgs {
     }
 }
 
+/// `--temperature`, `--top-k`, `--top-p`, `--seed`: how tokens are chosen.
+#[derive(Debug, Args)]
+pub struct SamplingArgs {
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Keep only the K most likely tokens (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Keep the most likely tokens up to this cumulative probability (1: all).
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// Seed of the sampling RNG (and of a synthetic prompt).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl SamplingArgs {
+    /// The sampling parameters, validated.
+    pub fn resolve(&self) -> Result<SamplingParams> {
+        let sampling = SamplingParams {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            seed: self.seed,
+        };
+        sampling.validate().map_err(anyhow::Error::msg)?;
+        Ok(sampling)
+    }
+}
+
+/// The thread count asked for, or every core when none was.
+pub fn resolve_threads(threads: Option<usize>) -> Result<usize> {
+    match threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
 /// Parses the command line and runs the subcommand.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Generate(args) => generate::run(args),
+        Command::Bench(args) => bench::run(*args),
         Command::Info(args) => info::run(args),
         Command::Export(args) => export::run(args),
     }

@@ -50,6 +50,21 @@ macro_rules! simd_dispatch {
 }
 pub(crate) use simd_dispatch;
 
+/// Which copy [`simd_dispatch!`] picks on this CPU: `"avx512"`, `"avx2+fma"` or `"baseline"`.
+pub fn simd_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("avx512vl") && has!("avx512dq") {
+            return "avx512";
+        }
+        if has!("avx2") && has!("fma") {
+            return "avx2+fma";
+        }
+    }
+    "baseline"
+}
+
 /// `dst[i] += src[i]`: the residual connection.
 pub fn add_inplace(dst: &mut [f32], src: &[f32]) {
     assert_eq!(dst.len(), src.len(), "add_inplace: length mismatch");

@@ -5,6 +5,7 @@
 
 use smallmind::models::presets::{self, random_model};
 use smallmind::{GenerateParams, Gpt2, Gpt2Config, Optimizations, SamplingParams, Session};
+use std::process::{Command, Output};
 
 /// A shape with nothing a power of two: n_embd 60 (3 heads of 20), context 23, MLP 150, vocab 97.
 pub fn odd_model() -> Gpt2 {
@@ -64,7 +65,30 @@ pub fn max_logit_diff(a: &Run, b: &Run) -> (f32, usize) {
 
 /// `len` deterministic token ids below `vocab`.
 pub fn synthetic_prompt(len: usize, vocab: usize, seed: u32) -> Vec<u32> {
-    (0..len as u32)
-        .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed * 97) >> 7) % vocab as u32)
-        .collect()
+    smallmind::generate::synthetic_prompt(len, vocab, seed.into())
+}
+
+/// Runs the `smallmind` binary with `args` (and without any `SMALLMIND_OPT` from outside).
+pub fn smallmind(args: &[&str]) -> Output {
+    smallmind_env(args, &[])
+}
+
+/// [`smallmind`] with extra environment variables.
+pub fn smallmind_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_smallmind"));
+    cmd.args(args).env_remove("SMALLMIND_OPT");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the binary runs")
+}
+
+/// Asserts exit code 2 and a single stderr line containing every one of `needles`.
+pub fn assert_usage_error(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "expected one line, got: {stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "`{needle}` not in: {stderr}");
+    }
 }

@@ -35,6 +35,13 @@ fn allocator(c: &mut Criterion) {
 
 fn spans(c: &mut Criterion) {
     let mut group = c.benchmark_group("engine_span");
+    // One span entered and left with no subscriber: what every span costs a measured iteration.
+    group.bench_function("disabled_span", |b| {
+        b.iter(|| {
+            let _span = tracing::trace_span!("softmax").entered();
+            black_box(0u32)
+        })
+    });
     // The engine's own spans, through 8 tokens of the smallest preset (~40 spans per token).
     let model = smallmind::models::presets::find("smallmind-bench").unwrap().model();
     let mut session = smallmind::Session::new(&model, smallmind::Optimizations::all(), 1).unwrap();

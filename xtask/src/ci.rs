@@ -9,6 +9,7 @@ const STEPS: &[(&str, &[&str])] = &[
     ("tests", &["test", "--workspace"]),
 ];
 
+/// Runs every step; stops at the first that fails.
 pub fn run() -> ExitCode {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for (what, args) in STEPS {

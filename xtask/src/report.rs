@@ -1,0 +1,499 @@
+//! The markdown report, `reports/NAME/README.md`, rendered from a results file (and the baseline
+//! check) alone: a pure function, tested against a golden file. Charts are drawn separately
+//! (`charts.rs`); this module only names them.
+
+use crate::baseline::BaselineCheck;
+use crate::compare::{Speedup, Verdict, median, paired_speedup};
+use crate::results::{ExperimentResults, PointResults, VariantResults};
+use crate::spec::{Metric, at};
+use std::fmt::Write;
+
+/// A chart beside the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartRef {
+    pub file: String,
+    pub caption: String,
+}
+
+/// What the baseline section says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BaselineState {
+    Missing,
+    Checked(BaselineCheck),
+}
+
+/// The report for `r`.
+pub fn render(r: &ExperimentResults, baseline: &BaselineState, charts: &[ChartRef]) -> String {
+    let mut md = String::new();
+    let spec = &r.spec;
+    let env = &r.environment;
+    let nf = spec.thresholds.noise_floor;
+    let last = r.points.last().expect("an experiment has at least one point");
+    let _ = writeln!(md, "# `{}`: {}\n", r.experiment, spec.description);
+    let _ = writeln!(md, "**Verdict.** {}\n", headline(r, last, baseline));
+    if let Some(h) = &spec.hypothesis {
+        let _ = writeln!(
+            md,
+            "**Hypothesis.** \"{}\" (expected {} of {}x on `{}`).\n",
+            h.claim,
+            if h.metric.higher_is_better() { "a speedup" } else { "an improvement" },
+            range(h.speedup),
+            h.metric.name()
+        );
+    }
+    let dirty = if env.git_dirty == "true" { " (uncommitted changes)" } else { "" };
+    let _ = writeln!(md, "| | |\n|---|---|");
+    let _ = writeln!(md, "| date | {} |", r.finished);
+    let _ = writeln!(md, "| commit | `{}`{dirty} |", short(&env.git_commit));
+    let _ = writeln!(
+        md,
+        "| machine | {}, {} logical cores, {} GiB, {}, kernel {}, kernels use {} |",
+        env.cpu_model,
+        env.logical_cores,
+        env.memory_total_bytes.map_or("?".into(), |b| format!("{:.0}", b as f64 / (1u64 << 30) as f64)),
+        env.os,
+        env.kernel,
+        env.simd_level
+    );
+    let _ = writeln!(
+        md,
+        "| build | {}, profile `{}`, target-cpu {} |",
+        env.rustc, env.build_profile, env.target_cpu
+    );
+    let m = &spec.measurement;
+    let _ = writeln!(
+        md,
+        "| runs | {} rounds per point; each round runs every variant once as its own process, in alternating order; \
+         per process {} warm-up op(s), then {} measured op(s) |",
+        r.rounds, m.warmup, m.ops_per_run
+    );
+    let _ = writeln!(md, "| reproduce | `{}` |\n", r.command);
+
+    // Correctness.
+    let _ = writeln!(md, "## Correctness\n");
+    for p in &r.points {
+        let _ = writeln!(
+            md,
+            "- {}all {} variants generated the same {} token ids as the reference `{}` (`{}`), in the check and in every measured run.",
+            if p.point.label.is_empty() { String::new() } else { format!("{}: ", p.point.label) },
+            p.variants.len(),
+            p.correctness.generated_tokens,
+            p.reference().name,
+            short_digest(&p.correctness.reference_digest)
+        );
+    }
+    md.push('\n');
+
+    // Tables in the plan's terms.
+    let _ = writeln!(md, "## Results\n");
+    let _ = writeln!(
+        md,
+        "Medians over runs; speedup = how many times better the candidate is (above 1 is better), with its 95% \
+         bootstrap interval; verdicts need the whole interval beyond 1 ± {:.0}% (the noise floor). Allocations are \
+         counted, not timed: they are compared exactly.\n",
+        nf * 100.0
+    );
+    for p in &r.points {
+        let reference = p.reference();
+        for candidate in p.variants.iter().filter(|v| !v.reference) {
+            let _ = writeln!(md, "### `{}` against `{}`{}\n", candidate.name, reference.name, at(&p.point));
+            let _ = writeln!(
+                md,
+                "`{}`: {}  \n`{}`: {}\n",
+                reference.name, reference.optimizations, candidate.name, candidate.optimizations
+            );
+            let _ = writeln!(
+                md,
+                "| metric | `{}` | `{}` | speedup [95% CI] | verdict | vs baseline |",
+                reference.name, candidate.name
+            );
+            let _ = writeln!(md, "|---|---:|---:|---|---|---|");
+            for metric in Metric::ALL {
+                let (rv, cv) = (reference.values(metric), candidate.values(metric));
+                if rv.is_empty() || cv.is_empty() {
+                    continue;
+                }
+                let (speedup, verdict) = comparison(p, candidate, metric, nf);
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    metric.name(),
+                    format_value(metric, median(&rv)),
+                    format_value(metric, median(&cv)),
+                    speedup.map_or("n/a".into(), |s| format_speedup(metric, &s)),
+                    verdict_word(metric, verdict),
+                    baseline_cell(
+                        baseline,
+                        &p.point.label,
+                        &format!("{} vs {}", candidate.name, reference.name),
+                        metric
+                    )
+                );
+            }
+            let _ =
+                writeln!(md, "| pool hit rate | {} | {} | | | |\n", hit_rate(reference), hit_rate(candidate));
+        }
+    }
+
+    if let Some(h) = &spec.hypothesis {
+        let _ = writeln!(md, "## The hypothesis against the measurement\n");
+        for p in &r.points {
+            for candidate in p
+                .variants
+                .iter()
+                .filter(|v| !v.reference && h.candidate.as_ref().is_none_or(|c| c == &v.name))
+            {
+                let s = paired_speedup(&p.pairs(candidate, h.metric), h.metric.higher_is_better());
+                let line = match s {
+                    Some(s) => format!(
+                        "expected {}x, measured {}x [{}, {}]: {}",
+                        range(h.speedup),
+                        two(s.point),
+                        two(s.low),
+                        two(s.high),
+                        hypothesis_status(h.speedup, &s)
+                    ),
+                    None => "not measurable".to_string(),
+                };
+                let _ =
+                    writeln!(md, "- `{}` on `{}`{}: {line}", candidate.name, h.metric.name(), at(&p.point));
+            }
+        }
+        md.push('\n');
+    }
+
+    if !charts.is_empty() {
+        let _ = writeln!(md, "## Charts\n");
+        for c in charts {
+            let _ = writeln!(md, "**{}**\n\n![{}]({})\n", c.caption, c.caption, c.file);
+        }
+    }
+
+    phase_section(&mut md, last);
+    baseline_section(&mut md, r, baseline);
+    profile_section(&mut md, r);
+
+    let _ = writeln!(md, "## Method\n");
+    let _ = writeln!(
+        md,
+        "Each variant runs as its own `smallmind bench` process from one release build, so a slow or crashed run \
+         cannot leak into another and every run starts cold. Rounds interleave the variants (A B, then B A, ...) so \
+         that drift in the machine's speed (other tenants, thermal state) falls on all variants alike. Before any \
+         timing counts, every variant must generate exactly the reference's token ids. A run's value is the median of \
+         its measured ops; per metric the table gives the median over runs. A speedup's interval comes from resampling \
+         the rounds with replacement {} times (seeded, so the report is reproducible from `results.json`) and taking \
+         the 2.5th and 97.5th percentiles of the ratio of medians. \"No significant change\" means the interval \
+         reaches into 1 ± {:.0}%. Profiles come from separate runs after the measurements, never from measured ones. \
+         `results.json` beside this file holds every raw sample.",
+        crate::compare::RESAMPLES,
+        nf * 100.0
+    );
+    md
+}
+
+/// Speedup and verdict of `candidate` over the point's reference on `metric`.
+pub fn comparison(
+    p: &PointResults,
+    candidate: &VariantResults,
+    metric: Metric,
+    nf: f64,
+) -> (Option<Speedup>, Verdict) {
+    if metric.is_exact() {
+        let (r, c) = (median(&p.reference().values(metric)), median(&candidate.values(metric)));
+        let x = if r == c { 1.0 } else { r / c };
+        let verdict = if r == c {
+            Verdict::Same
+        } else if c < r {
+            Verdict::Better
+        } else {
+            Verdict::Worse
+        };
+        return (Some(Speedup { point: x, low: x, high: x }), verdict);
+    }
+    match paired_speedup(&p.pairs(candidate, metric), metric.higher_is_better()) {
+        Some(s) => (Some(s), s.verdict(nf)),
+        None => (None, Verdict::NoChange),
+    }
+}
+
+fn headline(r: &ExperimentResults, last: &PointResults, baseline: &BaselineState) -> String {
+    let nf = r.spec.thresholds.noise_floor;
+    let wanted = r.spec.hypothesis.as_ref().and_then(|h| h.candidate.clone());
+    let Some(candidate) =
+        last.variants.iter().find(|v| !v.reference && wanted.as_ref().is_none_or(|w| w == &v.name))
+    else {
+        return "no candidate variant".into();
+    };
+    let mut parts = Vec::new();
+    for metric in [Metric::DecodeTokS, Metric::TtftMs, Metric::AllocBytesPerOp] {
+        if let (Some(s), v) = comparison(last, candidate, metric, nf) {
+            parts.push(format!(
+                "{} {} ({})",
+                metric.name(),
+                format_speedup(metric, &s),
+                verdict_word(metric, v)
+            ));
+        }
+    }
+    let mut line = format!(
+        "`{}` against `{}`{}: {}; identical tokens.",
+        candidate.name,
+        last.reference().name,
+        at(&last.point),
+        parts.join(", ")
+    );
+    if let Some(h) = &r.spec.hypothesis
+        && let Some(s) = paired_speedup(&last.pairs(candidate, h.metric), h.metric.higher_is_better())
+    {
+        let _ = write!(line, " Hypothesis ({}x): {}.", range(h.speedup), hypothesis_status(h.speedup, &s));
+    }
+    if let BaselineState::Checked(check) = baseline {
+        let n = check.regressions().count();
+        let _ = write!(
+            line,
+            " Baseline: {}.",
+            if n == 0 { "no regression".to_string() } else { format!("**{n} regression(s)**") }
+        );
+    }
+    line
+}
+
+fn phase_section(md: &mut String, p: &PointResults) {
+    let with_phases: Vec<(&VariantResults, Vec<f64>, Vec<String>)> = p
+        .variants
+        .iter()
+        .filter_map(|v| {
+            let reports: Vec<_> = v.runs.iter().filter_map(|r| r.phases.as_ref()).collect();
+            let first = reports.first()?;
+            let names: Vec<String> = first.phases.iter().map(|ph| ph.name.clone()).collect();
+            let medians = (0..names.len())
+                .map(|i| median(&reports.iter().map(|r| r.phases[i].ms_per_op).collect::<Vec<_>>()))
+                .collect();
+            Some((v, medians, names))
+        })
+        .collect();
+    let Some((_, _, names)) = with_phases.first() else { return };
+    let _ = writeln!(md, "## Time per phase{}\n", at(&p.point));
+    let _ = writeln!(
+        md,
+        "From the engine's spans, in a pass of its own after each run's measured ops (timing spans costs time, so \
+         these shares are indicative; the table above is not affected). Milliseconds per op, median over runs.\n"
+    );
+    let header: Vec<String> = with_phases.iter().map(|(v, _, _)| format!("`{}`", v.name)).collect();
+    let _ = writeln!(md, "| phase | {} |", header.join(" | "));
+    let _ = writeln!(md, "|---|{}", "---:|".repeat(header.len()));
+    for (i, name) in names.iter().enumerate() {
+        let cells: Vec<String> = with_phases.iter().map(|(_, m, _)| format!("{:.3}", m[i])).collect();
+        let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
+    }
+    let shares: Vec<String> = with_phases
+        .iter()
+        .map(|(v, _, _)| {
+            let xs: Vec<f64> = v
+                .runs
+                .iter()
+                .filter_map(|r| r.phases.as_ref().map(|ph| ph.attention_share_of_forward))
+                .collect();
+            format!("{:.1}%", median(&xs) * 100.0)
+        })
+        .collect();
+    let _ = writeln!(
+        md,
+        "| **attention share of forward** (scores + softmax + attention·V) | {} |\n",
+        shares.join(" | ")
+    );
+}
+
+fn baseline_section(md: &mut String, r: &ExperimentResults, baseline: &BaselineState) {
+    let _ = writeln!(md, "## Against the baseline\n");
+    let check = match baseline {
+        BaselineState::Missing => {
+            let _ = writeln!(
+                md,
+                "No baseline is stored for `{name}`. To keep this run as the baseline every later report is compared \
+                 with, run `cargo xtask baseline {name}` (or add `--save-baseline`).\n",
+                name = r.experiment
+            );
+            return;
+        }
+        BaselineState::Checked(check) => check,
+    };
+    let _ = writeln!(
+        md,
+        "Baseline: commit `{}`, {}. Tolerance: {:.0}%; a figure regressed when its whole 95% interval is worse than \
+         that (allocations: when the count grew by more than that).\n",
+        short(&check.baseline_commit),
+        check.baseline_date,
+        r.spec.thresholds.regression * 100.0
+    );
+    if !check.comparable {
+        let _ = writeln!(
+            md,
+            "Different machine: absolute figures not compared (speedups and allocation counts are).\n"
+        );
+    }
+    let _ = writeln!(md, "| point | subject | metric | baseline | now | change [95% CI] | status |");
+    let _ = writeln!(md, "|---|---|---|---:|---:|---|---|");
+    for row in &check.rows {
+        let (before, now) = if row.is_speedup {
+            (format!("{}x", two(row.before)), format!("{}x", two(row.now)))
+        } else {
+            (format_value(row.metric, row.before), format_value(row.metric, row.now))
+        };
+        let status = if row.regressed {
+            "**regressed**"
+        } else if row.change.low > 1.0 {
+            "improved"
+        } else {
+            "ok"
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {}{} | {before} | {now} | {}x [{}, {}] | {status} |",
+            if row.point.is_empty() { "-" } else { &row.point },
+            row.subject,
+            row.metric.name(),
+            if row.is_speedup { " speedup" } else { "" },
+            two(row.change.point),
+            two(row.change.low),
+            two(row.change.high)
+        );
+    }
+    md.push('\n');
+}
+
+fn profile_section(md: &mut String, r: &ExperimentResults) {
+    if r.profiles.is_empty() {
+        return;
+    }
+    let point = r.points.last().map(|p| at(&p.point)).unwrap_or_default();
+    let _ = writeln!(md, "## Profiles{point}\n");
+    let _ =
+        writeln!(md, "Captured in runs of their own, after the measurements (never the measured runs).\n");
+    let _ = writeln!(md, "| variant | profile | file | size |");
+    let _ = writeln!(md, "|---|---|---|---:|");
+    for p in &r.profiles {
+        let file = if p.beside_report {
+            format!("[{}]({})", p.path, p.path)
+        } else {
+            format!("`{}` (over 1 MB: kept out of the repository; re-run to make it)", p.path)
+        };
+        let _ =
+            writeln!(md, "| `{}` | {} | {file} | {:.0} KiB |", p.variant, p.kind, p.bytes as f64 / 1024.0);
+    }
+    let _ = writeln!(
+        md,
+        "\nHow to open them: a flame graph (`.svg`) in any web browser (click to zoom, Ctrl-F to search); `.pb` with \
+         `go tool pprof -http=:8080 FILE.pb`; a trace (`.trace.json`) at https://ui.perfetto.dev or `chrome://tracing`; \
+         a heap profile (`.heap.json`) in DHAT's viewer, https://nnethercote.github.io/dh_view/dh_view.html.\n"
+    );
+}
+
+fn baseline_cell(baseline: &BaselineState, point: &str, subject: &str, metric: Metric) -> String {
+    match baseline {
+        BaselineState::Missing => "no baseline".into(),
+        BaselineState::Checked(check) => check
+            .rows
+            .iter()
+            .find(|row| {
+                row.point == point && row.subject == subject && row.metric == metric && row.is_speedup
+            })
+            .map_or("-".into(), |row| {
+                format!(
+                    "{}x -> {}x{}",
+                    two(row.before),
+                    two(row.now),
+                    if row.regressed { " **regressed**" } else { "" }
+                )
+            }),
+    }
+}
+
+fn hit_rate(v: &VariantResults) -> String {
+    let rates: Vec<f64> = v.runs.iter().filter_map(|r| r.pool.hit_rate).collect();
+    if rates.is_empty() { "no pool".into() } else { format!("{:.1}%", median(&rates) * 100.0) }
+}
+
+fn hypothesis_status(expected: [f64; 2], s: &Speedup) -> &'static str {
+    if s.point < expected[0] {
+        "falls short"
+    } else if s.point > expected[1] {
+        "exceeds the claim"
+    } else {
+        "holds"
+    }
+}
+
+/// `1.5-2` or `3`.
+fn range(r: [f64; 2]) -> String {
+    if r[0] == r[1] { two(r[0]) } else { format!("{}-{}", two(r[0]), two(r[1])) }
+}
+
+/// Two significant decimals, trailing zeros dropped: `3.1`, `0.98`, `12`.
+pub fn two(x: f64) -> String {
+    if !x.is_finite() {
+        return "inf".into();
+    }
+    let s = if x.abs() >= 10.0 { format!("{x:.1}") } else { format!("{x:.2}") };
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn format_speedup(metric: Metric, s: &Speedup) -> String {
+    if metric.is_exact() {
+        format!("{}x", two(s.point))
+    } else {
+        format!("{}x [{}, {}]", two(s.point), two(s.low), two(s.high))
+    }
+}
+
+fn verdict_word(metric: Metric, v: Verdict) -> &'static str {
+    match (v, metric.is_exact()) {
+        (Verdict::Better, false) => "faster",
+        (Verdict::Worse, false) => "slower",
+        (Verdict::Better, true) => "fewer",
+        (Verdict::Worse, true) => "more",
+        (Verdict::Same, _) => "same",
+        (Verdict::NoChange, _) => "no significant change",
+    }
+}
+
+/// A metric's value with its unit.
+pub fn format_value(metric: Metric, v: f64) -> String {
+    match metric {
+        Metric::TtftMs => format!("{v:.3} ms"),
+        Metric::DecodeTokS | Metric::EndToEndTokS | Metric::PrefillTokS => format!("{} tok/s", thousands(v)),
+        Metric::AllocCountPerOp => thousands(v),
+        Metric::AllocBytesPerOp | Metric::PeakHeapBytes => bytes(v),
+    }
+}
+
+fn thousands(v: f64) -> String {
+    let n = v.round() as i64;
+    let digits = n.abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+fn bytes(v: f64) -> String {
+    if v >= 1024.0 * 1024.0 {
+        format!("{:.2} MiB", v / (1024.0 * 1024.0))
+    } else if v >= 1024.0 {
+        format!("{:.1} KiB", v / 1024.0)
+    } else {
+        format!("{v:.0} B")
+    }
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(10)]
+}
+
+fn short_digest(d: &str) -> String {
+    d.chars().take(7 + 12).collect::<String>() + "…"
+}

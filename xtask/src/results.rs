@@ -1,0 +1,138 @@
+//! `reports/NAME/results.json` and `baselines/NAME.json`: every raw sample of an experiment, with
+//! the experiment as run, the environment and the command. Reports are derived from this file
+//! alone; nothing in a report is typed by hand.
+
+use crate::spec::{Experiment, Metric, SweepPoint, Workload};
+use serde::{Deserialize, Serialize};
+use smallmind::Optimizations;
+use smallmind::bench::env::Environment;
+use smallmind::bench::results::{Iteration, PhaseReport, PoolReport};
+
+/// The version of this layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One run of one experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentResults {
+    pub schema_version: u32,
+    pub experiment: String,
+    pub spec: Experiment,
+    /// The command that reproduces this run.
+    pub command: String,
+    /// UTC, RFC 3339.
+    pub started: String,
+    pub finished: String,
+    /// Rounds actually run per point (fewer under `--quick`).
+    pub rounds: usize,
+    /// The engine's environment, from the first run.
+    pub environment: Environment,
+    pub points: Vec<PointResults>,
+    pub profiles: Vec<ProfileRecord>,
+}
+
+/// Every variant at one sweep point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointResults {
+    pub point: SweepPoint,
+    pub variants: Vec<VariantResults>,
+    pub correctness: Correctness,
+}
+
+/// The runs of one variant at one point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantResults {
+    pub name: String,
+    pub reference: bool,
+    pub optimizations: Optimizations,
+    pub workload: Workload,
+    pub runs: Vec<RunRecord>,
+}
+
+/// One process: the measured ops it ran, and what it reported besides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The round, from 0; each round ran every variant once.
+    pub round: usize,
+    /// This run's place in its round's order (the order alternates between rounds).
+    pub position: usize,
+    pub iterations: Vec<Iteration>,
+    pub phases: Option<PhaseReport>,
+    pub pool: PoolReport,
+    pub digest: String,
+}
+
+/// The correctness check at one point: every variant generated the reference's ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Correctness {
+    pub reference_digest: String,
+    pub generated_tokens: usize,
+    /// Variant -> its digest (all equal to the reference's, or the run failed).
+    pub digests: Vec<(String, String)>,
+}
+
+/// A profile captured for a variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileRecord {
+    pub variant: String,
+    pub point: String,
+    /// `flamegraph`, `pprof`, `trace` or `heap`.
+    pub kind: String,
+    /// Relative to the report's folder when committed, else relative to the workspace root.
+    pub path: String,
+    pub bytes: u64,
+    /// Whether the file sits beside the report (under 1 MB) or stayed under `target/`.
+    pub beside_report: bool,
+}
+
+impl RunRecord {
+    /// This run's value of `metric`: the median of its ops for times and throughputs, the mean
+    /// for allocations (SmallMind's per-op figure), the highest peak for the heap.
+    pub fn value(&self, metric: Metric) -> Option<f64> {
+        let its = &self.iterations;
+        let median_of = |f: fn(&Iteration) -> Option<f64>| {
+            let xs: Vec<f64> = its.iter().filter_map(f).collect();
+            (!xs.is_empty()).then(|| crate::compare::median(&xs))
+        };
+        let mean_of = |f: fn(&Iteration) -> u64| {
+            (!its.is_empty()).then(|| its.iter().map(f).sum::<u64>() as f64 / its.len() as f64)
+        };
+        match metric {
+            Metric::DecodeTokS => median_of(|i| i.decode_tok_s),
+            Metric::TtftMs => median_of(|i| Some(i.ttft_ms)),
+            Metric::EndToEndTokS => median_of(|i| Some(i.end_to_end_tok_s)),
+            Metric::PrefillTokS => median_of(|i| Some(i.prefill_tok_s)),
+            Metric::AllocCountPerOp => mean_of(|i| i.alloc_count),
+            Metric::AllocBytesPerOp => mean_of(|i| i.alloc_bytes),
+            Metric::PeakHeapBytes => its.iter().map(|i| i.peak_heap_bytes as f64).reduce(f64::max),
+        }
+    }
+}
+
+impl VariantResults {
+    /// The value of `metric` in every run, in round order.
+    pub fn values(&self, metric: Metric) -> Vec<f64> {
+        self.runs.iter().filter_map(|r| r.value(metric)).collect()
+    }
+
+    /// `(round, value)` for every run that has the metric.
+    pub fn by_round(&self, metric: Metric) -> Vec<(usize, f64)> {
+        self.runs.iter().filter_map(|r| r.value(metric).map(|v| (r.round, v))).collect()
+    }
+}
+
+impl PointResults {
+    /// The reference variant's results.
+    pub fn reference(&self) -> &VariantResults {
+        self.variants.iter().find(|v| v.reference).expect("one reference per point")
+    }
+
+    /// `(reference, candidate)` values of `metric` from the rounds both ran.
+    pub fn pairs(&self, candidate: &VariantResults, metric: Metric) -> Vec<(f64, f64)> {
+        let reference = self.reference().by_round(metric);
+        candidate
+            .by_round(metric)
+            .into_iter()
+            .filter_map(|(round, c)| reference.iter().find(|(r, _)| *r == round).map(|&(_, r)| (r, c)))
+            .collect()
+    }
+}

@@ -508,7 +508,7 @@ workload = { prompt = "hello" }
     #[test]
     fn unknown_optimizations_list_the_valid_names() {
         let err = error_of(&GOOD.replace("kv-cache = true", "kv-cash = true"));
-        assert!(err.starts_with("x.toml:17:"), "{err}");
+        assert!(err.starts_with("x.toml:16:32:"), "{err}");
         assert!(
             err.contains("unknown field `kv-cash`")
                 && err.contains("`kv-cache`")

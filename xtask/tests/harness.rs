@@ -1,0 +1,261 @@
+//! The harness end to end: the report renderer against a golden file, baseline verdicts and exit
+//! codes, an interrupted run, and `cargo xtask experiment smoke` into a temporary directory.
+//!
+//! Set `UPDATE_GOLDEN=1` to rewrite `test_data/report.md` after an intended change to the report.
+
+use smallmind::bench::env::Environment;
+use smallmind::bench::results::{Iteration, PoolReport};
+use smallmind::{Optimizations, pool::PoolStats};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use xtask::baseline;
+use xtask::report::{self, BaselineState, ChartRef};
+use xtask::results::*;
+use xtask::spec::{Experiment, Metric};
+
+const SPEC: &str = r#"
+description = "What does the fixture's cache buy?"
+[hypothesis]
+claim = "1.5-2x faster"
+metric = "decode_tok_s"
+speedup = [1.5, 2.0]
+[workload]
+model = "tiny"
+prompt_tokens = 8
+max_new_tokens = 4
+[[variant]]
+name = "plain"
+reference = true
+optimizations = { all = false }
+[[variant]]
+name = "fast"
+"#;
+
+fn environment(host: &str) -> Environment {
+    Environment {
+        cpu_model: "Test CPU".into(),
+        logical_cores: 2,
+        memory_total_bytes: Some(8 << 30),
+        hostname: host.into(),
+        os: "TestOS".into(),
+        kernel: "1.0".into(),
+        simd_level: "avx2+fma".into(),
+        rustc: "rustc 1.95.0".into(),
+        build_profile: "release".into(),
+        opt_level: "3".into(),
+        debug_assertions: false,
+        features: vec![],
+        target: "x86_64-unknown-linux-gnu".into(),
+        target_cpu: "generic".into(),
+        target_features: "sse2".into(),
+        rustflags: String::new(),
+        smallmind_version: "0.1.0".into(),
+        git_commit: "0123456789abcdef".into(),
+        git_dirty: "false".into(),
+        timestamp: "2026-01-01T00:00:00Z".into(),
+        command_line: "smallmind bench".into(),
+    }
+}
+
+/// One op: `decode` tok/s, `allocs` allocations of 100 bytes, four tokens at even spacing.
+fn iteration(decode: f64, ttft: f64, allocs: u64) -> Iteration {
+    let gap = 1000.0 / decode;
+    Iteration {
+        ttft_ms: ttft,
+        encode_ms: 0.0,
+        prefill_ms: ttft,
+        prefill_tok_s: 8.0 / ttft * 1000.0,
+        decode_tok_s: Some(decode),
+        end_to_end_tok_s: 4.0 / (ttft + 3.0 * gap) * 1000.0,
+        total_ms: ttft + 3.0 * gap,
+        generated_tokens: 4,
+        inter_token_ms: vec![gap; 3],
+        alloc_count: allocs,
+        alloc_bytes: allocs * 100,
+        prefill_alloc_count: allocs,
+        prefill_alloc_bytes: allocs * 100,
+        decode_alloc_count: 0,
+        decode_alloc_bytes: 0,
+        peak_heap_bytes: 1 << 20,
+        peak_heap_growth_bytes: 4096,
+        pool_rents: 0,
+        pool_hits: 0,
+        pool_misses: 0,
+    }
+}
+
+/// Fixed results: `fast` decodes `speedup` times faster than `plain` (with ±1% wiggle).
+fn fixture(speedup: f64, host: &str) -> ExperimentResults {
+    let spec = Experiment::parse(SPEC, "fixture.toml").unwrap();
+    let point = spec.sweep_points().remove(0);
+    let wiggle = [1.0, 1.01, 0.99, 1.005, 0.995];
+    let variant = |name: &str, reference: bool, base: f64, allocs: u64| VariantResults {
+        name: name.into(),
+        reference,
+        optimizations: if reference { Optimizations::none() } else { Optimizations::all() },
+        workload: spec.workload.clone(),
+        runs: wiggle
+            .iter()
+            .enumerate()
+            .map(|(round, w)| RunRecord {
+                round,
+                position: usize::from(reference == (round % 2 == 0)),
+                iterations: vec![iteration(base * w, 0.5 / w, allocs)],
+                phases: None,
+                pool: PoolReport { rents_per_op: 0.0, hits_per_op: 0.0, misses_per_op: 0.0, hit_rate: None, session: PoolStats::default() },
+                digest: "sha256:00ff".into(),
+            })
+            .collect(),
+    };
+    ExperimentResults {
+        schema_version: SCHEMA_VERSION,
+        experiment: "fixture".into(),
+        command: "cargo xtask experiment fixture".into(),
+        started: "2026-01-01T00:00:00Z".into(),
+        finished: "2026-01-01T00:01:00Z".into(),
+        rounds: 5,
+        environment: environment(host),
+        points: vec![PointResults {
+            point,
+            variants: vec![variant("plain", true, 1000.0, 500), variant("fast", false, 1000.0 * speedup, 20)],
+            correctness: Correctness {
+                reference_digest: "sha256:00ff".into(),
+                generated_tokens: 4,
+                digests: vec![("plain".into(), "sha256:00ff".into()), ("fast".into(), "sha256:00ff".into())],
+            },
+        }],
+        profiles: vec![],
+        spec,
+    }
+}
+
+fn test_data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data").join(name)
+}
+
+#[test]
+fn the_report_matches_the_golden_file() {
+    let now = fixture(3.0, "a");
+    let check = baseline::check(&now, &fixture(3.0, "a"), 0.1);
+    let charts = [ChartRef { file: "throughput.svg".into(), caption: "Decode throughput".into() }];
+    let markdown = report::render(&now, &BaselineState::Checked(check), &charts);
+    let golden = test_data("report.md");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &markdown).unwrap();
+    }
+    let expected = std::fs::read_to_string(&golden).expect("test_data/report.md exists (UPDATE_GOLDEN=1 makes it)");
+    assert_eq!(markdown, expected, "the report changed; if intended, re-run with UPDATE_GOLDEN=1 and review the diff");
+    assert!(markdown.contains("expected 1.5-2x, measured 3x"), "the hypothesis line");
+    assert!(markdown.contains("exceeds the claim"));
+}
+
+#[test]
+fn baseline_verdicts() {
+    // The same run: nothing regressed, absolute figures compared on the same machine.
+    let same = baseline::check(&fixture(3.0, "a"), &fixture(3.0, "a"), 0.1);
+    assert!(same.comparable && same.regressions().next().is_none(), "{same:?}");
+    assert!(same.rows.iter().any(|r| !r.is_speedup && r.metric == Metric::DecodeTokS));
+    // The speedup fell from 3x to 2x: a regression, named by subject and metric.
+    let fell = baseline::check(&fixture(2.0, "a"), &fixture(3.0, "a"), 0.1);
+    let regressed: Vec<String> = fell.regressions().map(|r| format!("{} {}", r.subject, r.metric.name())).collect();
+    assert!(regressed.contains(&"fast vs plain decode_tok_s".to_string()), "{regressed:?}");
+    // Another machine: absolute timings are not compared, speedups and allocations are.
+    let elsewhere = baseline::check(&fixture(3.0, "b"), &fixture(3.0, "a"), 0.1);
+    assert!(!elsewhere.comparable);
+    assert!(elsewhere.rows.iter().all(|r| r.is_speedup || r.metric.is_exact()), "{elsewhere:?}");
+    let markdown = report::render(&fixture(3.0, "b"), &BaselineState::Checked(elsewhere), &[]);
+    assert!(markdown.contains("Different machine: absolute figures not compared"));
+    // No baseline: the report says how to make one.
+    let markdown = report::render(&fixture(3.0, "a"), &BaselineState::Missing, &[]);
+    assert!(markdown.contains("cargo xtask baseline fixture"));
+}
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output().expect("xtask runs")
+}
+
+fn dirs(root: &Path) -> Vec<String> {
+    ["experiments", "reports", "baselines"]
+        .iter()
+        .flat_map(|d| [format!("--{d}-dir"), root.join(d).display().to_string()])
+        .collect()
+}
+
+fn with_dirs<'a>(args: &[&'a str], dirs: &'a [String]) -> Vec<&'a str> {
+    args.iter().copied().chain(dirs.iter().map(String::as_str)).collect()
+}
+
+#[test]
+fn report_exits_3_on_a_regression_against_the_baseline() {
+    let root = tempfile::tempdir().unwrap();
+    let d = dirs(root.path());
+    for dir in ["experiments", "reports/fixture", "baselines"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    let write = |path: &str, r: &ExperimentResults| std::fs::write(root.path().join(path), serde_json::to_vec(r).unwrap()).unwrap();
+    write("reports/fixture/results.json", &fixture(2.0, "a"));
+    write("baselines/fixture.json", &fixture(3.0, "a"));
+    let out = xtask(&with_dirs(&["report", "fixture"], &d));
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("REGRESSION"));
+    let readme = std::fs::read_to_string(root.path().join("reports/fixture/README.md")).unwrap();
+    assert!(readme.contains("**regressed**"));
+    // Within tolerance: exit 0.
+    write("baselines/fixture.json", &fixture(2.05, "a"));
+    assert_eq!(xtask(&with_dirs(&["report", "fixture"], &d)).status.code(), Some(0));
+}
+
+#[test]
+fn usage_errors_exit_2_with_the_file_line_and_column() {
+    let root = tempfile::tempdir().unwrap();
+    let d = dirs(root.path());
+    std::fs::create_dir_all(root.path().join("experiments")).unwrap();
+    std::fs::write(root.path().join("experiments/bad.toml"), SPEC.replace("[[variant]]\nname = \"fast\"", "[[variant]]\nname = \"fast\"\nspeed = 3")).unwrap();
+    let out = xtask(&with_dirs(&["experiment", "bad"], &d));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bad.toml:17:1: unknown field `speed`"), "{stderr}");
+    let out = xtask(&with_dirs(&["experiment", "nope"], &d));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no experiment `nope`"));
+    let listed = xtask(&with_dirs(&["list"], &d));
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("bad"));
+}
+
+/// The repository's smoke experiment, run for real (release build, spawned engine) into a
+/// temporary directory; then a failing run must leave that report untouched.
+#[test]
+fn smoke_runs_end_to_end_and_a_failed_run_keeps_the_old_report() {
+    let root = tempfile::tempdir().unwrap();
+    let d = dirs(root.path());
+    let experiments = root.path().join("experiments");
+    std::fs::create_dir_all(&experiments).unwrap();
+    let smoke = std::fs::read_to_string(xtask::project_root().join("experiments/smoke.toml")).unwrap();
+    std::fs::write(experiments.join("smoke.toml"), &smoke).unwrap();
+
+    let out = xtask(&with_dirs(&["experiment", "smoke", "--quick", "--save-baseline"], &d));
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let report = root.path().join("reports/smoke");
+    let readme = std::fs::read_to_string(report.join("README.md")).unwrap();
+    for needle in ["**Verdict.**", "## Correctness", "all 2 variants generated the same", "| decode_tok_s |", "## Method", "throughput.svg"] {
+        assert!(readme.contains(needle), "`{needle}` not in the report");
+    }
+    for chart in ["throughput.svg", "ttft.svg", "latency.svg", "phases.svg", "allocations.svg"] {
+        let svg = std::fs::read_to_string(report.join(chart)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("all-on"), "{chart}");
+    }
+    assert!(report.join("profiles/all-on.flamegraph.svg").is_file());
+    let results = xtask::experiment::read_results(&report.join("results.json")).unwrap();
+    assert_eq!(results.rounds, 2);
+    assert!(results.points[0].variants.iter().all(|v| v.runs.len() == 2));
+    assert!(root.path().join("baselines/smoke.json").is_file());
+
+    // A second point that cannot run: the experiment fails and the report stays as it was.
+    std::fs::write(experiments.join("smoke.toml"), format!("{smoke}\n[sweep]\nmodel = [\"tiny\", \"no-such-model\"]\n")).unwrap();
+    let out = xtask(&with_dirs(&["experiment", "smoke", "--quick", "--no-profiles"], &d));
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-model"));
+    assert_eq!(std::fs::read_to_string(report.join("README.md")).unwrap(), readme);
+    let leftovers: Vec<_> = std::fs::read_dir(root.path().join("reports")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers, ["smoke"], "no staging folder left behind");
+}

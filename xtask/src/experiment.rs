@@ -98,11 +98,13 @@ pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths)
         command.push_str(" --no-profiles");
     }
     let profile_dir = staging.join("profiles");
-    let outcome = runner::run(name, &experiment, &engine, options, &scratch, &profile_dir, command).and_then(|mut results| {
-        place_profiles(&mut results, &profile_dir, name)?;
-        let outcome = publish(name, &results, paths, &staging)?;
-        Ok((outcome, results))
-    });
+    let outcome = runner::run(name, &experiment, &engine, options, &scratch, &profile_dir, command).and_then(
+        |mut results| {
+            place_profiles(&mut results, &profile_dir, name)?;
+            let outcome = publish(name, &results, paths, &staging)?;
+            Ok((outcome, results))
+        },
+    );
     // On failure the previous report stays as it was; only the staging folder goes.
     let (outcome, results) = outcome.inspect_err(|_| {
         let _ = std::fs::remove_dir_all(&staging);

@@ -69,6 +69,10 @@ pub fn render(r: &ExperimentResults, baseline: &BaselineState, charts: &[ChartRe
     );
     let _ = writeln!(md, "| reproduce | `{}` |\n", r.command);
 
+    if let Some(notes) = &spec.notes {
+        let _ = writeln!(md, "## Notes\n\n{}\n", notes.trim());
+    }
+
     // Correctness.
     let _ = writeln!(md, "## Correctness\n");
     for p in &r.points {
@@ -90,7 +94,8 @@ pub fn render(r: &ExperimentResults, baseline: &BaselineState, charts: &[ChartRe
         md,
         "Medians over runs; speedup = how many times better the candidate is (above 1 is better), with its 95% \
          bootstrap interval; verdicts need the whole interval beyond 1 ± {:.0}% (the noise floor). Allocations are \
-         counted, not timed: they are compared exactly.\n",
+         counted, not timed: they are compared exactly. `attention_ms` and `softmax_ms` come from each run's phase \
+         pass (span timing included).\n",
         nf * 100.0
     );
     for p in &r.points {
@@ -460,7 +465,7 @@ fn verdict_word(metric: Metric, v: Verdict) -> &'static str {
 /// A metric's value with its unit.
 pub fn format_value(metric: Metric, v: f64) -> String {
     match metric {
-        Metric::TtftMs => format!("{v:.3} ms"),
+        Metric::TtftMs | Metric::SoftmaxMs | Metric::AttentionMs => format!("{v:.3} ms"),
         Metric::DecodeTokS | Metric::EndToEndTokS | Metric::PrefillTokS => format!("{} tok/s", thousands(v)),
         Metric::AllocCountPerOp => thousands(v),
         Metric::AllocBytesPerOp | Metric::PeakHeapBytes => bytes(v),

@@ -104,7 +104,15 @@ impl RunRecord {
             Metric::AllocCountPerOp => mean_of(|i| i.alloc_count),
             Metric::AllocBytesPerOp => mean_of(|i| i.alloc_bytes),
             Metric::PeakHeapBytes => its.iter().map(|i| i.peak_heap_bytes as f64).reduce(f64::max),
+            Metric::SoftmaxMs => self.phase_ms(&["softmax"]),
+            Metric::AttentionMs => self.phase_ms(&smallmind::bench::phases::ATTENTION),
         }
+    }
+
+    /// Milliseconds per op in the named phases, from this run's phase pass.
+    fn phase_ms(&self, names: &[&str]) -> Option<f64> {
+        let phases = self.phases.as_ref()?;
+        Some(phases.phases.iter().filter(|p| names.contains(&p.name.as_str())).map(|p| p.ms_per_op).sum())
     }
 }
 

@@ -16,6 +16,8 @@ use std::path::Path;
 pub struct Experiment {
     /// The question the experiment answers, in a sentence.
     pub description: String,
+    /// Markdown the report quotes as it is (published figures to compare with, caveats).
+    pub notes: Option<String>,
     pub hypothesis: Option<Hypothesis>,
     pub workload: Workload,
     #[serde(default)]
@@ -56,11 +58,15 @@ pub enum Metric {
     AllocCountPerOp,
     AllocBytesPerOp,
     PeakHeapBytes,
+    /// Time in the softmax spans per op (phase pass).
+    SoftmaxMs,
+    /// Time in the attention spans per op: scores + softmax + attention·V (phase pass).
+    AttentionMs,
 }
 
 impl Metric {
     /// Every metric, in the order reports list them.
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 9] = [
         Metric::TtftMs,
         Metric::DecodeTokS,
         Metric::EndToEndTokS,
@@ -68,6 +74,8 @@ impl Metric {
         Metric::AllocCountPerOp,
         Metric::AllocBytesPerOp,
         Metric::PeakHeapBytes,
+        Metric::AttentionMs,
+        Metric::SoftmaxMs,
     ];
 
     /// The field name, as in the results files.
@@ -80,6 +88,8 @@ impl Metric {
             Metric::AllocCountPerOp => "alloc_count_per_op",
             Metric::AllocBytesPerOp => "alloc_bytes_per_op",
             Metric::PeakHeapBytes => "peak_heap_bytes",
+            Metric::SoftmaxMs => "softmax_ms",
+            Metric::AttentionMs => "attention_ms",
         }
     }
 

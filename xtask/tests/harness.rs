@@ -102,7 +102,13 @@ fn fixture(speedup: f64, host: &str) -> ExperimentResults {
                 position: usize::from(reference == (round % 2 == 0)),
                 iterations: vec![iteration(base * w, 0.5 / w, allocs)],
                 phases: None,
-                pool: PoolReport { rents_per_op: 0.0, hits_per_op: 0.0, misses_per_op: 0.0, hit_rate: None, session: PoolStats::default() },
+                pool: PoolReport {
+                    rents_per_op: 0.0,
+                    hits_per_op: 0.0,
+                    misses_per_op: 0.0,
+                    hit_rate: None,
+                    session: PoolStats::default(),
+                },
                 digest: "sha256:00ff".into(),
             })
             .collect(),
@@ -143,8 +149,12 @@ fn the_report_matches_the_golden_file() {
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &markdown).unwrap();
     }
-    let expected = std::fs::read_to_string(&golden).expect("test_data/report.md exists (UPDATE_GOLDEN=1 makes it)");
-    assert_eq!(markdown, expected, "the report changed; if intended, re-run with UPDATE_GOLDEN=1 and review the diff");
+    let expected =
+        std::fs::read_to_string(&golden).expect("test_data/report.md exists (UPDATE_GOLDEN=1 makes it)");
+    assert_eq!(
+        markdown, expected,
+        "the report changed; if intended, re-run with UPDATE_GOLDEN=1 and review the diff"
+    );
     assert!(markdown.contains("expected 1.5-2x, measured 3x"), "the hypothesis line");
     assert!(markdown.contains("exceeds the claim"));
 }
@@ -157,7 +167,8 @@ fn baseline_verdicts() {
     assert!(same.rows.iter().any(|r| !r.is_speedup && r.metric == Metric::DecodeTokS));
     // The speedup fell from 3x to 2x: a regression, named by subject and metric.
     let fell = baseline::check(&fixture(2.0, "a"), &fixture(3.0, "a"), 0.1);
-    let regressed: Vec<String> = fell.regressions().map(|r| format!("{} {}", r.subject, r.metric.name())).collect();
+    let regressed: Vec<String> =
+        fell.regressions().map(|r| format!("{} {}", r.subject, r.metric.name())).collect();
     assert!(regressed.contains(&"fast vs plain decode_tok_s".to_string()), "{regressed:?}");
     // Another machine: absolute timings are not compared, speedups and allocations are.
     let elsewhere = baseline::check(&fixture(3.0, "b"), &fixture(3.0, "a"), 0.1);
@@ -192,7 +203,9 @@ fn report_exits_3_on_a_regression_against_the_baseline() {
     for dir in ["experiments", "reports/fixture", "baselines"] {
         std::fs::create_dir_all(root.path().join(dir)).unwrap();
     }
-    let write = |path: &str, r: &ExperimentResults| std::fs::write(root.path().join(path), serde_json::to_vec(r).unwrap()).unwrap();
+    let write = |path: &str, r: &ExperimentResults| {
+        std::fs::write(root.path().join(path), serde_json::to_vec(r).unwrap()).unwrap()
+    };
     write("reports/fixture/results.json", &fixture(2.0, "a"));
     write("baselines/fixture.json", &fixture(3.0, "a"));
     let out = xtask(&with_dirs(&["report", "fixture"], &d));
@@ -210,7 +223,11 @@ fn usage_errors_exit_2_with_the_file_line_and_column() {
     let root = tempfile::tempdir().unwrap();
     let d = dirs(root.path());
     std::fs::create_dir_all(root.path().join("experiments")).unwrap();
-    std::fs::write(root.path().join("experiments/bad.toml"), SPEC.replace("[[variant]]\nname = \"fast\"", "[[variant]]\nname = \"fast\"\nspeed = 3")).unwrap();
+    std::fs::write(
+        root.path().join("experiments/bad.toml"),
+        SPEC.replace("[[variant]]\nname = \"fast\"", "[[variant]]\nname = \"fast\"\nspeed = 3"),
+    )
+    .unwrap();
     let out = xtask(&with_dirs(&["experiment", "bad"], &d));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -237,7 +254,14 @@ fn smoke_runs_end_to_end_and_a_failed_run_keeps_the_old_report() {
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let report = root.path().join("reports/smoke");
     let readme = std::fs::read_to_string(report.join("README.md")).unwrap();
-    for needle in ["**Verdict.**", "## Correctness", "all 2 variants generated the same", "| decode_tok_s |", "## Method", "throughput.svg"] {
+    for needle in [
+        "**Verdict.**",
+        "## Correctness",
+        "all 2 variants generated the same",
+        "| decode_tok_s |",
+        "## Method",
+        "throughput.svg",
+    ] {
         assert!(readme.contains(needle), "`{needle}` not in the report");
     }
     for chart in ["throughput.svg", "ttft.svg", "latency.svg", "phases.svg", "allocations.svg"] {
@@ -251,11 +275,16 @@ fn smoke_runs_end_to_end_and_a_failed_run_keeps_the_old_report() {
     assert!(root.path().join("baselines/smoke.json").is_file());
 
     // A second point that cannot run: the experiment fails and the report stays as it was.
-    std::fs::write(experiments.join("smoke.toml"), format!("{smoke}\n[sweep]\nmodel = [\"tiny\", \"no-such-model\"]\n")).unwrap();
+    std::fs::write(
+        experiments.join("smoke.toml"),
+        format!("{smoke}\n[sweep]\nmodel = [\"tiny\", \"no-such-model\"]\n"),
+    )
+    .unwrap();
     let out = xtask(&with_dirs(&["experiment", "smoke", "--quick", "--no-profiles"], &d));
     assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-model"));
     assert_eq!(std::fs::read_to_string(report.join("README.md")).unwrap(), readme);
-    let leftovers: Vec<_> = std::fs::read_dir(root.path().join("reports")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(root.path().join("reports")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers, ["smoke"], "no staging folder left behind");
 }

@@ -50,7 +50,9 @@ fn categories(n: usize) -> plotters::coord::ranged1d::SegmentedCoord<plotters::c
 /// Axis numbers without noise: `25000`, `12.5`, `0.150`.
 fn axis_number(v: &f64) -> String {
     let a = v.abs();
-    if a >= 100.0 {
+    if a == 0.0 {
+        "0".into()
+    } else if a >= 100.0 {
         format!("{v:.0}")
     } else if a >= 1.0 {
         format!("{v:.1}")

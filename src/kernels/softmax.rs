@@ -36,7 +36,19 @@ pub fn softmax_full_then_mask(scores: &mut [f32], n_rows: usize, row_len: usize,
 pub fn softmax_causal_fused(scores: &mut [f32], n_rows: usize, row_len: usize, start_pos: usize) {
     assert!(scores.len() >= n_rows * row_len, "softmax: buffer size");
     assert!(start_pos + n_rows <= row_len, "softmax: rows beyond the key length");
+    #[cfg(feature = "slow-fused-softmax")]
+    deliberately_slow(&scores[..n_rows * row_len]);
     softmax_causal_fused_simd(&mut scores[..n_rows * row_len], row_len, start_pos);
+}
+
+/// Test-only (the `slow-fused-softmax` feature): a known regression in one toggle's fast path,
+/// for the bisect test to find. Wastes time in proportion to the scores; changes no output.
+#[cfg(feature = "slow-fused-softmax")]
+fn deliberately_slow(scores: &[f32]) {
+    for _ in 0..40 {
+        let wasted: f32 = scores.iter().map(|x| std::hint::black_box(x.exp())).sum();
+        std::hint::black_box(wasted);
+    }
 }
 
 simd_dispatch!(fn softmax_causal_fused_simd(scores: &mut [f32], row_len: usize, start_pos: usize) => softmax_causal_fused_body);

@@ -284,3 +284,77 @@ where
         .map_err(err)?;
     Ok(())
 }
+
+/// Per optimization, its decode speedup added alone (to all off) and removed alone (from all
+/// on), with 95% interval whiskers and a line at 1 (no effect).
+pub fn effects(path: &Path, title: &str, effects: &[crate::bisect::Effect]) -> Result<()> {
+    use crate::spec::Metric;
+    fonts();
+    let rows: Vec<&crate::bisect::Effect> =
+        effects.iter().filter(|e| e.metric == Metric::DecodeTokS).collect();
+    let names: Vec<String> = rows.iter().map(|e| e.toggle.name().to_string()).collect();
+    let max = rows
+        .iter()
+        .flat_map(|e| [e.added_alone, e.removed_alone])
+        .flatten()
+        .map(|s| s.high)
+        .fold(1.0f64, f64::max);
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(80)
+        .build_cartesian_2d(categories(rows.len()), 0.0..max * 1.15)
+        .map_err(err)?;
+    let label = category_label(&names);
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .y_desc("decode speedup (x)")
+        .x_label_formatter(&label)
+        .y_label_formatter(&axis_number)
+        .label_style((FONT, 13))
+        .draw()
+        .map_err(err)?;
+    for (k, (what, pick)) in
+        [("added alone (vs all off)", 0usize), ("removed alone (vs all on)", 1usize)].into_iter().enumerate()
+    {
+        let c = color(k);
+        let bars: Vec<Rectangle<(SegmentValue<i32>, f64)>> = rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                let s = if pick == 0 { e.added_alone } else { e.removed_alone }?;
+                let x = i as i32;
+                let mut bar = Rectangle::new(
+                    [(SegmentValue::Exact(x), 0.0), (SegmentValue::Exact(x + 1), s.point)],
+                    c.mix(0.6).filled(),
+                );
+                // Two bars side by side in each category.
+                if k == 0 {
+                    bar.set_margin(0, 0, 20, 90)
+                } else {
+                    bar.set_margin(0, 0, 90, 20)
+                };
+                Some(bar)
+            })
+            .collect();
+        chart
+            .draw_series(bars)
+            .map_err(err)?
+            .label(what)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.mix(0.6).filled()));
+    }
+    // The intervals are in the table beside the chart; the line marks "no effect".
+    chart
+        .draw_series(LineSeries::new(
+            [(SegmentValue::Exact(0), 1.0), (SegmentValue::Exact(rows.len() as i32), 1.0)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(err)?;
+    legend(&mut chart)?;
+    root.present().map_err(err)?;
+    Ok(())
+}

@@ -84,7 +84,8 @@ pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths)
     if options.iterations == Some(0) {
         return Err(UsageError("--iterations must be at least 1".into()).into());
     }
-    let engine = runner::build_engine(experiment.profiles.heap && !options.no_profiles)?;
+    let engine =
+        runner::build_engine(experiment.profiles.heap && !options.no_profiles, &options.engine_features)?;
     let staging = staging_dir(paths, name)?;
     let scratch = runner::target_dir().join("xtask").join(name);
     let mut command = format!("cargo xtask experiment {name}");
@@ -173,6 +174,21 @@ fn publish(name: &str, results: &ExperimentResults, paths: &Paths, staging: &Pat
         }
     }
     let report = paths.reports.join(name);
+    // The bisect and calibration pages come from other tasks: they stay with the folder.
+    if report.is_dir() {
+        for entry in std::fs::read_dir(&report)? {
+            let entry = entry?;
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if file.starts_with("bisect") || file.starts_with("calibration") {
+                let to = staging.join(&file);
+                if entry.file_type()?.is_dir() {
+                    copy_dir(&entry.path(), &to)?
+                } else {
+                    std::fs::copy(entry.path(), to).map(|_| ())?
+                }
+            }
+        }
+    }
     swap_in(staging, &report)?;
     let regressions = match &state {
         BaselineState::Checked(check) => check
@@ -343,7 +359,7 @@ fn phase_items(p: &PointResults) -> Option<(Vec<String>, Vec<Series>)> {
 }
 
 /// A fresh hidden staging folder beside the report (same file system, so renames work).
-fn staging_dir(paths: &Paths, name: &str) -> Result<PathBuf> {
+pub fn staging_dir(paths: &Paths, name: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(&paths.reports)?;
     let staging = paths.reports.join(format!(".{name}.staging"));
     if staging.exists() {
@@ -370,7 +386,8 @@ fn swap_in(staging: &Path, report: &Path) -> Result<()> {
     Ok(())
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+/// Copies the files of `from` (not its subfolders) into `to`.
+pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;

@@ -5,7 +5,10 @@
 //! it per run and reads the results files it writes.
 
 pub mod baseline;
+pub mod bisect;
+pub mod calibrate;
 pub mod charts;
+pub mod check;
 pub mod ci;
 pub mod compare;
 pub mod experiment;

@@ -136,11 +136,20 @@ impl PointResults {
 
     /// `(reference, candidate)` values of `metric` from the rounds both ran.
     pub fn pairs(&self, candidate: &VariantResults, metric: Metric) -> Vec<(f64, f64)> {
-        let reference = self.reference().by_round(metric);
-        candidate
-            .by_round(metric)
-            .into_iter()
-            .filter_map(|(round, c)| reference.iter().find(|(r, _)| *r == round).map(|&(_, r)| (r, c)))
-            .collect()
+        pairs_between(self.reference(), candidate, metric)
     }
+
+    /// The variant named `name`.
+    pub fn variant(&self, name: &str) -> Option<&VariantResults> {
+        self.variants.iter().find(|v| v.name == name)
+    }
+}
+
+/// `(a, b)` values of `metric` from the rounds both ran.
+pub fn pairs_between(a: &VariantResults, b: &VariantResults, metric: Metric) -> Vec<(f64, f64)> {
+    let a = a.by_round(metric);
+    b.by_round(metric)
+        .into_iter()
+        .filter_map(|(round, y)| a.iter().find(|(r, _)| *r == round).map(|&(_, x)| (x, y)))
+        .collect()
 }

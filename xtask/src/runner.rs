@@ -21,6 +21,8 @@ pub struct RunOptions {
     /// Rounds, overriding the file (and `--quick`).
     pub iterations: Option<usize>,
     pub no_profiles: bool,
+    /// Cargo features of the engine build (e.g. the test-only `slow-fused-softmax`).
+    pub engine_features: Vec<String>,
 }
 
 /// The engine binaries a run uses.
@@ -37,32 +39,51 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// Builds the engine in release (and the `dhat-heap` build in a target directory of its own,
-/// so that it never replaces the timing binary). Cargo's output goes to the terminal.
-pub fn build_engine(with_dhat: bool) -> Result<Engine> {
+/// so that it never replaces the timing binary). A build with extra `features` also gets a
+/// target directory of its own. Cargo's output goes to the terminal.
+pub fn build_engine(with_dhat: bool, features: &[String]) -> Result<Engine> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let build = |extra: &[&str]| -> Result<()> {
-        let status = Command::new(&cargo)
-            .args(["build", "--release", "--bin", "smallmind"])
-            .args(extra)
-            .current_dir(crate::project_root())
-            .status()
-            .context("cannot run cargo")?;
-        if !status.success() {
-            bail!("the engine does not build (cargo build --release {})", extra.join(" "));
+    let build = |features: &[String], dir: Option<&Path>| -> Result<PathBuf> {
+        let mut cmd = Command::new(&cargo);
+        cmd.args(["build", "--release", "--bin", "smallmind"]).current_dir(crate::project_root());
+        if !features.is_empty() {
+            cmd.args(["--features", &features.join(",")]);
         }
-        Ok(())
+        if let Some(dir) = dir {
+            cmd.arg("--target-dir").arg(dir);
+        }
+        let status = cmd.status().context("cannot run cargo")?;
+        if !status.success() {
+            return Err(BuildFailed(format!("the engine does not build (features: {features:?})")).into());
+        }
+        Ok(dir.map_or_else(target_dir, Path::to_path_buf).join("release").join("smallmind"))
     };
-    build(&[])?;
-    let release = target_dir().join("release").join("smallmind");
+    let release = if features.is_empty() {
+        build(&[], None)?
+    } else {
+        build(features, Some(&target_dir().join("engine-features").join(features.join("+"))))?
+    };
     let dhat = if with_dhat {
-        let dir = target_dir().join("dhat-heap");
-        build(&["--features", "dhat-heap", "--target-dir", dir.to_str().context("non-UTF-8 target dir")?])?;
-        Some(dir.join("release").join("smallmind"))
+        let mut with = features.to_vec();
+        with.push("dhat-heap".into());
+        Some(build(&with, Some(&target_dir().join("dhat-heap").join(features.join("+"))))?)
     } else {
         None
     };
     Ok(Engine { release, dhat })
 }
+
+/// The engine did not build (`cargo xtask check` exits 125 on it, so `git bisect` skips).
+#[derive(Debug)]
+pub struct BuildFailed(pub String);
+
+impl std::fmt::Display for BuildFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BuildFailed {}
 
 /// Runs `experiment` with `engine`; raw files go to `scratch`, profiles to `profile_dir`.
 pub fn run(
@@ -292,6 +313,19 @@ fn capture_profiles(
     Ok(records)
 }
 
+/// The engine could not run a workload (`cargo xtask check` exits 125 on it: the commit cannot
+/// be tested, as when it predates `smallmind bench`).
+#[derive(Debug)]
+pub struct EngineFailed(pub String);
+
+impl std::fmt::Display for EngineFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EngineFailed {}
+
 /// Runs `smallmind bench` once and reads its results file.
 fn bench(
     binary: &Path,
@@ -324,11 +358,11 @@ fn bench(
         .arg("--out")
         .arg(out)
         .env_remove("SMALLMIND_OPT");
-    let output = cmd.output().with_context(|| format!("cannot run {}", binary.display()))?;
+    let output = cmd.output().map_err(|e| EngineFailed(format!("cannot run {}: {e}", binary.display())))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let last = stderr.lines().rev().find(|l| l.starts_with("error")).unwrap_or(stderr.trim());
-        bail!("smallmind bench failed ({}): {last}", output.status);
+        return Err(EngineFailed(format!("smallmind bench failed ({}): {last}", output.status)).into());
     }
     let text = std::fs::read(out).with_context(|| format!("cannot read {}", out.display()))?;
     let results: BenchResults = serde_json::from_slice(&text)

@@ -247,6 +247,17 @@ pub struct OptTable {
 }
 
 impl OptTable {
+    /// The table that selects exactly `opts`.
+    pub fn exactly(opts: Optimizations) -> OptTable {
+        OptTable {
+            all: Some(false),
+            tensor_pool: Some(opts.tensor_pool),
+            batched_matmul: Some(opts.batched_matmul),
+            fused_softmax: Some(opts.fused_softmax),
+            kv_cache: Some(opts.kv_cache),
+        }
+    }
+
     /// The optimizations this table selects.
     pub fn resolve(&self) -> Optimizations {
         let mut opts = if self.all == Some(false) { Optimizations::none() } else { Optimizations::all() };
@@ -360,6 +371,32 @@ impl Experiment {
             }
         }
         Ok(())
+    }
+
+    /// This experiment's workload, fixed at the reference variant's workload at the last sweep
+    /// point, with `variants` (name, optimizations) instead of its own; no hypothesis, no
+    /// profiles. The first variant is the reference. (`calibrate` and `bisect` run these.)
+    pub fn derived(&self, variants: &[(String, Optimizations)]) -> Result<Experiment> {
+        let point = self.sweep_points().pop().expect("at least one point");
+        let workload = self.workload_for(self.reference(), &point)?;
+        Ok(Experiment {
+            hypothesis: None,
+            notes: None,
+            workload,
+            sweep: Sweep::default(),
+            profiles: ProfileSpec { flamegraph: false, trace: false, heap: false, ..ProfileSpec::default() },
+            variants: variants
+                .iter()
+                .enumerate()
+                .map(|(i, (name, opts))| Variant {
+                    name: name.clone(),
+                    reference: i == 0,
+                    optimizations: OptTable::exactly(*opts),
+                    workload: WorkloadPatch::default(),
+                })
+                .collect(),
+            ..self.clone()
+        })
     }
 
     /// The reference variant.

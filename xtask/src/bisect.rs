@@ -1,0 +1,391 @@
+//! `cargo xtask bisect NAME`: attributes the experiment's figures to each optimization by
+//! running the lattice of toggle sets (all off, all on, each alone on, each alone off; `--full`:
+//! all 16), interleaved and checked for identical output like any experiment. Writes
+//! `reports/NAME/bisect.md` with a chart; with a stored bisect baseline, ranks the toggles whose
+//! contribution fell (the suspects of a regression) and links their profiles before and after.
+
+use crate::compare::{Speedup, paired_speedup};
+use crate::experiment::{self, Paths};
+use crate::results::{ExperimentResults, PointResults, pairs_between};
+use crate::runner::{self, RunOptions};
+use crate::spec::Metric;
+use anyhow::{Context, Result};
+use rand::{Rng, SeedableRng};
+use smallmind::{Optimization, Optimizations};
+use std::fmt::Write;
+use std::path::Path;
+
+/// The metrics each optimization is credited with.
+const METRICS: [Metric; 3] = [Metric::DecodeTokS, Metric::TtftMs, Metric::AllocCountPerOp];
+
+/// The canonical name of a toggle set: `all-off`, `all-on`, or the toggles on joined by `+`.
+pub fn config_name(opts: Optimizations) -> String {
+    let on: Vec<&str> = Optimization::ALL.iter().filter(|&&o| opts.get(o)).map(|o| o.name()).collect();
+    match on.len() {
+        0 => "all-off".into(),
+        n if n == Optimization::ALL.len() => "all-on".into(),
+        _ => on.join("+"),
+    }
+}
+
+/// The toggle sets to run: the lattice, or the whole factorial with `full`.
+pub fn configs(full: bool) -> Vec<Optimizations> {
+    if full {
+        return Optimizations::every_combination().collect();
+    }
+    let mut configs = vec![Optimizations::none(), Optimizations::all()];
+    for &t in &Optimization::ALL {
+        configs.push(only(t));
+        configs.push(without(t));
+    }
+    configs
+}
+
+fn only(t: Optimization) -> Optimizations {
+    let mut o = Optimizations::none();
+    o.set(t, true);
+    o
+}
+
+fn without(t: Optimization) -> Optimizations {
+    let mut o = Optimizations::all();
+    o.set(t, false);
+    o
+}
+
+/// One optimization's effect on one metric, both ways.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effect {
+    pub toggle: Optimization,
+    pub metric: Metric,
+    /// Only this toggle on, against all off.
+    pub added_alone: Option<Speedup>,
+    /// All on, against all on but this toggle: what it contributes to the optimized engine.
+    pub removed_alone: Option<Speedup>,
+}
+
+/// Every toggle's effects in a lattice run.
+pub fn effects(p: &PointResults) -> Vec<Effect> {
+    let speedup = |from: Optimizations, to: Optimizations, metric: Metric| {
+        let (a, b) = (p.variant(&config_name(from))?, p.variant(&config_name(to))?);
+        paired_speedup(&pairs_between(a, b, metric), metric.higher_is_better())
+    };
+    let mut out = Vec::new();
+    for &toggle in &Optimization::ALL {
+        for metric in METRICS {
+            out.push(Effect {
+                toggle,
+                metric,
+                added_alone: speedup(Optimizations::none(), only(toggle), metric),
+                removed_alone: speedup(without(toggle), Optimizations::all(), metric),
+            });
+        }
+    }
+    out
+}
+
+/// A two-toggle interaction on decode throughput, from the full factorial: how many times larger
+/// `a`'s speedup is with `b` on than with `b` off (averaged over the other toggles, in log space).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interaction {
+    pub a: Optimization,
+    pub b: Optimization,
+    pub factor: Speedup,
+}
+
+/// Interactions, when every one of the 16 sets ran.
+pub fn interactions(p: &PointResults) -> Vec<Interaction> {
+    let metric = Metric::DecodeTokS;
+    let rounds: Vec<usize> =
+        p.variants.first().map(|v| v.runs.iter().map(|r| r.round).collect()).unwrap_or_default();
+    let value = |opts: Optimizations, round: usize| -> Option<f64> {
+        let v = p.variant(&config_name(opts))?;
+        v.runs.iter().find(|r| r.round == round)?.value(metric).map(f64::ln)
+    };
+    let mut out = Vec::new();
+    for (i, &a) in Optimization::ALL.iter().enumerate() {
+        for &b in &Optimization::ALL[i + 1..] {
+            // Per round: the interaction contrast averaged over the other two toggles' 4 settings.
+            let per_round: Option<Vec<f64>> = rounds
+                .iter()
+                .map(|&round| {
+                    let mut sum = 0.0;
+                    let others: Vec<Optimization> =
+                        Optimization::ALL.iter().copied().filter(|&t| t != a && t != b).collect();
+                    for bits in 0..4u8 {
+                        let mut base = Optimizations::none();
+                        base.set(others[0], bits & 1 != 0);
+                        base.set(others[1], bits & 2 != 0);
+                        let at = |on_a: bool, on_b: bool| {
+                            let mut o = base;
+                            o.set(a, on_a);
+                            o.set(b, on_b);
+                            value(o, round)
+                        };
+                        sum += at(true, true)? - at(false, true)? - at(true, false)? + at(false, false)?;
+                    }
+                    Some(sum / 4.0)
+                })
+                .collect();
+            let Some(per_round) = per_round.filter(|v| !v.is_empty()) else { return Vec::new() };
+            out.push(Interaction { a, b, factor: mean_interval(&per_round) });
+        }
+    }
+    out
+}
+
+/// exp of the mean of log contrasts, with a seeded bootstrap 95% interval.
+fn mean_interval(xs: &[f64]) -> Speedup {
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x1a7);
+    let mut means: Vec<f64> = (0..crate::compare::RESAMPLES)
+        .map(|_| mean(&(0..xs.len()).map(|_| xs[rng.random_range(0..xs.len())]).collect::<Vec<_>>()))
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let q = |p: f64| smallmind::bench::stats::quantile_sorted(&means, p).exp();
+    Speedup { point: mean(xs).exp(), low: q(0.025), high: q(0.975) }
+}
+
+/// A toggle whose contribution fell against the bisect baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suspect {
+    pub toggle: Optimization,
+    pub before: f64,
+    pub now: Speedup,
+    /// now / before: below 1, the toggle buys less than it did.
+    pub change: Speedup,
+}
+
+/// Toggles ranked by how much their decode contribution (`removed_alone`) fell, worst first.
+pub fn suspects(now: &PointResults, before: &PointResults) -> Vec<Suspect> {
+    let (now_effects, before_effects) = (effects(now), effects(before));
+    let mut out: Vec<Suspect> = Optimization::ALL
+        .iter()
+        .filter_map(|&toggle| {
+            let find = |e: &[Effect]| {
+                e.iter()
+                    .find(|x| x.toggle == toggle && x.metric == Metric::DecodeTokS)
+                    .and_then(|x| x.removed_alone)
+            };
+            let (n, b) = (find(&now_effects)?, find(&before_effects)?);
+            let change = Speedup { point: n.point / b.point, low: n.low / b.point, high: n.high / b.point };
+            Some(Suspect { toggle, before: b.point, now: n, change })
+        })
+        .collect();
+    out.sort_by(|x, y| x.change.point.total_cmp(&y.change.point));
+    out
+}
+
+/// Runs the lattice for experiment `name` and writes `reports/NAME/bisect.md`.
+pub fn run(
+    name: &str,
+    options: &RunOptions,
+    paths: &Paths,
+    full: bool,
+    save_baseline: bool,
+) -> Result<String> {
+    let experiment = experiment::load(name, paths)?;
+    let named: Vec<(String, Optimizations)> =
+        configs(full).into_iter().map(|o| (config_name(o), o)).collect();
+    let mut lattice = experiment.derived(&named)?;
+    lattice.profiles.flamegraph = !options.no_profiles;
+    lattice.profiles.heap = experiment.profiles.heap && !options.no_profiles;
+    lattice.profiles.seconds = 1.0;
+    // The phase pass feeds no figure here; skipping it keeps the lattice affordable.
+    lattice.measurement.phase_iterations = 0;
+    let engine = runner::build_engine(lattice.profiles.heap, &options.engine_features)?;
+    let scratch = runner::target_dir().join("xtask").join("bisect").join(name);
+    let staging = paths.reports.join(format!(".{name}.bisect.staging"));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    let profile_dir = staging.join("bisect-profiles");
+    let mut command = format!("cargo xtask bisect {name}");
+    if full {
+        command.push_str(" --full");
+    }
+    if let Some(n) = options.iterations {
+        let _ = write!(command, " --iterations {n}");
+    }
+    let results = runner::run(name, &lattice, &engine, options, &scratch, &profile_dir, command);
+    let mut results = results.inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&staging);
+    })?;
+    let report_dir = paths.reports.join(name);
+    std::fs::create_dir_all(&report_dir)?;
+    // Profiles go beside the page (they are small: one flame graph per set).
+    let final_profiles = report_dir.join("bisect-profiles");
+    if profile_dir.is_dir() {
+        if final_profiles.exists() {
+            std::fs::remove_dir_all(&final_profiles)?;
+        }
+        std::fs::rename(&profile_dir, &final_profiles)?;
+    }
+    for record in &mut results.profiles {
+        let file =
+            Path::new(&record.path).file_name().context("profile file name")?.to_string_lossy().into_owned();
+        record.path = format!("bisect-profiles/{file}");
+        record.beside_report = true;
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    let baseline_path = paths.baselines.join(format!("{name}.bisect.json"));
+    let before = if baseline_path.is_file() { Some(experiment::read_results(&baseline_path)?) } else { None };
+    let page = render(&results, before.as_ref(), full);
+    crate::charts::effects(
+        &report_dir.join("bisect.svg"),
+        &format!("What each optimization buys: {name}"),
+        &effects(&results.points[0]),
+    )?;
+    experiment::write_atomic(&report_dir.join("bisect.md"), page.as_bytes())?;
+    experiment::write_atomic(&report_dir.join("bisect.json"), &serde_json::to_vec(&results)?)?;
+    if save_baseline {
+        std::fs::create_dir_all(&paths.baselines)?;
+        experiment::write_atomic(&baseline_path, &serde_json::to_vec(&results)?)?;
+        let kept = paths.baselines.join(format!("{name}.bisect-profiles"));
+        if kept.exists() {
+            std::fs::remove_dir_all(&kept)?;
+        }
+        if final_profiles.is_dir() {
+            experiment::copy_dir(&final_profiles, &kept)?;
+        }
+        eprintln!("{name}: saved the bisect baseline {}", baseline_path.display());
+    }
+    Ok(page)
+}
+
+/// The bisect page.
+pub fn render(r: &ExperimentResults, before: Option<&ExperimentResults>, full: bool) -> String {
+    let mut md = String::new();
+    let p = &r.points[0];
+    let nf = r.spec.thresholds.noise_floor;
+    let w = &p.variants[0].workload;
+    let env = &r.environment;
+    let _ = writeln!(md, "# `{}`: what each optimization buys\n", r.experiment);
+    let _ = writeln!(
+        md,
+        "{} toggle sets of the experiment's reference workload (`{}`, {} new tokens, {} thread(s)), {} rounds, each \
+         set its own process, interleaved; all generated the same {} tokens. {} ({} logical cores), commit `{}`, {}. \
+         Reproduce: `{}`.\n",
+        p.variants.len(),
+        w.model,
+        w.max_new_tokens,
+        w.threads,
+        r.rounds,
+        p.correctness.generated_tokens,
+        env.cpu_model,
+        env.logical_cores,
+        &env.git_commit[..env.git_commit.len().min(10)],
+        r.finished,
+        r.command
+    );
+    let _ = writeln!(
+        md,
+        "**Added alone**: only this optimization on, against all off. **Removed alone**: all on, against all on \
+         but this one: what it contributes to the optimized engine. Speedups (above 1 is better) with 95% bootstrap \
+         intervals over the rounds; `*` marks an interval clear of 1 ± {:.0}%.\n",
+        nf * 100.0
+    );
+    let _ = writeln!(md, "![effects](bisect.svg)\n");
+    let _ = writeln!(md, "| optimization | metric | added alone | removed alone |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    let cell = |s: Option<Speedup>, exact: bool| match s {
+        None => "n/a".to_string(),
+        Some(s) if exact => format!("{}x", crate::report::two(s.point)),
+        Some(s) => format!(
+            "{}x [{}, {}]{}",
+            crate::report::two(s.point),
+            crate::report::two(s.low),
+            crate::report::two(s.high),
+            if s.low > 1.0 + nf || s.high < 1.0 - nf { " *" } else { "" }
+        ),
+    };
+    for e in effects(p) {
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {} | {} |",
+            e.toggle.name(),
+            e.metric.name(),
+            cell(e.added_alone, e.metric.is_exact()),
+            cell(e.removed_alone, e.metric.is_exact())
+        );
+    }
+    md.push('\n');
+    if full {
+        let _ = writeln!(md, "## Interactions (decode_tok_s, full factorial)\n");
+        let significant: Vec<Interaction> = interactions(p)
+            .into_iter()
+            .filter(|i| i.factor.low > 1.0 + nf || i.factor.high < 1.0 - nf)
+            .collect();
+        if significant.is_empty() {
+            let _ = writeln!(
+                md,
+                "No pair of optimizations interacts beyond the noise floor: their effects multiply.\n"
+            );
+        }
+        for i in significant {
+            let _ = writeln!(
+                md,
+                "- `{}` buys {}x [{}, {}] as much with `{}` on as with it off.",
+                i.a.name(),
+                crate::report::two(i.factor.point),
+                crate::report::two(i.factor.low),
+                crate::report::two(i.factor.high),
+                i.b.name()
+            );
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(md, "## Suspects against the bisect baseline\n");
+    match before {
+        None => {
+            let _ = writeln!(
+                md,
+                "No bisect baseline is stored; `cargo xtask bisect {} --save-baseline` keeps this run as one. A later \
+                 bisect then ranks the optimizations whose contribution fell.\n",
+                r.experiment
+            );
+        }
+        Some(b) => {
+            let _ = writeln!(
+                md,
+                "Baseline: commit `{}`, {}. Ranked by how much each optimization's contribution to decode throughput \
+                 (removed alone) changed; a fall whose interval lies below 1 - {:.0}% is flagged.\n",
+                &b.environment.git_commit[..b.environment.git_commit.len().min(10)],
+                b.finished,
+                r.spec.thresholds.regression * 100.0
+            );
+            let _ = writeln!(
+                md,
+                "| rank | optimization | contribution before | now [95% CI] | change | profiles now | profiles before |"
+            );
+            let _ = writeln!(md, "|---|---|---:|---|---|---|---|");
+            for (rank, s) in suspects(p, &b.points[0]).iter().enumerate() {
+                let fell = s.change.high < 1.0 - r.spec.thresholds.regression;
+                let links = |prefix: &str| {
+                    [config_name(Optimizations::all()), config_name(without(s.toggle))]
+                        .iter()
+                        .filter(|c| r.profiles.iter().any(|p| &p.variant == *c && p.kind == "flamegraph"))
+                        .map(|c| format!("[{c}]({prefix}{c}.flamegraph.svg)"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | `{}` | {}x | {}x [{}, {}] | {}x{} | {} | {} |",
+                    rank + 1,
+                    s.toggle.name(),
+                    crate::report::two(s.before),
+                    crate::report::two(s.now.point),
+                    crate::report::two(s.now.low),
+                    crate::report::two(s.now.high),
+                    crate::report::two(s.change.point),
+                    if fell { " **fell**" } else { "" },
+                    links("bisect-profiles/"),
+                    links(&format!("../../baselines/{}.bisect-profiles/", r.experiment))
+                );
+            }
+            md.push('\n');
+        }
+    }
+    md
+}

@@ -1,0 +1,81 @@
+//! `cargo xtask check NAME`: a quick run of an experiment against its stored baseline, with exit
+//! codes `git bisect run` understands: 0 within tolerance, 1 regressed (or wrong output), 125
+//! when this commit cannot be tested (the engine does not build, or cannot run the workload).
+
+use crate::experiment::{self, Paths};
+use crate::runner::{self, BuildFailed, EngineFailed, RunOptions};
+use crate::{UsageError, baseline, report};
+use anyhow::Result;
+
+/// Exit code for "this commit cannot be tested": `git bisect run` skips it.
+pub const SKIP: u8 = 125;
+
+/// Runs the check and returns the exit code.
+pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
+    let experiment = experiment::load(name, paths)?;
+    let baseline_path = paths.baselines.join(format!("{name}.json"));
+    if !baseline_path.is_file() {
+        return Err(UsageError(format!(
+            "no baseline for `{name}` ({}); run `cargo xtask baseline {name}` first",
+            baseline_path.display()
+        ))
+        .into());
+    }
+    let stored = experiment::read_results(&baseline_path)?;
+    let engine = match runner::build_engine(false, &options.engine_features) {
+        Ok(engine) => engine,
+        Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {
+            eprintln!("check: {e}: cannot test this commit (exit {SKIP})");
+            return Ok(SKIP);
+        }
+        Err(e) => return Err(e),
+    };
+    let options = RunOptions { quick: options.iterations.is_none(), no_profiles: true, ..options.clone() };
+    let scratch = runner::target_dir().join("xtask").join("check").join(name);
+    let command = format!("cargo xtask check {name}");
+    let results =
+        match runner::run(name, &experiment, &engine, &options, &scratch, &scratch.join("profiles"), command)
+        {
+            Ok(results) => results,
+            Err(e) if e.chain().any(|c| c.downcast_ref::<EngineFailed>().is_some()) => {
+                eprintln!("check: {e}: cannot test this commit (exit {SKIP})");
+                return Ok(SKIP);
+            }
+            Err(e) => return Err(e),
+        };
+    let tolerance = experiment.thresholds.regression;
+    let check = baseline::check(&results, &stored, tolerance);
+    if !check.comparable {
+        println!(
+            "different machine from the baseline: absolute figures not compared (speedups and allocations are)"
+        );
+    }
+    for row in &check.rows {
+        println!(
+            "{:<9} {}{} {}{}: {} -> {} ({}x [{}, {}])",
+            if row.regressed { "REGRESSED" } else { "ok" },
+            row.subject,
+            crate::spec::at_label(&row.point),
+            row.metric.name(),
+            if row.is_speedup { " speedup" } else { "" },
+            report::two(row.before),
+            report::two(row.now),
+            report::two(row.change.point),
+            report::two(row.change.low),
+            report::two(row.change.high)
+        );
+    }
+    let regressed = check.regressions().count();
+    println!(
+        "{name}: {} against the baseline of commit {} (tolerance {:.0}%, {} rounds)",
+        if regressed == 0 {
+            "within tolerance".to_string()
+        } else {
+            format!("{regressed} figure(s) regressed")
+        },
+        &check.baseline_commit[..check.baseline_commit.len().min(10)],
+        tolerance * 100.0,
+        results.rounds
+    );
+    Ok(u8::from(regressed > 0))
+}

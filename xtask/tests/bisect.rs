@@ -1,0 +1,84 @@
+//! Toggling optimizations to find a regression, proved on a real one: the engine built with the
+//! test-only `slow-fused-softmax` feature (the `fused-softmax` fast path made slower, its output
+//! unchanged) must make `check` exit 1 and `bisect` rank `fused-softmax` first; unchanged, `check`
+//! exits 0, and the reference against itself (`calibrate`) shows no significant change.
+
+use std::path::Path;
+use std::process::Output;
+
+const EXPERIMENT: &str = r#"
+# Does the bisect find a deliberately slowed toggle? (test fixture)
+description = "tiny, 64-token prompt, 64 new tokens: all off against all on"
+[workload]
+model = "tiny"
+prompt_tokens = 64
+max_new_tokens = 64
+[measurement]
+warmup = 1
+iterations = 5
+quick_iterations = 3
+[profiles]
+flamegraph = false
+[[variant]]
+name = "all-off"
+reference = true
+optimizations = { all = false }
+[[variant]]
+name = "all-on"
+"#;
+
+fn xtask(args: &[&str], root: &Path) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.args(args);
+    for dir in ["experiments", "reports", "baselines"] {
+        cmd.arg(format!("--{dir}-dir")).arg(root.join(dir));
+    }
+    cmd.output().expect("xtask runs")
+}
+
+fn code(out: &Output) -> Option<i32> {
+    if !matches!(out.status.code(), Some(0 | 1)) {
+        eprintln!("stderr: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    out.status.code()
+}
+
+#[test]
+fn check_and_bisect_find_a_deliberately_slowed_toggle() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    std::fs::create_dir_all(root.join("experiments")).unwrap();
+    std::fs::write(root.join("experiments/slowtest.toml"), EXPERIMENT).unwrap();
+
+    // The good state: a baseline of the experiment and of its bisect lattice.
+    assert_eq!(code(&xtask(&["baseline", "slowtest", "--quick", "--no-profiles"], root)), Some(0));
+    assert_eq!(
+        code(&xtask(&["bisect", "slowtest", "--iterations", "4", "--no-profiles", "--save-baseline"], root)),
+        Some(0)
+    );
+    let page = std::fs::read_to_string(root.join("reports/slowtest/bisect.md")).unwrap();
+    assert!(page.contains("| `kv-cache` | decode_tok_s |") && page.contains("No bisect baseline is stored"));
+
+    // Unchanged engine: within tolerance.
+    let out = xtask(&["check", "slowtest"], root);
+    assert_eq!(code(&out), Some(0), "stdout: {}", String::from_utf8_lossy(&out.stdout));
+
+    // The slowed fast path: check fails, bisect names the toggle first.
+    let slow = ["--engine-features", "slow-fused-softmax"];
+    let out = xtask(&[&["check", "slowtest"][..], &slow].concat(), root);
+    assert_eq!(code(&out), Some(1), "stdout: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("REGRESSED"));
+    let out =
+        xtask(&[&["bisect", "slowtest", "--iterations", "4", "--no-profiles"][..], &slow].concat(), root);
+    assert_eq!(code(&out), Some(0));
+    let page = std::fs::read_to_string(root.join("reports/slowtest/bisect.md")).unwrap();
+    let first = page.lines().find(|l| l.starts_with("| 1 |")).expect("a ranked suspect list");
+    assert!(first.contains("`fused-softmax`"), "first suspect: {first}\n{page}");
+
+    // A/A on the reference: no significant change.
+    let out = xtask(&["calibrate", "slowtest", "--iterations", "6"], root);
+    assert_eq!(code(&out), Some(0));
+    let page = String::from_utf8_lossy(&out.stdout);
+    let decode = page.lines().find(|l| l.starts_with("| decode_tok_s |")).expect("a decode row");
+    assert!(decode.contains("no significant change"), "{page}");
+}

@@ -293,26 +293,25 @@ pub fn effects(path: &Path, title: &str, effects: &[crate::bisect::Effect]) -> R
     let rows: Vec<&crate::bisect::Effect> =
         effects.iter().filter(|e| e.metric == Metric::DecodeTokS).collect();
     let names: Vec<String> = rows.iter().map(|e| e.toggle.name().to_string()).collect();
-    let max = rows
-        .iter()
-        .flat_map(|e| [e.added_alone, e.removed_alone])
-        .flatten()
-        .map(|s| s.high)
-        .fold(1.0f64, f64::max);
+    let points: Vec<f64> =
+        rows.iter().flat_map(|e| [e.added_alone, e.removed_alone]).flatten().map(|s| s.point).collect();
+    let max = points.iter().copied().fold(1.0f64, f64::max) * 1.3;
+    let min = points.iter().copied().fold(1.0f64, f64::min) / 1.3;
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
+    // A log scale, bars from 1x: a 2x gain and a 2x loss look the same size.
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FONT, 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(80)
-        .build_cartesian_2d(categories(rows.len()), 0.0..max * 1.15)
+        .build_cartesian_2d(categories(rows.len()), (min..max).log_scale())
         .map_err(err)?;
     let label = category_label(&names);
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .y_desc("decode speedup (x)")
+        .y_desc("decode speedup (x, log scale)")
         .x_label_formatter(&label)
         .y_label_formatter(&axis_number)
         .label_style((FONT, 13))

@@ -250,6 +250,36 @@ pub fn run(
         }
         eprintln!("{name}: saved the bisect baseline {}", baseline_path.display());
     }
+    experiment::write_atomic(&report_dir.join("bisect.json"), &serde_json::to_vec(&results)?)?;
+    // Suspects come from the previous baseline; a first baseline is this run itself.
+    let before = before.or_else(|| save_baseline.then(|| results.clone()));
+    write_page(name, &results, before.as_ref(), &report_dir)
+}
+
+/// Re-renders `reports/NAME/bisect.md` and its chart from `bisect.json`, if there is one.
+pub fn rerender(name: &str, paths: &Paths) -> Result<Option<String>> {
+    let report_dir = paths.reports.join(name);
+    let path = report_dir.join("bisect.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let results = experiment::read_results(&path)?;
+    let baseline_path = paths.baselines.join(format!("{name}.bisect.json"));
+    let before = if baseline_path.is_file() { Some(experiment::read_results(&baseline_path)?) } else { None };
+    write_page(name, &results, before.as_ref(), &report_dir).map(Some)
+}
+
+fn write_page(
+    name: &str,
+    results: &ExperimentResults,
+    before: Option<&ExperimentResults>,
+    dir: &Path,
+) -> Result<String> {
+    let full = results.points[0].variants.len() == 1 << Optimization::ALL.len();
+    let page = render(results, before, full);
+    let title = format!("What each optimization buys: {name}");
+    crate::charts::effects(&dir.join("bisect.svg"), &title, &effects(&results.points[0]))?;
+    experiment::write_atomic(&dir.join("bisect.md"), page.as_bytes())?;
     Ok(page)
 }
 
@@ -336,7 +366,18 @@ pub fn render(r: &ExperimentResults, before: Option<&ExperimentResults>, full: b
         md.push('\n');
     }
     let _ = writeln!(md, "## Suspects against the bisect baseline\n");
+    let is_this_run = before
+        .is_some_and(|b| b.finished == r.finished && b.environment.git_commit == r.environment.git_commit);
     match before {
+        Some(_) if is_this_run => {
+            let _ = writeln!(
+                md,
+                "This run is the stored bisect baseline (`baselines/{}.bisect.json`, with its flame graphs in \
+                 `baselines/{}.bisect-profiles/`): a later `cargo xtask bisect {}` ranks the optimizations whose \
+                 contribution fell against it.\n",
+                r.experiment, r.experiment, r.experiment
+            );
+        }
         None => {
             let _ = writeln!(
                 md,

@@ -102,18 +102,23 @@ pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths)
     let outcome = runner::run(name, &experiment, &engine, options, &scratch, &profile_dir, command).and_then(
         |mut results| {
             place_profiles(&mut results, &profile_dir, name)?;
+            // A first baseline is this run, and the report says so; an existing one is replaced
+            // only after the report has been compared with it.
+            let first_baseline = save_baseline && !paths.baselines.join(format!("{name}.json")).is_file();
+            if first_baseline {
+                write_baseline(name, &results, paths)?;
+            }
             let outcome = publish(name, &results, paths, &staging)?;
-            Ok((outcome, results))
+            if save_baseline && !first_baseline {
+                write_baseline(name, &results, paths)?;
+            }
+            Ok(outcome)
         },
     );
     // On failure the previous report stays as it was; only the staging folder goes.
-    let (outcome, results) = outcome.inspect_err(|_| {
+    outcome.inspect_err(|_| {
         let _ = std::fs::remove_dir_all(&staging);
-    })?;
-    if save_baseline {
-        write_baseline(name, &results, paths)?;
-    }
-    Ok(outcome)
+    })
 }
 
 /// Re-renders `reports/NAME` from its `results.json` and the current baseline.

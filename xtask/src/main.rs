@@ -24,7 +24,7 @@ enum Task {
     Experiment(RunArgs),
     /// Run experiments/NAME.toml and store the run as baselines/NAME.json (and its report).
     Baseline(RunArgs),
-    /// Re-render reports/NAME/ from its results.json and the current baseline, without running.
+    /// Re-render reports/NAME/ (and its bisect page) from the results files, without running.
     Report(NameArgs),
     /// Quick run against the baseline: exit 0 within tolerance, 1 regressed, 125 cannot build.
     Check(RunArgs),
@@ -128,7 +128,14 @@ fn main() -> ExitCode {
         }
         Some(Task::Ci) => return xtask::ci::run(),
         Some(Task::List(dirs)) => list(&dirs.paths()),
-        Some(Task::Report(args)) => experiment::rerender(&args.name, &args.dirs.paths()).map(finished),
+        Some(Task::Report(args)) => {
+            experiment::rerender(&args.name, &args.dirs.paths()).and_then(|outcome| {
+                if xtask::bisect::rerender(&args.name, &args.dirs.paths())?.is_some() {
+                    eprintln!("bisect: {}", outcome.report.join("bisect.md").display());
+                }
+                Ok(finished(outcome))
+            })
+        }
         Some(Task::Experiment(args)) => {
             experiment::run(&args.name, &args.options(), args.save_baseline, &args.dirs.paths()).map(finished)
         }

@@ -326,6 +326,14 @@ fn baseline_section(md: &mut String, r: &ExperimentResults, baseline: &BaselineS
         }
         BaselineState::Checked(check) => check,
     };
+    if check.baseline_date == r.finished && check.baseline_commit == r.environment.git_commit {
+        let _ = writeln!(
+            md,
+            "This run is the stored baseline (`baselines/{}.json`): later runs are compared with it.\n",
+            r.experiment
+        );
+        return;
+    }
     let _ = writeln!(
         md,
         "Baseline: commit `{}`, {}. Tolerance: {:.0}%; a figure regressed when its whole 95% interval is worse than \

@@ -353,7 +353,14 @@ pub fn effects(path: &Path, title: &str, effects: &[crate::bisect::Effect]) -> R
             BLACK.stroke_width(1),
         ))
         .map_err(err)?;
-    legend(&mut chart)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font((FONT, 13))
+        .draw()
+        .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
 }

@@ -230,6 +230,16 @@ pub fn run(
     let _ = std::fs::remove_dir_all(&staging);
     let baseline_path = paths.baselines.join(format!("{name}.bisect.json"));
     let before = if baseline_path.is_file() { Some(experiment::read_results(&baseline_path)?) } else { None };
+    // The baseline's flame graphs are copied beside the page, so that its "before" links keep
+    // working after `--save-baseline` replaces the baseline.
+    let before_profiles = report_dir.join("bisect-profiles-before");
+    if before_profiles.exists() {
+        std::fs::remove_dir_all(&before_profiles)?;
+    }
+    let kept = paths.baselines.join(format!("{name}.bisect-profiles"));
+    if before.is_some() && kept.is_dir() {
+        experiment::copy_dir(&kept, &before_profiles)?;
+    }
     let page = render(&results, before.as_ref(), full);
     crate::charts::effects(
         &report_dir.join("bisect.svg"),
@@ -241,7 +251,6 @@ pub fn run(
     if save_baseline {
         std::fs::create_dir_all(&paths.baselines)?;
         experiment::write_atomic(&baseline_path, &serde_json::to_vec(&results)?)?;
-        let kept = paths.baselines.join(format!("{name}.bisect-profiles"));
         if kept.exists() {
             std::fs::remove_dir_all(&kept)?;
         }
@@ -403,9 +412,10 @@ pub fn render(r: &ExperimentResults, before: Option<&ExperimentResults>, full: b
             for (rank, s) in suspects(p, &b.points[0]).iter().enumerate() {
                 let fell = s.change.high < 1.0 - r.spec.thresholds.regression;
                 let links = |prefix: &str| {
+                    let profiled = if prefix.ends_with("before/") { &b.profiles } else { &r.profiles };
                     [config_name(Optimizations::all()), config_name(without(s.toggle))]
                         .iter()
-                        .filter(|c| r.profiles.iter().any(|p| &p.variant == *c && p.kind == "flamegraph"))
+                        .filter(|c| profiled.iter().any(|p| &p.variant == *c && p.kind == "flamegraph"))
                         .map(|c| format!("[{c}]({prefix}{c}.flamegraph.svg)"))
                         .collect::<Vec<_>>()
                         .join(", ")
@@ -422,7 +432,7 @@ pub fn render(r: &ExperimentResults, before: Option<&ExperimentResults>, full: b
                     crate::report::two(s.change.point),
                     if fell { " **fell**" } else { "" },
                     links("bisect-profiles/"),
-                    links(&format!("../../baselines/{}.bisect-profiles/", r.experiment))
+                    links("bisect-profiles-before/")
                 );
             }
             md.push('\n');

@@ -15,6 +15,9 @@ use smallmind::{Optimization, Optimizations};
 use std::fmt::Write;
 use std::path::Path;
 
+/// The bisect baseline a run compared with, kept beside its page.
+const BEFORE: &str = "bisect-before.json";
+
 /// The metrics each optimization is credited with.
 const METRICS: [Metric; 3] = [Metric::DecodeTokS, Metric::TtftMs, Metric::AllocCountPerOp];
 
@@ -240,6 +243,13 @@ pub fn run(
     if before.is_some() && kept.is_dir() {
         experiment::copy_dir(&kept, &before_profiles)?;
     }
+    // So is the baseline itself: `cargo xtask report` re-renders the same comparison later.
+    let before_results = report_dir.join(BEFORE);
+    match &before {
+        Some(b) => experiment::write_atomic(&before_results, &serde_json::to_vec(b)?)?,
+        None if before_results.exists() => std::fs::remove_file(&before_results)?,
+        None => {}
+    }
     let page = render(&results, before.as_ref(), full);
     crate::charts::effects(
         &report_dir.join("bisect.svg"),
@@ -273,8 +283,16 @@ pub fn rerender(name: &str, paths: &Paths) -> Result<Option<String>> {
         return Ok(None);
     }
     let results = experiment::read_results(&path)?;
+    // The baseline the run compared with, if it kept one; else the stored one.
+    let compared = report_dir.join(BEFORE);
     let baseline_path = paths.baselines.join(format!("{name}.bisect.json"));
-    let before = if baseline_path.is_file() { Some(experiment::read_results(&baseline_path)?) } else { None };
+    let before = if compared.is_file() {
+        Some(experiment::read_results(&compared)?)
+    } else if baseline_path.is_file() {
+        Some(experiment::read_results(&baseline_path)?)
+    } else {
+        None
+    };
     write_page(name, &results, before.as_ref(), &report_dir).map(Some)
 }
 

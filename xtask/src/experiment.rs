@@ -405,7 +405,12 @@ pub fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().context("a file path has a parent")?;
-    let mut temp = tempfile::Builder::new().prefix(".baseline.").suffix(".tmp").tempfile_in(dir)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".xtask.").suffix(".tmp");
+    // Committed files get the usual mode (less the umask), not tempfile's 0600.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut temp = builder.tempfile_in(dir)?;
     temp.write_all(bytes)?;
     temp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())

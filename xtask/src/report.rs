@@ -255,7 +255,9 @@ fn headline(r: &ExperimentResults, last: &PointResults, baseline: &BaselineState
     {
         let _ = write!(line, " Hypothesis ({}x): {}.", range(h.speedup), hypothesis_status(h.speedup, &s));
     }
-    if let BaselineState::Checked(check) = baseline {
+    if let BaselineState::Checked(check) = baseline
+        && !is_this_run(r, check)
+    {
         let n = check.regressions().count();
         let _ = write!(
             line,
@@ -264,6 +266,11 @@ fn headline(r: &ExperimentResults, last: &PointResults, baseline: &BaselineState
         );
     }
     line
+}
+
+/// Whether the stored baseline is this very run (saved with `--save-baseline`).
+fn is_this_run(r: &ExperimentResults, check: &BaselineCheck) -> bool {
+    check.baseline_date == r.finished && check.baseline_commit == r.environment.git_commit
 }
 
 fn phase_section(md: &mut String, p: &PointResults) {
@@ -326,7 +333,7 @@ fn baseline_section(md: &mut String, r: &ExperimentResults, baseline: &BaselineS
         }
         BaselineState::Checked(check) => check,
     };
-    if check.baseline_date == r.finished && check.baseline_commit == r.environment.git_commit {
+    if is_this_run(r, check) {
         let _ = writeln!(
             md,
             "This run is the stored baseline (`baselines/{}.json`): later runs are compared with it.\n",

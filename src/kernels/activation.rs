@@ -1,4 +1,5 @@
-//! Element-wise maths: a vectorisable `exp` and the tanh-approximated GELU.
+//! Element-wise maths: a vectorisable `exp`, the tanh-approximated GELU (GPT-2) and SwiGLU's
+//! `silu(gate) * up` (Llama).
 //!
 //! `f32::exp` is a libm call LLVM cannot vectorise; [`exp_approx`] is a Cephes-style polynomial
 //! (range reduction by ln 2, degree-6 polynomial, exponent built from bits) whose relative error
@@ -66,6 +67,28 @@ pub fn gelu_tanh_naive(x: &mut [f32]) {
     }
 }
 
+/// SwiGLU's gating, in place: `gate[i] = silu(gate[i]) * up[i]`, with `silu(x) = x / (1 + e^-x)`.
+pub fn swiglu_inplace(gate: &mut [f32], up: &[f32]) {
+    assert_eq!(gate.len(), up.len(), "swiglu: length mismatch");
+    swiglu_simd(gate, up);
+}
+
+simd_dispatch!(fn swiglu_simd(gate: &mut [f32], up: &[f32]) => swiglu_body);
+
+#[inline(always)]
+fn swiglu_body(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + exp_approx(-*g)) * u;
+    }
+}
+
+/// The naive twin of [`swiglu_inplace`], with libm's `exp`.
+pub fn swiglu_naive(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +104,22 @@ mod tests {
         assert_eq!(exp_approx(f32::NEG_INFINITY), 0.0);
         assert_eq!(exp_approx(-100.0), 0.0);
         assert_eq!(exp_approx(0.0), 1.0);
+    }
+
+    #[test]
+    fn swiglu_matches_naive_twin() {
+        for len in [1, 7, 16, 33, 1000] {
+            let mut gate: Vec<f32> = test_data(len, len as u64).iter().map(|v| v * 12.0).collect();
+            let up = test_data(len, 9);
+            let mut want = gate.clone();
+            swiglu_inplace(&mut gate, &up);
+            swiglu_naive(&mut want, &up);
+            assert_close(&gate, &want, 1e-6, "swiglu");
+        }
+        // silu saturates to x for large x and to 0 for very negative x.
+        let mut tails = vec![-200.0, 0.0, 200.0];
+        swiglu_inplace(&mut tails, &[1.0, 1.0, 1.0]);
+        assert_close(&tails, &[0.0, 0.0, 200.0], 1e-30, "swiglu tails");
     }
 
     #[test]

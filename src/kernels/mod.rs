@@ -12,6 +12,7 @@ pub mod activation;
 pub mod attention;
 pub mod matmul;
 pub mod norm;
+pub mod rope;
 pub mod softmax;
 
 /// Defines `$name` as a run-time dispatch over copies of the `#[inline(always)]` body `$body`

@@ -140,6 +140,8 @@ pub fn render(r: &ExperimentResults, baseline: &BaselineState, charts: &[ChartRe
         }
     }
 
+    spread_section(&mut md, r);
+
     if let Some(h) = &spec.hypothesis {
         let _ = writeln!(md, "## The hypothesis against the measurement\n");
         for p in &r.points {
@@ -266,6 +268,33 @@ fn headline(r: &ExperimentResults, last: &PointResults, baseline: &BaselineState
         );
     }
     line
+}
+
+/// Per point, variant and timed metric: median, p10, p90 and MAD over runs.
+fn spread_section(md: &mut String, r: &ExperimentResults) {
+    let _ = writeln!(md, "### Spread over runs\n");
+    let _ = writeln!(md, "| point | variant | metric | median | p10 | p90 | MAD |");
+    let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|");
+    for p in &r.points {
+        for v in &p.variants {
+            for metric in [Metric::DecodeTokS, Metric::TtftMs] {
+                let Some(s) = smallmind::bench::stats::Stat::of(&v.values(metric)) else { continue };
+                let f = |x: f64| format_value(metric, x);
+                let _ = writeln!(
+                    md,
+                    "| {} | `{}` | {} | {} | {} | {} | {} |",
+                    if p.point.label.is_empty() { "-" } else { &p.point.label },
+                    v.name,
+                    metric.name(),
+                    f(s.median),
+                    f(s.p10),
+                    f(s.p90),
+                    f(s.mad)
+                );
+            }
+        }
+    }
+    md.push('\n');
 }
 
 /// Whether the stored baseline is this very run (saved with `--save-baseline`).

@@ -1,4 +1,7 @@
-//! Text <-> token ids: bytes, characters over a fixed vocabulary, or a Hugging Face `tokenizer.json`.
+//! Text <-> token ids: bytes, characters over a fixed vocabulary, or a Hugging Face `tokenizer.json`;
+//! [`llama2c`] reads and writes llama2.c's `tokenizer.bin` (for the Llama family).
+
+pub mod llama2c;
 
 use crate::error::{Error, Result};
 use std::path::Path;

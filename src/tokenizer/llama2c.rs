@@ -1,0 +1,230 @@
+//! llama2.c's tokenizer: the `tokenizer.bin` format and its encoding, as `run.c` does it.
+//!
+//! The file: an `i32` max token length, then per token an `f32` merge score, an `i32` byte
+//! length and the bytes (little-endian). Ids 0, 1, 2 are `<unk>`, `<s>`, `</s>`; ids 3..=258 are
+//! the byte-fallback tokens `<0x00>`..`<0xFF>`. Encoding: a leading space token, then one token
+//! per UTF-8 character (or its bytes' fallback tokens when the character is not in the
+//! vocabulary), then, repeatedly, the adjacent pair whose concatenation is in the vocabulary with
+//! the highest score is merged, until no pair is.
+//!
+//! This module owns the format and the algorithm; which model uses it is the loader's business.
+
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The beginning-of-sequence token.
+pub const BOS: u32 = 1;
+/// The end-of-sequence token.
+pub const EOS: u32 = 2;
+/// The first byte-fallback token, `<0x00>`.
+const BYTE_FALLBACK_START: u32 = 3;
+
+/// A llama2.c vocabulary with merge scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Llama2cTokenizer {
+    /// Each token's bytes, by id.
+    pub vocab: Vec<Vec<u8>>,
+    /// Each token's merge score, by id.
+    pub scores: Vec<f32>,
+    pub max_token_length: u32,
+    lookup: HashMap<Vec<u8>, u32>,
+}
+
+impl Llama2cTokenizer {
+    /// A tokenizer from its tokens and scores (the first occurrence of a string wins a lookup).
+    pub fn new(vocab: Vec<Vec<u8>>, scores: Vec<f32>) -> Llama2cTokenizer {
+        assert_eq!(vocab.len(), scores.len(), "one score per token");
+        let mut lookup = HashMap::with_capacity(vocab.len());
+        for (id, token) in vocab.iter().enumerate() {
+            lookup.entry(token.clone()).or_insert(id as u32);
+        }
+        let max_token_length = vocab.iter().map(Vec::len).max().unwrap_or(0) as u32;
+        Llama2cTokenizer { vocab, scores, max_token_length, lookup }
+    }
+
+    /// Reads `vocab_size` tokens from a `tokenizer.bin` at `path`.
+    pub fn read(path: &Path, vocab_size: usize) -> Result<Llama2cTokenizer> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        Self::parse(&bytes, vocab_size)
+            .map_err(|reason| Error::Tokenizer { path: path.to_path_buf(), reason })
+    }
+
+    /// Parses the bytes of a `tokenizer.bin` holding (at least) `vocab_size` tokens.
+    pub fn parse(bytes: &[u8], vocab_size: usize) -> std::result::Result<Llama2cTokenizer, String> {
+        let mut at = 0usize;
+        let mut take = |n: usize, what: &str| -> std::result::Result<&[u8], String> {
+            let slice = bytes.get(at..at + n).ok_or_else(|| {
+                format!(
+                    "truncated tokenizer.bin: {what} at byte {at} needs {n} bytes, the file has {}",
+                    bytes.len()
+                )
+            })?;
+            at += n;
+            Ok(slice)
+        };
+        let word = |b: &[u8]| [b[0], b[1], b[2], b[3]];
+        let max_token_length = i32::from_le_bytes(word(take(4, "the max token length")?));
+        let (mut vocab, mut scores) = (Vec::with_capacity(vocab_size), Vec::with_capacity(vocab_size));
+        for id in 0..vocab_size {
+            let score = f32::from_le_bytes(word(take(4, &format!("token {id}'s score"))?));
+            let len = i32::from_le_bytes(word(take(4, &format!("token {id}'s length"))?));
+            if len < 0 || len > max_token_length.max(0) {
+                return Err(format!("token {id} has length {len}, outside 0..={max_token_length}"));
+            }
+            vocab.push(take(len as usize, &format!("token {id}'s bytes"))?.to_vec());
+            scores.push(score);
+        }
+        Ok(Llama2cTokenizer::new(vocab, scores))
+    }
+
+    /// The bytes of a `tokenizer.bin` holding this vocabulary.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&(self.max_token_length as i32).to_le_bytes());
+        for (token, score) in self.vocab.iter().zip(&self.scores) {
+            out.extend_from_slice(&score.to_le_bytes());
+            out.extend_from_slice(&(token.len() as i32).to_le_bytes());
+            out.extend_from_slice(token);
+        }
+        out
+    }
+
+    /// The ids of `text`, with `<s>` first when `bos`, as llama2.c's `encode`.
+    pub fn encode(&self, text: &str, bos: bool) -> Vec<u32> {
+        let mut tokens = Vec::with_capacity(text.len() + 2);
+        if bos {
+            tokens.push(BOS);
+        }
+        if !text.is_empty()
+            && let Some(&space) = self.lookup.get(b" ".as_slice())
+        {
+            tokens.push(space);
+        }
+        let mut utf8 = [0u8; 4];
+        for ch in text.chars() {
+            let encoded = ch.encode_utf8(&mut utf8).as_bytes();
+            match self.lookup.get(encoded) {
+                Some(&id) => tokens.push(id),
+                None => tokens.extend(encoded.iter().map(|&b| u32::from(b) + BYTE_FALLBACK_START)),
+            }
+        }
+        // Merge the best-scoring adjacent pair until none is in the vocabulary.
+        let mut merged = Vec::with_capacity(self.max_token_length as usize * 2);
+        loop {
+            let mut best: Option<(f32, usize, u32)> = None;
+            for i in 0..tokens.len().saturating_sub(1) {
+                merged.clear();
+                merged.extend_from_slice(&self.vocab[tokens[i] as usize]);
+                merged.extend_from_slice(&self.vocab[tokens[i + 1] as usize]);
+                if let Some(&id) = self.lookup.get(&merged)
+                    && best.is_none_or(|(score, _, _)| self.scores[id as usize] > score)
+                {
+                    best = Some((self.scores[id as usize], i, id));
+                }
+            }
+            let Some((_, i, id)) = best else { break };
+            tokens[i] = id;
+            tokens.remove(i + 1);
+        }
+        tokens
+    }
+
+    /// The text of token `id` following token `previous`, as llama2.c's `decode`: a leading
+    /// space is dropped right after `<s>`, and `<0xNN>` tokens are the raw byte NN.
+    pub fn piece(&self, previous: u32, id: u32) -> Vec<u8> {
+        let Some(token) = self.vocab.get(id as usize) else { return "\u{FFFD}".into() };
+        let token = if previous == BOS && token.first() == Some(&b' ') { &token[1..] } else { &token[..] };
+        match token {
+            [b'<', b'0', b'x', hi, lo, b'>'] => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(*hi), hex(*lo)) {
+                    (Some(h), Some(l)) => vec![(h * 16 + l) as u8],
+                    _ => token.to_vec(),
+                }
+            }
+            _ => token.to_vec(),
+        }
+    }
+
+    /// The text of `ids`, without `<s>` and `</s>` (invalid UTF-8 becomes U+FFFD).
+    pub fn decode(&self, ids: &[u32]) -> String {
+        let mut bytes = Vec::new();
+        let mut previous = u32::MAX;
+        for &id in ids {
+            if id != BOS && id != EOS {
+                bytes.extend(self.piece(previous, id));
+            }
+            previous = id;
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The llama2.c layout: `<unk>`, `<s>`, `</s>`, 256 byte tokens, then `extra` with scores.
+    fn tokenizer(extra: &[(&str, f32)]) -> Llama2cTokenizer {
+        let mut vocab: Vec<Vec<u8>> = vec![b"<unk>".to_vec(), b"<s>".to_vec(), b"</s>".to_vec()];
+        vocab.extend((0..=255u8).map(|b| format!("<0x{b:02X}>").into_bytes()));
+        let mut scores = vec![0.0; vocab.len()];
+        for (token, score) in extra {
+            vocab.push(token.as_bytes().to_vec());
+            scores.push(*score);
+        }
+        Llama2cTokenizer::new(vocab, scores)
+    }
+
+    const EXTRA: &[(&str, f32)] = &[
+        (" ", -1.0),   // 259
+        ("a", -2.0),   // 260
+        ("b", -3.0),   // 261
+        ("c", -4.0),   // 262
+        ("ab", -5.0),  // 263
+        (" a", -0.5),  // 264
+        ("bc", -6.0),  // 265
+        (" ab", -7.0), // 266
+        ("é", -8.0),   // 267
+    ];
+
+    #[test]
+    fn encoding_by_hand() {
+        let t = tokenizer(EXTRA);
+        // " " + a b -> " a" (score -0.5) beats "ab" (-5) -> " a" b -> " ab" (-7).
+        assert_eq!(t.encode("ab", false), [266]);
+        // " " a b c -> " a" b c -> " ab" (-7) vs "bc" (-6): "bc" wins -> " a" "bc"; " abc" unknown.
+        assert_eq!(t.encode("abc", false), [264, 265]);
+        // With <s> first; spaces are tokens too: " " " " b -> no "  " and no " b".
+        assert_eq!(t.encode(" b", true), [1, 259, 259, 261]);
+        // A character in the vocabulary, and one that is not (byte fallback: ids 3 + byte).
+        assert_eq!(t.encode("é", false), [259, 267]);
+        assert_eq!(t.encode("ü", false), [259, 3 + 0xC3, 3 + 0xBC]);
+        assert_eq!(t.encode("", true), [1]);
+    }
+
+    #[test]
+    fn decoding_drops_the_space_after_bos_and_maps_byte_tokens() {
+        let t = tokenizer(EXTRA);
+        assert_eq!(t.decode(&[1, 266, 265]), "abbc");
+        assert_eq!(t.decode(&[266, 265]), " abbc");
+        assert_eq!(t.decode(&[1, 259, 3 + 0xC3, 3 + 0xBC]), "ü");
+        for text in ["abc", "a b c", "é ü !"] {
+            let ids = t.encode(text, true);
+            assert_eq!(t.decode(&ids), text, "{ids:?}");
+        }
+    }
+
+    #[test]
+    fn the_file_format_round_trips_and_rejects_truncation() {
+        let t = tokenizer(EXTRA);
+        let bytes = t.to_bytes();
+        let back = Llama2cTokenizer::parse(&bytes, t.vocab.len()).unwrap();
+        assert_eq!(back, t);
+        let err = Llama2cTokenizer::parse(&bytes[..bytes.len() - 1], t.vocab.len()).unwrap_err();
+        assert!(err.contains("truncated tokenizer.bin") && err.contains("token 267"), "{err}");
+        let err = Llama2cTokenizer::parse(&bytes, t.vocab.len() + 1).unwrap_err();
+        assert!(err.contains("token 268's score"), "{err}");
+    }
+}

@@ -135,6 +135,14 @@ fn fixture(speedup: f64, host: &str) -> ExperimentResults {
     }
 }
 
+/// The fixture as a baseline stored from an earlier run (a run that is its own baseline is
+/// reported as such, not compared).
+fn stored(speedup: f64, host: &str) -> ExperimentResults {
+    let mut earlier = fixture(speedup, host);
+    earlier.finished = "2025-12-01T00:00:00Z".into();
+    earlier
+}
+
 fn test_data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data").join(name)
 }
@@ -142,9 +150,7 @@ fn test_data(name: &str) -> PathBuf {
 #[test]
 fn the_report_matches_the_golden_file() {
     let now = fixture(3.0, "a");
-    let mut stored = fixture(3.0, "a");
-    stored.finished = "2025-12-01T00:00:00Z".into();
-    let check = baseline::check(&now, &stored, 0.1);
+    let check = baseline::check(&now, &stored(3.0, "a"), 0.1);
     let charts = [ChartRef { file: "throughput.svg".into(), caption: "Decode throughput".into() }];
     let markdown = report::render(&now, &BaselineState::Checked(check), &charts);
     let golden = test_data("report.md");
@@ -164,16 +170,16 @@ fn the_report_matches_the_golden_file() {
 #[test]
 fn baseline_verdicts() {
     // The same run: nothing regressed, absolute figures compared on the same machine.
-    let same = baseline::check(&fixture(3.0, "a"), &fixture(3.0, "a"), 0.1);
+    let same = baseline::check(&fixture(3.0, "a"), &stored(3.0, "a"), 0.1);
     assert!(same.comparable && same.regressions().next().is_none(), "{same:?}");
     assert!(same.rows.iter().any(|r| !r.is_speedup && r.metric == Metric::DecodeTokS));
     // The speedup fell from 3x to 2x: a regression, named by subject and metric.
-    let fell = baseline::check(&fixture(2.0, "a"), &fixture(3.0, "a"), 0.1);
+    let fell = baseline::check(&fixture(2.0, "a"), &stored(3.0, "a"), 0.1);
     let regressed: Vec<String> =
         fell.regressions().map(|r| format!("{} {}", r.subject, r.metric.name())).collect();
     assert!(regressed.contains(&"fast vs plain decode_tok_s".to_string()), "{regressed:?}");
     // Another machine: absolute timings are not compared, speedups and allocations are.
-    let elsewhere = baseline::check(&fixture(3.0, "b"), &fixture(3.0, "a"), 0.1);
+    let elsewhere = baseline::check(&fixture(3.0, "b"), &stored(3.0, "a"), 0.1);
     assert!(!elsewhere.comparable);
     assert!(elsewhere.rows.iter().all(|r| r.is_speedup || r.metric.is_exact()), "{elsewhere:?}");
     let markdown = report::render(&fixture(3.0, "b"), &BaselineState::Checked(elsewhere), &[]);
@@ -209,14 +215,14 @@ fn report_exits_3_on_a_regression_against_the_baseline() {
         std::fs::write(root.path().join(path), serde_json::to_vec(r).unwrap()).unwrap()
     };
     write("reports/fixture/results.json", &fixture(2.0, "a"));
-    write("baselines/fixture.json", &fixture(3.0, "a"));
+    write("baselines/fixture.json", &stored(3.0, "a"));
     let out = xtask(&with_dirs(&["report", "fixture"], &d));
     assert_eq!(out.status.code(), Some(3), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("REGRESSION"));
     let readme = std::fs::read_to_string(root.path().join("reports/fixture/README.md")).unwrap();
     assert!(readme.contains("**regressed**"));
     // Within tolerance: exit 0.
-    write("baselines/fixture.json", &fixture(2.05, "a"));
+    write("baselines/fixture.json", &stored(2.05, "a"));
     assert_eq!(xtask(&with_dirs(&["report", "fixture"], &d)).status.code(), Some(0));
 }
 

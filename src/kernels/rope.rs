@@ -1,6 +1,8 @@
 //! Rotary position embedding (RoPE) for Llama, as llama2.c applies it: within each head, the
 //! adjacent pairs `(2i, 2i + 1)` of a query or key row at position `pos` are rotated by the
-//! angle `pos * theta^(-2i / head_dim)`.
+//! angle `pos * theta^(-2i / head_dim)`. Hugging Face rotates `(i, i + head_dim / 2)` instead
+//! and stores q and k permuted to match; [`rotate_half_rows_to_adjacent_pairs`] undoes that at
+//! load, so one kernel serves both formats.
 //!
 //! # Performance
 //! The angles depend only on the position and the pair, so [`RopeTable`] computes their cosines
@@ -85,9 +87,79 @@ pub fn rope_naive(
     }
 }
 
+/// Hugging Face's RoPE ("rotate half"), naively: within each head, element `i` pairs with
+/// `i + head_dim / 2` instead of `2i` with `2i + 1`. The reference for loading Hugging Face
+/// Llama weights, whose q and k projections are stored permuted to suit it.
+pub fn rope_rotate_half_naive(
+    x: &mut [f32],
+    n_rows: usize,
+    row_stride: usize,
+    n_heads: usize,
+    head_dim: usize,
+    start_pos: usize,
+    theta: f32,
+) {
+    let half = head_dim / 2;
+    for r in 0..n_rows {
+        let pos = (start_pos + r) as f64;
+        for h in 0..n_heads {
+            for i in 0..half {
+                let angle = pos * (theta as f64).powf(-2.0 * i as f64 / head_dim as f64);
+                let (lo, hi) = (r * row_stride + h * head_dim + i, r * row_stride + h * head_dim + i + half);
+                let (a, b) = (x[lo] as f64, x[hi] as f64);
+                x[lo] = (a * angle.cos() - b * angle.sin()) as f32;
+                x[hi] = (a * angle.sin() + b * angle.cos()) as f32;
+            }
+        }
+    }
+}
+
+/// Reorders the output rows of a q or k projection `(n_heads * head_dim, n_in)` from Hugging
+/// Face's rotate-half order to llama2.c's adjacent pairs: within each head, row `2i` takes
+/// Hugging Face's row `i` and row `2i + 1` its row `i + head_dim / 2`. With the rows so
+/// reordered, [`RopeTable::apply`] computes what rotate-half RoPE computes on the original.
+pub fn rotate_half_rows_to_adjacent_pairs(
+    w: &[f32],
+    n_heads: usize,
+    head_dim: usize,
+    n_in: usize,
+) -> Vec<f32> {
+    assert_eq!(w.len(), n_heads * head_dim * n_in, "rope: projection size");
+    let half = head_dim / 2;
+    let mut out = vec![0.0; w.len()];
+    for h in 0..n_heads {
+        for i in 0..half {
+            for (to, from) in [(2 * i, i), (2 * i + 1, i + half)] {
+                let (dst, src) = ((h * head_dim + to) * n_in, (h * head_dim + from) * n_in);
+                out[dst..dst + n_in].copy_from_slice(&w[src..src + n_in]);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reordered_rows_make_adjacent_pair_rope_equal_rotate_half_rope() {
+        let (n_heads, head_dim, n_in, pos) = (3, 8, 5, 11);
+        let w_hf = test_data(n_heads * head_dim * n_in, 21);
+        let x = test_data(n_in, 22);
+        let project = |w: &[f32]| -> Vec<f32> {
+            w.chunks_exact(n_in).map(|row| row.iter().zip(&x).map(|(a, b)| a * b).sum()).collect()
+        };
+        // Hugging Face: its weights, rotate-half RoPE.
+        let mut q_hf = project(&w_hf);
+        rope_rotate_half_naive(&mut q_hf, 1, n_heads * head_dim, n_heads, head_dim, pos, 10000.0);
+        // llama2.c: reordered weights, adjacent-pair RoPE.
+        let mut q = project(&rotate_half_rows_to_adjacent_pairs(&w_hf, n_heads, head_dim, n_in));
+        RopeTable::new(32, head_dim, 10000.0).apply(&mut q, 1, n_heads * head_dim, n_heads, pos);
+        // The same rotated vector, in the two element orders.
+        let expected = rotate_half_rows_to_adjacent_pairs(&q_hf, n_heads, head_dim, 1);
+        assert_close(&q, &expected, 1e-5, "rope layouts");
+    }
     use crate::kernels::{assert_close, test_data};
 
     #[test]

@@ -7,8 +7,8 @@
 //! | toggle | read in |
 //! |---|---|
 //! | `tensor-pool` | [`crate::layers::Ctx::buf`] |
-//! | `batched-matmul` | [`crate::layers::attention::CausalSelfAttention::scores`] |
-//! | `fused-softmax` | [`crate::layers::attention::CausalSelfAttention::softmax`] |
+//! | `batched-matmul` | `scores_of` in [`crate::layers::attention`] |
+//! | `fused-softmax` | `softmax_of` in [`crate::layers::attention`] |
 //! | `kv-cache` | [`crate::generate::Session::next_logits`] |
 
 use std::fmt;

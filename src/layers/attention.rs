@@ -56,49 +56,135 @@ impl CausalSelfAttention {
         let q_start = start_pos + n_rows - n_out;
         let q_rows = &qkv[(n_rows - n_out) * 3 * n_embd..];
         let mut y = ctx.buf(n_out * n_embd);
-        let mut scores = ctx.buf(n_out * n_keys);
-        for h in 0..self.n_head {
-            let col = h * head_dim;
-            let q = HeadRows { data: &q_rows[col..], row_stride: 3 * n_embd, head_dim };
-            let k = HeadRows { data: &k_rows[col..], row_stride: n_embd, head_dim };
-            let v = HeadRows { data: &v_rows[col..], row_stride: n_embd, head_dim };
-            self.scores(ctx, q, k, n_out, q_start, &mut scores);
-            self.softmax(ctx, &mut scores, n_out, q_start);
-            let _span = tracing::trace_span!("attention_values").entered();
-            kernels::weighted_values(&scores, v, n_out, q_start, &mut y[col..], n_embd);
-        }
-        drop(scores);
+        let heads = Heads { n_head: self.n_head, n_kv_head: self.n_head, head_dim };
+        attend(ctx, heads, (q_rows, 3 * n_embd), (k_rows, v_rows, n_embd), n_out, q_start, (&mut y, n_embd));
 
         let _span = tracing::trace_span!("output_projection").entered();
         self.c_proj.forward(ctx, &y, n_out, out);
     }
+}
 
-    /// Scaled, masked scores of one head. **The one place `batched-matmul` is read.**
-    fn scores(
-        &self,
-        ctx: &Ctx,
-        q: HeadRows,
-        k: HeadRows,
-        n_rows: usize,
-        start_pos: usize,
-        scores: &mut [f32],
-    ) {
-        let _span = tracing::trace_span!("attention_scores").entered();
-        if ctx.opts.batched_matmul {
-            kernels::scores_batched_gemm(q, k, n_rows, start_pos, scores, ctx.threads);
-        } else {
-            kernels::scores_per_pair_dot(q, k, n_rows, start_pos, scores);
-        }
+/// How a layer's heads are laid out: `n_head` query heads of `head_dim`, sharing `n_kv_head`
+/// key/value heads (grouped-query attention; `n_kv_head == n_head` is plain multi-head).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heads {
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub head_dim: usize,
+}
+
+/// The attention core every model shares: for each query head `h`, reading key/value head
+/// `h / (n_head / n_kv_head)`, `softmax(q·kᵀ / sqrt(head_dim) + causal mask) · v` into `y`.
+///
+/// `q` is `(rows, stride)`: `n_out` query rows at positions `q_start..q_start + n_out`, heads
+/// side by side from column 0. `kv` is `(k, v, stride)`: the keys and values of positions
+/// `0..q_start + n_out`. `y` is `(rows, stride)`: `n_out` rows written from column 0.
+pub fn attend(
+    ctx: &Ctx,
+    heads: Heads,
+    q: (&[f32], usize),
+    kv: (&[f32], &[f32], usize),
+    n_out: usize,
+    q_start: usize,
+    y: (&mut [f32], usize),
+) {
+    let Heads { n_head, n_kv_head, head_dim } = heads;
+    assert!(n_kv_head > 0 && n_head.is_multiple_of(n_kv_head), "attention: n_kv_head must divide n_head");
+    let (q_rows, q_stride) = q;
+    let (k_rows, v_rows, kv_stride) = kv;
+    let (y, y_stride) = y;
+    let n_keys = q_start + n_out;
+    assert!(k_rows.len() >= (n_keys - 1) * kv_stride + n_kv_head * head_dim, "attention: key rows");
+    assert!(v_rows.len() >= (n_keys - 1) * kv_stride + n_kv_head * head_dim, "attention: value rows");
+    let group = n_head / n_kv_head;
+    let mut scores = ctx.buf(n_out * n_keys);
+    for h in 0..n_head {
+        let (q_col, kv_col) = (h * head_dim, (h / group) * head_dim);
+        let q = HeadRows { data: &q_rows[q_col..], row_stride: q_stride, head_dim };
+        let k = HeadRows { data: &k_rows[kv_col..], row_stride: kv_stride, head_dim };
+        let v = HeadRows { data: &v_rows[kv_col..], row_stride: kv_stride, head_dim };
+        scores_of(ctx, q, k, n_out, q_start, &mut scores);
+        softmax_of(ctx, &mut scores, n_out, q_start);
+        let _span = tracing::trace_span!("attention_values").entered();
+        kernels::weighted_values(&scores, v, n_out, q_start, &mut y[q_col..], y_stride);
+    }
+}
+
+/// Scaled, masked scores of one head. **The one place `batched-matmul` is read.**
+fn scores_of(ctx: &Ctx, q: HeadRows, k: HeadRows, n_rows: usize, start_pos: usize, scores: &mut [f32]) {
+    let _span = tracing::trace_span!("attention_scores").entered();
+    if ctx.opts.batched_matmul {
+        kernels::scores_batched_gemm(q, k, n_rows, start_pos, scores, ctx.threads);
+    } else {
+        kernels::scores_per_pair_dot(q, k, n_rows, start_pos, scores);
+    }
+}
+
+/// Causal softmax of one head's scores, in place. **The one place `fused-softmax` is read.**
+fn softmax_of(ctx: &Ctx, scores: &mut [f32], n_rows: usize, start_pos: usize) {
+    let _span = tracing::trace_span!("softmax").entered();
+    let n_keys = start_pos + n_rows;
+    if ctx.opts.fused_softmax {
+        softmax::softmax_causal_fused(scores, n_rows, n_keys, start_pos);
+    } else {
+        softmax::softmax_full_then_mask(scores, n_rows, n_keys, start_pos);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optimizations::Optimizations;
+    use crate::pool::TensorPool;
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        (0..len as u32)
+            .map(|i| ((i.wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0)
+            .collect()
     }
 
-    /// Causal softmax of one head's scores, in place. **The one place `fused-softmax` is read.**
-    fn softmax(&self, ctx: &Ctx, scores: &mut [f32], n_rows: usize, start_pos: usize) {
-        let _span = tracing::trace_span!("softmax").entered();
-        let n_keys = start_pos + n_rows;
-        if ctx.opts.fused_softmax {
-            softmax::softmax_causal_fused(scores, n_rows, n_keys, start_pos);
-        } else {
-            softmax::softmax_full_then_mask(scores, n_rows, n_keys, start_pos);
+    /// Grouped-query attention equals multi-head attention over key/value heads repeated
+    /// `n_head / n_kv_head` times, under every combination of the toggles.
+    #[test]
+    fn grouped_query_attention_equals_repeated_kv_heads() {
+        let (n_head, n_kv_head, head_dim, n_out, q_start) = (4, 2, 8, 3, 5);
+        let n_keys = q_start + n_out;
+        let (q_stride, kv_stride) = (n_head * head_dim, n_kv_head * head_dim);
+        let q = data(n_out * q_stride, 1);
+        let (k, v) = (data(n_keys * kv_stride, 2), data(n_keys * kv_stride, 3));
+        // Each row's kv heads repeated: head h of the wide layout is kv head h / 2.
+        let repeat = |x: &[f32]| -> Vec<f32> {
+            x.chunks_exact(kv_stride)
+                .flat_map(|row| {
+                    (0..n_head).flat_map(move |h| row[(h / 2) * head_dim..(h / 2 + 1) * head_dim].to_vec())
+                })
+                .collect()
+        };
+        let (k_wide, v_wide) = (repeat(&k), repeat(&v));
+        let pool = TensorPool::new();
+        let mut reference = None;
+        for opts in Optimizations::every_combination() {
+            let ctx = Ctx { opts, pool: &pool, threads: 1 };
+            let (mut gqa, mut mha) = (vec![0.0; n_out * q_stride], vec![0.0; n_out * q_stride]);
+            let heads = Heads { n_head, n_kv_head, head_dim };
+            attend(&ctx, heads, (&q, q_stride), (&k, &v, kv_stride), n_out, q_start, (&mut gqa, q_stride));
+            let wide = Heads { n_kv_head: n_head, ..heads };
+            attend(
+                &ctx,
+                wide,
+                (&q, q_stride),
+                (&k_wide, &v_wide, q_stride),
+                n_out,
+                q_start,
+                (&mut mha, q_stride),
+            );
+            for (a, b) in gqa.iter().zip(&mha) {
+                assert!((a - b).abs() < 1e-6, "{opts}: {a} vs {b}");
+            }
+            let reference = reference.get_or_insert_with(|| gqa.clone());
+            for (a, b) in gqa.iter().zip(reference.iter()) {
+                assert!((a - b).abs() < 1e-5, "{opts} differs from the first combination: {a} vs {b}");
+            }
         }
     }
 }

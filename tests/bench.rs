@@ -10,6 +10,21 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The engine's spans: the whole forward pass, then its phases in order, then sampling.
+const SPANS: [&str; 11] = [
+    "forward",
+    "embedding",
+    "layernorm",
+    "qkv_projection",
+    "attention_scores",
+    "softmax",
+    "attention_values",
+    "output_projection",
+    "mlp",
+    "lm_head",
+    "sampling",
+];
+
 /// A short workload: `tiny`, 16 prompt tokens, 24 new, 2 measured ops after 1 warm-up.
 const WORKLOAD: &[&str] = &[
     "bench",
@@ -105,21 +120,7 @@ fn results_file_has_the_documented_fields_with_units() {
     assert_eq!(u64_at(phases, "/iterations"), 2);
     let names: Vec<&str> =
         phases["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(
-        names,
-        [
-            "embedding",
-            "layernorm",
-            "qkv_projection",
-            "attention_scores",
-            "softmax",
-            "attention_values",
-            "output_projection",
-            "mlp",
-            "lm_head",
-            "sampling"
-        ]
-    );
+    assert_eq!(names, SPANS[1..]);
     let forward = f64_at(phases, "/forward_ms_per_op");
     let in_forward: f64 = phases["phases"]
         .as_array()
@@ -241,19 +242,7 @@ fn chrome_trace_holds_every_phase_span() {
     assert_eq!(r["profiles"]["trace"]["iterations"], 1);
     let events: Vec<Value> =
         serde_json::from_slice(&std::fs::read(&trace).unwrap()).expect("the trace is a JSON array");
-    for phase in [
-        "forward",
-        "embedding",
-        "layernorm",
-        "qkv_projection",
-        "attention_scores",
-        "softmax",
-        "attention_values",
-        "output_projection",
-        "mlp",
-        "lm_head",
-        "sampling",
-    ] {
+    for phase in SPANS {
         let begins = events.iter().filter(|e| e["name"] == phase && e["ph"] == "B").count();
         let ends = events.iter().filter(|e| e["name"] == phase && e["ph"] == "E").count();
         assert!(begins > 0 && begins == ends, "{phase}: {begins} begins, {ends} ends");

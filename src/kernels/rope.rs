@@ -9,6 +9,12 @@
 //! and sines once per model (`n_ctx * head_dim / 2` of each); applying RoPE is then four
 //! multiplies and two adds per pair, with no transcendental function in the loop.
 
+/// The angle pair `i` of a head turns by at position `pos`: `pos * theta^(-2i / head_dim)`,
+/// in f64 (the table is then exact to f32 rounding).
+pub fn angle(pos: usize, i: usize, head_dim: usize, theta: f32) -> f64 {
+    pos as f64 * (theta as f64).powf(-2.0 * i as f64 / head_dim as f64)
+}
+
 /// Cosines and sines of every (position, pair) angle, row-major by position.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RopeTable {
@@ -28,8 +34,7 @@ impl RopeTable {
         let (mut cos, mut sin) = (Vec::with_capacity(n_ctx * half), Vec::with_capacity(n_ctx * half));
         for pos in 0..n_ctx {
             for i in 0..half {
-                // In f64, as the naive twin: the table is exact to f32 rounding.
-                let angle = pos as f64 * (theta as f64).powf(-2.0 * i as f64 / head_dim as f64);
+                let angle = angle(pos, i, head_dim, theta);
                 cos.push(angle.cos() as f32);
                 sin.push(angle.sin() as f32);
             }
@@ -74,10 +79,10 @@ pub fn rope_naive(
     theta: f32,
 ) {
     for r in 0..n_rows {
-        let pos = (start_pos + r) as f64;
+        let pos = start_pos + r;
         for h in 0..n_heads {
             for i in 0..head_dim / 2 {
-                let angle = pos * (theta as f64).powf(-2.0 * i as f64 / head_dim as f64);
+                let angle = angle(pos, i, head_dim, theta);
                 let at = r * row_stride + h * head_dim + 2 * i;
                 let (a, b) = (x[at] as f64, x[at + 1] as f64);
                 x[at] = (a * angle.cos() - b * angle.sin()) as f32;
@@ -101,10 +106,10 @@ pub fn rope_rotate_half_naive(
 ) {
     let half = head_dim / 2;
     for r in 0..n_rows {
-        let pos = (start_pos + r) as f64;
+        let pos = start_pos + r;
         for h in 0..n_heads {
             for i in 0..half {
-                let angle = pos * (theta as f64).powf(-2.0 * i as f64 / head_dim as f64);
+                let angle = angle(pos, i, head_dim, theta);
                 let (lo, hi) = (r * row_stride + h * head_dim + i, r * row_stride + h * head_dim + i + half);
                 let (a, b) = (x[lo] as f64, x[hi] as f64);
                 x[lo] = (a * angle.cos() - b * angle.sin()) as f32;

@@ -12,6 +12,7 @@
 //! not shared.
 
 use crate::error::{Error, Result};
+use crate::kernels::rope;
 use std::path::Path;
 
 /// The shape of a Llama model, as llama2.c's header gives it.
@@ -254,15 +255,9 @@ impl LlamaWeights {
 /// The cos/sin tables llama2.c's exporter wrote (unused by readers, kept for compatibility).
 fn legacy_rope_tables(c: &LlamaConfig) -> (Vec<f32>, Vec<f32>) {
     let half = c.head_size() / 2;
-    let (mut real, mut imag) = (Vec::with_capacity(c.seq_len * half), Vec::with_capacity(c.seq_len * half));
-    for pos in 0..c.seq_len {
-        for i in 0..half {
-            let angle = pos as f64 * 10000f64.powf(-2.0 * i as f64 / c.head_size() as f64);
-            real.push(angle.cos() as f32);
-            imag.push(angle.sin() as f32);
-        }
-    }
-    (real, imag)
+    let angles =
+        (0..c.seq_len).flat_map(|pos| (0..half).map(move |i| rope::angle(pos, i, c.head_size(), 10000.0)));
+    angles.map(|a| (a.cos() as f32, a.sin() as f32)).unzip()
 }
 
 #[cfg(test)]

@@ -331,7 +331,7 @@ pub fn render(r: &ExperimentResults, before: Option<&ExperimentResults>, full: b
         p.correctness.generated_tokens,
         env.cpu_model,
         env.logical_cores,
-        &env.git_commit[..env.git_commit.len().min(10)],
+        crate::report::short(&env.git_commit),
         r.finished,
         r.command
     );
@@ -349,10 +349,8 @@ pub fn render(r: &ExperimentResults, before: Option<&ExperimentResults>, full: b
         None => "n/a".to_string(),
         Some(s) if exact => format!("{}x", crate::report::two(s.point)),
         Some(s) => format!(
-            "{}x [{}, {}]{}",
-            crate::report::two(s.point),
-            crate::report::two(s.low),
-            crate::report::two(s.high),
+            "{}{}",
+            crate::report::interval(&s),
             if s.low > 1.0 + nf || s.high < 1.0 - nf { " *" } else { "" }
         ),
     };
@@ -418,7 +416,7 @@ pub fn render(r: &ExperimentResults, before: Option<&ExperimentResults>, full: b
                 md,
                 "Baseline: commit `{}`, {}. Ranked by how much each optimization's contribution to decode throughput \
                  (removed alone) changed; a fall whose interval lies below 1 - {:.0}% is flagged.\n",
-                &b.environment.git_commit[..b.environment.git_commit.len().min(10)],
+                crate::report::short(&b.environment.git_commit),
                 b.finished,
                 r.spec.thresholds.regression * 100.0
             );

@@ -92,7 +92,7 @@ fn render(r: &ExperimentResults, calibrations: &[Calibration]) -> String {
         r.rounds,
         env.cpu_model,
         env.logical_cores,
-        &env.git_commit[..env.git_commit.len().min(10)],
+        crate::report::short(&env.git_commit),
         r.finished,
         r.command
     );
@@ -107,11 +107,9 @@ fn render(r: &ExperimentResults, calibrations: &[Calibration]) -> String {
         let floor = (c.speedup.high - 1.0).max(1.0 - c.speedup.low);
         let _ = writeln!(
             md,
-            "| {} | {}x [{}, {}] | {} | {:.1}% | {:.2}% | {:.1}% | {} |",
+            "| {} | {} | {} | {:.1}% | {:.2}% | {:.1}% | {} |",
             c.metric.name(),
-            crate::report::two(c.speedup.point),
-            crate::report::two(c.speedup.low),
-            crate::report::two(c.speedup.high),
+            crate::report::interval(&c.speedup),
             match c.verdict {
                 Verdict::NoChange => "no significant change",
                 _ => "**significant: the machine is too noisy for this floor**",

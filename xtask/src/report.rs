@@ -491,11 +491,12 @@ pub fn two(x: f64) -> String {
 }
 
 fn format_speedup(metric: Metric, s: &Speedup) -> String {
-    if metric.is_exact() {
-        format!("{}x", two(s.point))
-    } else {
-        format!("{}x [{}, {}]", two(s.point), two(s.low), two(s.high))
-    }
+    if metric.is_exact() { format!("{}x", two(s.point)) } else { interval(s) }
+}
+
+/// `3.1x [2.9, 3.3]`.
+pub fn interval(s: &Speedup) -> String {
+    format!("{}x [{}, {}]", two(s.point), two(s.low), two(s.high))
 }
 
 fn verdict_word(metric: Metric, v: Verdict) -> &'static str {
@@ -542,7 +543,8 @@ fn bytes(v: f64) -> String {
     }
 }
 
-fn short(commit: &str) -> &str {
+/// The first 10 characters of a commit hash.
+pub fn short(commit: &str) -> &str {
     &commit[..commit.len().min(10)]
 }
 

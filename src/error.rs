@@ -26,7 +26,7 @@ pub enum Error {
     BadConfigJson { path: PathBuf, reason: String },
     #[error("{path}: tokenizer: {reason}")]
     Tokenizer { path: PathBuf, reason: String },
-    #[error("unknown model `{0}`: not a preset ({presets}) and not a directory", presets = crate::models::presets::names().join(", "))]
+    #[error("unknown model `{0}`: not a preset ({presets}), a directory or a llama2.c .bin file", presets = crate::models::presets::names().join(", "))]
     UnknownModel(String),
     #[error("invalid input: {0}")]
     Input(String),

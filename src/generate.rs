@@ -5,14 +5,14 @@
 //! thread pool. Reusing a session is what makes a steady-state decode step allocation-free.
 //!
 //! When prompt + generated tokens exceed the context, the last `n_ctx` tokens are kept, as
-//! SmallMind did. Positions are learned absolute embeddings, so every token's position changes
-//! at each step once the window slides: the KV cache is then invalid and the window is
-//! recomputed in full every step, whatever the toggle says. Output is always that of the
-//! reference computation; only its cost differs.
+//! SmallMind did. Every token's position changes at each step once the window slides (GPT-2's
+//! learned position embeddings and Llama's rotated keys are both absolute), so the KV cache is
+//! then invalid and the window is recomputed in full every step, whatever the toggle says.
+//! Output is always that of the reference computation; only its cost differs.
 
 use crate::error::{Error, Result};
-use crate::layers::{Ctx, KvCache};
-use crate::models::gpt2::{Gpt2, KvSource};
+use crate::layers::{Ctx, KvCache, KvSource};
+use crate::models::ModelRef;
 use crate::optimizations::Optimizations;
 use crate::pool::{PoolStats, TensorPool};
 use crate::sampler::{Sampler, SamplingParams};
@@ -55,7 +55,7 @@ impl Generated {
 /// One model with one set of optimizations, ready to generate repeatedly.
 #[derive(Debug)]
 pub struct Session<'m> {
-    model: &'m Gpt2,
+    model: ModelRef<'m>,
     opts: Optimizations,
     threads: usize,
     pool: TensorPool,
@@ -64,8 +64,10 @@ pub struct Session<'m> {
 }
 
 impl<'m> Session<'m> {
-    /// A session on `threads` threads (1: no thread pool is made at all).
-    pub fn new(model: &'m Gpt2, opts: Optimizations, threads: usize) -> Result<Self> {
+    /// A session of `model` (a [`crate::models::Model`], a `Gpt2` or a `Llama`) on `threads`
+    /// threads (1: no thread pool is made at all).
+    pub fn new(model: impl Into<ModelRef<'m>>, opts: Optimizations, threads: usize) -> Result<Self> {
+        let model = model.into();
         if threads == 0 {
             return Err(Error::Input("threads must be at least 1".into()));
         }
@@ -93,7 +95,7 @@ impl<'m> Session<'m> {
 
     /// Checks that `prompt` can be run by this model.
     pub fn validate_prompt(&self, prompt: &[u32]) -> Result<()> {
-        let vocab = self.model.config.vocab_size;
+        let vocab = self.model.vocab_size();
         if prompt.is_empty() {
             return Err(Error::Input(
                 "the prompt is empty (after tokenization); give at least one token".into(),
@@ -138,7 +140,7 @@ impl<'m> Session<'m> {
         let max_new = params.max_new_tokens;
         let mut tokens = Vec::with_capacity(prompt.len() + max_new);
         tokens.extend_from_slice(prompt);
-        let mut logits = vec![0.0f32; self.model.config.vocab_size];
+        let mut logits = vec![0.0f32; self.model.vocab_size()];
         let mut sampler = Sampler::new(params.sampling, logits.len());
         let mut token_times = Vec::with_capacity(max_new);
         if let Some(cache) = &mut self.cache {
@@ -165,7 +167,7 @@ impl<'m> Session<'m> {
     fn next_logits(&mut self, tokens: &[u32], logits: &mut [f32]) {
         let _span = tracing::trace_span!("forward").entered();
         let ctx = Ctx { opts: self.opts, pool: &self.pool, threads: self.threads };
-        let n_ctx = self.model.config.n_ctx;
+        let n_ctx = self.model.n_ctx();
         if self.opts.kv_cache && tokens.len() <= n_ctx {
             let model = self.model;
             let cache = self.cache.get_or_insert_with(|| model.new_kv_cache());

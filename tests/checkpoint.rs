@@ -49,12 +49,13 @@ fn f16_and_bf16_exports_load_as_the_rounded_weights() {
 
 #[test]
 fn presets_round_trip_through_the_cli_loader_with_their_tokenizer() {
-    let preset = smallmind::models::presets::find("smallmind-bench").unwrap();
+    let chars_preset = smallmind::models::presets::find("smallmind-bench").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    checkpoint::export_dir(&preset.model(), &preset.tokenizer(), dir.path(), Dtype::F32).unwrap();
-    let loaded = checkpoint::load(dir.path().to_str().unwrap()).unwrap();
+    checkpoint::export_dir(&preset("smallmind-bench"), &chars_preset.tokenizer(), dir.path(), Dtype::F32)
+        .unwrap();
+    let loaded = checkpoint::load(dir.path().to_str().unwrap(), None).unwrap();
     assert_eq!(loaded.tokenizer.kind(), "chars(50)");
-    assert_eq!(loaded.tokenizer.encode("Hello").unwrap(), preset.tokenizer().encode("Hello").unwrap());
+    assert_eq!(loaded.tokenizer.encode("Hello").unwrap(), chars_preset.tokenizer().encode("Hello").unwrap());
 }
 
 /// Writes a checkpoint whose tensors carry Hugging Face's `transformer.` prefix and an extra
@@ -175,7 +176,7 @@ fn a_tokenizer_json_in_the_directory_is_used() {
     tokenizer.with_pre_tokenizer(Some(Whitespace {}));
     tokenizer.save(dir.path().join("tokenizer.json"), false).unwrap();
 
-    let loaded = checkpoint::load(dir.path().to_str().unwrap()).unwrap();
+    let loaded = checkpoint::load(dir.path().to_str().unwrap(), None).unwrap();
     assert_eq!(loaded.tokenizer.kind(), "tokenizer.json");
     assert_eq!(loaded.tokenizer.encode("once upon a time").unwrap(), [5, 9, 1, 96]);
     assert_eq!(loaded.tokenizer.decode(&[5, 96]), "once time");

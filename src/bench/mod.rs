@@ -20,7 +20,7 @@ pub mod stats;
 
 use crate::error::{Error, Result};
 use crate::generate::{GenerateParams, Session, synthetic_prompt};
-use crate::models::Gpt2;
+use crate::models::ModelRef;
 use crate::optimizations::Optimizations;
 use crate::pool::PoolStats;
 use crate::tokenizer::Tokenizer;
@@ -131,7 +131,7 @@ impl BenchSpec {
 /// Runs every pass of `spec` on `model` and returns the results; profiles go to `outputs`.
 /// `progress` hears one line as each pass starts.
 pub fn run(
-    model: &Gpt2,
+    model: ModelRef,
     tokenizer: &Tokenizer,
     spec: &BenchSpec,
     mut outputs: ProfileOutputs<'_>,
@@ -145,7 +145,7 @@ pub fn run(
                 .into(),
         ));
     }
-    let prompt = Prompt::resolve(&spec.prompt, tokenizer, model.config.vocab_size)?;
+    let prompt = Prompt::resolve(&spec.prompt, tokenizer, model.vocab_size())?;
     let mut session = Session::new(model, spec.opts, spec.threads)?;
     session.validate_prompt(&prompt.ids)?;
     let counting = alloc::is_counting();
@@ -239,7 +239,7 @@ pub fn run(
         schema_version: SCHEMA_VERSION,
         workload: Workload {
             model: spec.model_name.clone(),
-            model_parameters: model.config.parameter_count() as u64,
+            model_parameters: model.parameter_count() as u64,
             prompt: spec.prompt.clone(),
             prompt_tokens: prompt.ids.len(),
             max_new_tokens: spec.params.max_new_tokens,
@@ -452,6 +452,8 @@ fn phase_report(runs: &[(phases::PhaseTotals, Option<f64>)], measured: &[OpRecor
             let ms_per_op = median(&samples);
             Phase { name: name.to_string(), ms_per_op, share_of_forward: share(ms_per_op), ms: samples }
         })
+        // A phase the model does not have (GPT-2 has no RoPE, Llama no LayerNorm) never ran.
+        .filter(|phase| phase.ms.iter().any(|&t| t > 0.0))
         .collect();
     let in_forward: f64 = phases.iter().filter(|p| p.name != "sampling").map(|p| p.ms_per_op).sum();
     let attention: f64 =

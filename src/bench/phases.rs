@@ -22,10 +22,13 @@ use tracing::{Dispatch, Metadata, span};
 use tracing_subscriber::layer::SubscriberExt;
 
 /// The phases the engine's spans name, in the order of a forward pass; sampling follows it.
-pub const PHASES: [&str; 10] = [
+/// GPT-2 normalises with `layernorm`, Llama with `rmsnorm` and rotates q and k in `rope`.
+pub const PHASES: [&str; 12] = [
     "embedding",
     "layernorm",
+    "rmsnorm",
     "qkv_projection",
+    "rope",
     "attention_scores",
     "softmax",
     "attention_values",

@@ -11,7 +11,6 @@ use clap::Args;
 use smallmind::GenerateParams;
 use smallmind::bench::results::{BenchResults, PromptSpec};
 use smallmind::bench::{self, BenchSpec, Dest, ProfileOutputs, ProfileSettings};
-use smallmind::models::checkpoint;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
@@ -130,7 +129,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut pprof = args.pprof.as_deref().map(|p| OutFile::create("--pprof", p)).transpose()?;
     let trace = args.trace.as_deref().map(|p| OutFile::create("--trace", p)).transpose()?;
 
-    let loaded = checkpoint::load(&args.model.model)?;
+    let loaded = args.model.load()?;
     let trace_writer = match &trace {
         Some(file) => Some(Dest {
             shown_as: file.shown_as(),
@@ -149,8 +148,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         pprof: pprof.as_mut().map(OutFile::dest),
         trace: trace_writer,
     };
-    let results =
-        bench::run(&loaded.model, &loaded.tokenizer, &spec, outputs, &mut |line| eprintln!("bench: {line}"))?;
+    let results = bench::run(loaded.model.as_ref(), &loaded.tokenizer, &spec, outputs, &mut |line| {
+        eprintln!("bench: {line}")
+    })?;
 
     if let Some(file) = &mut out {
         serde_json::to_writer_pretty(&mut file.temp, &results).context("cannot serialise the results")?;

@@ -42,7 +42,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let opts = args.opts.resolve()?;
     let threads = super::resolve_threads(args.threads)?;
     let sampling = args.sampling.resolve()?;
-    let loaded = checkpoint::load(&args.model.model)?;
+    let loaded = args.model.load()?;
     let tokenizer = &loaded.tokenizer;
 
     let start = Instant::now();

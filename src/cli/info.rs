@@ -3,6 +3,7 @@
 use super::ModelArg;
 use anyhow::Result;
 use clap::Args;
+use smallmind::Model;
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
@@ -14,14 +15,19 @@ pub struct InfoArgs {
 }
 
 pub fn run(args: InfoArgs) -> Result<()> {
-    let loaded = smallmind::models::checkpoint::load(&args.model.model)?;
-    let c = &loaded.model.config;
-    let params = c.parameter_count();
-    let bytes = loaded.model.weight_bytes();
+    let loaded = args.model.load()?;
+    let model = loaded.model.as_ref();
+    let params = model.parameter_count();
+    let bytes = model.weight_bytes();
     if args.json {
+        let config = match &loaded.model {
+            Model::Gpt2(m) => serde_json::to_value(&m.config)?,
+            Model::Llama(m) => serde_json::to_value(&m.config)?,
+        };
         let json = serde_json::json!({
             "source": loaded.source,
-            "config": c,
+            "architecture": model.architecture(),
+            "config": config,
             "parameters": params,
             "weight_bytes": bytes,
             "tokenizer": loaded.tokenizer.kind(),
@@ -29,15 +35,39 @@ pub fn run(args: InfoArgs) -> Result<()> {
         println!("{json}");
         return Ok(());
     }
-    println!("model       {}", loaded.source);
-    println!("vocab_size  {}", c.vocab_size);
-    println!("n_ctx       {}", c.n_ctx);
-    println!("n_embd      {}", c.n_embd);
-    println!("n_head      {} (head_dim {})", c.n_head, c.head_dim());
-    println!("n_layer     {}", c.n_layer);
-    println!("n_inner     {}", c.n_inner);
-    println!("ln eps      {:e}", c.layer_norm_epsilon);
-    println!("lm head     {}", if c.tie_word_embeddings { "tied to wte" } else { "separate, no bias" });
+    println!("model       {} ({})", loaded.source, model.architecture());
+    match &loaded.model {
+        Model::Gpt2(m) => {
+            let c = &m.config;
+            println!("vocab_size  {}", c.vocab_size);
+            println!("n_ctx       {}", c.n_ctx);
+            println!("n_embd      {}", c.n_embd);
+            println!("n_head      {} (head_dim {})", c.n_head, c.head_dim());
+            println!("n_layer     {}", c.n_layer);
+            println!("n_inner     {}", c.n_inner);
+            println!("ln eps      {:e}", c.layer_norm_epsilon);
+            println!(
+                "lm head     {}",
+                if c.tie_word_embeddings { "tied to wte" } else { "separate, no bias" }
+            );
+        }
+        Model::Llama(m) => {
+            let c = &m.config;
+            println!("vocab_size  {}", c.vocab_size);
+            println!("seq_len     {}", c.seq_len);
+            println!("dim         {}", c.dim);
+            println!("hidden_dim  {}", c.hidden_dim);
+            println!("n_layers    {}", c.n_layers);
+            println!("n_heads     {} (head_size {})", c.n_heads, c.head_size());
+            println!("n_kv_heads  {} (kv_dim {})", c.n_kv_heads, c.kv_dim());
+            println!("norm eps    {:e}", c.norm_eps);
+            println!("rope theta  {}", c.rope_theta);
+            println!(
+                "classifier  {}",
+                if c.shared_classifier { "shared with the embedding" } else { "separate" }
+            );
+        }
+    }
     println!("tokenizer   {}", loaded.tokenizer.kind());
     println!("parameters  {params}");
     println!("f32 bytes   {bytes} ({:.1} MiB)", bytes as f64 / (1024.0 * 1024.0));

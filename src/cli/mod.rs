@@ -9,7 +9,7 @@ use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use smallmind::{Optimizations, SamplingParams};
 
-/// A GPT-2 inference engine whose four "quick win" optimizations are runtime toggles.
+/// A GPT-2 and Llama inference engine whose four "quick win" optimizations are runtime toggles.
 #[derive(Debug, Parser)]
 #[command(name = "smallmind", version, about)]
 struct Cli {
@@ -25,16 +25,28 @@ enum Command {
     Bench(Box<bench::BenchArgs>),
     /// Print a model's config, parameter count and size.
     Info(info::InfoArgs),
-    /// Write a model as a Hugging Face GPT-2 directory (config.json + model.safetensors).
+    /// Write a model as a Hugging Face directory, or a Llama as a llama2.c checkpoint.
     Export(export::ExportArgs),
 }
 
-/// `--model NAME|DIR`, shared by every subcommand.
+/// `--model NAME|DIR|FILE.bin` and `--tokenizer FILE`, shared by every subcommand.
 #[derive(Debug, Args)]
 pub struct ModelArg {
-    /// A preset (smallmind-bench, tiny, small, gpt2) or a Hugging Face GPT-2 directory.
+    /// A preset (smallmind-bench, tiny, small, gpt2, llama-tiny, llama-tiny-gqa, stories15m,
+    /// stories110m), a Hugging Face GPT-2 or Llama directory, or a llama2.c `.bin` checkpoint.
     #[arg(long, default_value = "tiny")]
     pub model: String,
+    /// llama2.c's `tokenizer.bin` for a Llama model (default: `tokenizer.bin` beside a `.bin`
+    /// checkpoint or in a Llama directory without `tokenizer.json`).
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<std::path::PathBuf>,
+}
+
+impl ModelArg {
+    /// Loads the model and its tokenizer.
+    pub fn load(&self) -> smallmind::Result<smallmind::models::checkpoint::LoadedModel> {
+        smallmind::models::checkpoint::load(&self.model, self.tokenizer.as_deref())
+    }
 }
 
 /// `--opt NAME=on|off` (repeatable) on top of `SMALLMIND_OPT`, on top of "all on".

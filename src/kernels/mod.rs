@@ -97,6 +97,16 @@ pub fn embed(wte: &[f32], wpe: &[f32], n_embd: usize, tokens: &[u32], start_pos:
     }
 }
 
+/// `out[pos_idx] = embedding[tokens[pos_idx]]`, rows of `dim`: Llama's embedding (its positions
+/// enter through RoPE instead). Token ids must be below `embedding.len() / dim`.
+pub fn embed_tokens(embedding: &[f32], dim: usize, tokens: &[u32], out: &mut [f32]) {
+    assert_eq!(out.len(), tokens.len() * dim, "embed_tokens: output length");
+    for (&token, row) in tokens.iter().zip(out.chunks_exact_mut(dim)) {
+        let t = token as usize * dim;
+        row.copy_from_slice(&embedding[t..t + dim]);
+    }
+}
+
 /// Deterministic pseudo-random test data, shared by the kernels' unit tests.
 #[cfg(test)]
 pub(crate) fn test_data(len: usize, seed: u64) -> Vec<f32> {

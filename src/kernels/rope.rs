@@ -143,6 +143,28 @@ pub fn rotate_half_rows_to_adjacent_pairs(
     out
 }
 
+/// The inverse of [`rotate_half_rows_to_adjacent_pairs`]: llama2.c's row order to Hugging
+/// Face's (for writing Hugging Face checkpoints).
+pub fn adjacent_pairs_to_rotate_half_rows(
+    w: &[f32],
+    n_heads: usize,
+    head_dim: usize,
+    n_in: usize,
+) -> Vec<f32> {
+    assert_eq!(w.len(), n_heads * head_dim * n_in, "rope: projection size");
+    let half = head_dim / 2;
+    let mut out = vec![0.0; w.len()];
+    for h in 0..n_heads {
+        for i in 0..half {
+            for (from, to) in [(2 * i, i), (2 * i + 1, i + half)] {
+                let (dst, src) = ((h * head_dim + to) * n_in, (h * head_dim + from) * n_in);
+                out[dst..dst + n_in].copy_from_slice(&w[src..src + n_in]);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +186,9 @@ mod tests {
         // The same rotated vector, in the two element orders.
         let expected = rotate_half_rows_to_adjacent_pairs(&q_hf, n_heads, head_dim, 1);
         assert_close(&q, &expected, 1e-5, "rope layouts");
+        // And the reordering has an exact inverse (for writing Hugging Face files).
+        let there = rotate_half_rows_to_adjacent_pairs(&w_hf, n_heads, head_dim, n_in);
+        assert_eq!(adjacent_pairs_to_rotate_half_rows(&there, n_heads, head_dim, n_in), w_hf);
     }
     use crate::kernels::{assert_close, test_data};
 

@@ -1,8 +1,10 @@
-//! Causal multi-head self-attention with a fused qkv projection: where `batched-matmul` and
-//! `fused-softmax` are decided.
+//! Causal self-attention: GPT-2's (a fused qkv projection) and Llama's (grouped-query, with
+//! rotary position embedding), both over one attention core, [`attend`], where
+//! `batched-matmul` and `fused-softmax` are decided.
 
-use super::{Ctx, Linear};
+use super::{Ctx, Linear, TransposedLinear};
 use crate::kernels::attention::{self as kernels, HeadRows};
+use crate::kernels::rope::RopeTable;
 use crate::kernels::softmax;
 
 /// GPT-2's attention: `c_proj(softmax(q·kᵀ / sqrt(head_dim) + mask) · v)` per head.
@@ -61,6 +63,73 @@ impl CausalSelfAttention {
 
         let _span = tracing::trace_span!("output_projection").entered();
         self.c_proj.forward(ctx, &y, n_out, out);
+    }
+}
+
+/// Llama's attention: `wo(softmax(rope(q)·rope(k)ᵀ / sqrt(head_size) + mask) · v)`, with
+/// `n_heads` query heads sharing `n_kv_heads` key/value heads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupedQueryAttention {
+    /// Query projection, `(n_heads * head_size, dim)`.
+    pub wq: TransposedLinear,
+    /// Key projection, `(n_kv_heads * head_size, dim)`.
+    pub wk: TransposedLinear,
+    /// Value projection, `(n_kv_heads * head_size, dim)`.
+    pub wv: TransposedLinear,
+    /// Output projection, `(dim, n_heads * head_size)`.
+    pub wo: TransposedLinear,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+}
+
+impl GroupedQueryAttention {
+    /// Attention of the `n_rows` rows of `x` (positions `start_pos..start_pos + n_rows`) into
+    /// `out` (`(n_out, dim)`, the last `n_out` rows only), as [`CausalSelfAttention::forward`].
+    ///
+    /// `k_rows` and `v_rows` are `(>= start_pos + n_rows, n_kv_heads * head_size)`: this call
+    /// writes its positions' keys, already rotated, and values into them, and reads every
+    /// position up to its own, so earlier rows must hold the earlier positions (the KV cache).
+    pub fn forward(
+        &self,
+        ctx: &Ctx,
+        rope: &RopeTable,
+        x: &[f32],
+        n_rows: usize,
+        start_pos: usize,
+        k_rows: &mut [f32],
+        v_rows: &mut [f32],
+        out: &mut [f32],
+        n_out: usize,
+    ) {
+        let (q_dim, kv_dim, dim) = (self.wq.n_out, self.wk.n_out, self.wq.n_in);
+        let head_size = q_dim / self.n_heads;
+        let n_keys = start_pos + n_rows;
+        assert!((1..=n_rows).contains(&n_out), "attention: n_out out of range");
+        assert!(k_rows.len() >= n_keys * kv_dim && v_rows.len() >= n_keys * kv_dim, "attention: kv rows");
+        // The queries: the last n_out rows, at positions q_start..q_start + n_out.
+        let q_start = n_keys - n_out;
+        let mut q = ctx.buf(n_out * q_dim);
+        let (new_k, new_v) = (
+            &mut k_rows[start_pos * kv_dim..n_keys * kv_dim],
+            &mut v_rows[start_pos * kv_dim..n_keys * kv_dim],
+        );
+        {
+            let _span = tracing::trace_span!("qkv_projection").entered();
+            self.wq.forward(ctx, &x[(n_rows - n_out) * dim..], n_out, &mut q);
+            self.wk.forward(ctx, x, n_rows, new_k);
+            self.wv.forward(ctx, x, n_rows, new_v);
+        }
+        {
+            let _span = tracing::trace_span!("rope").entered();
+            rope.apply(&mut q, n_out, q_dim, self.n_heads, q_start);
+            rope.apply(new_k, n_rows, kv_dim, self.n_kv_heads, start_pos);
+        }
+        let mut y = ctx.buf(n_out * q_dim);
+        let heads = Heads { n_head: self.n_heads, n_kv_head: self.n_kv_heads, head_dim: head_size };
+        attend(ctx, heads, (&q, q_dim), (k_rows, v_rows, kv_dim), n_out, q_start, (&mut y, q_dim));
+
+        let _span = tracing::trace_span!("output_projection").entered();
+        self.wo.forward(ctx, &y, n_out, out);
     }
 }
 

@@ -1,4 +1,5 @@
-//! The two parameterised row-wise layers: a linear map with bias (GPT-2's Conv1D) and LayerNorm.
+//! The parameterised row-wise layers: linear maps (GPT-2's Conv1D with bias; Llama's
+//! `nn.Linear` layout without), LayerNorm (GPT-2) and RMSNorm (Llama).
 
 use super::Ctx;
 use crate::kernels::{matmul, norm};
@@ -18,6 +19,39 @@ impl Linear {
     /// `out (n_rows, n_out) = x (n_rows, n_in) · weight + bias`.
     pub fn forward(&self, ctx: &Ctx, x: &[f32], n_rows: usize, out: &mut [f32]) {
         matmul::matmul(x, n_rows, self.n_in, &self.weight, self.n_out, Some(&self.bias), out, ctx.threads);
+    }
+}
+
+/// `y = x · weightᵀ`, no bias: the `(n_out, n_in)` layout of PyTorch's `nn.Linear`, in which
+/// llama2.c and Hugging Face store every Llama projection (llama2.c's `matmul` is `W @ x`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransposedLinear {
+    /// `(n_out, n_in)`.
+    pub weight: Vec<f32>,
+    pub n_in: usize,
+    pub n_out: usize,
+}
+
+impl TransposedLinear {
+    /// `out (n_rows, n_out) = x (n_rows, n_in) · weightᵀ`.
+    pub fn forward(&self, ctx: &Ctx, x: &[f32], n_rows: usize, out: &mut [f32]) {
+        matmul::matmul_transposed(x, n_rows, self.n_in, &self.weight, self.n_out, out, ctx.threads);
+    }
+}
+
+/// RMSNorm: each row divided by its root mean square, times a learned gain (no bias, no mean).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RmsNorm {
+    /// Gain, `(dim,)`.
+    pub weight: Vec<f32>,
+    pub eps: f32,
+}
+
+impl RmsNorm {
+    /// Normalises each of `n_rows` rows of `x` into `out`.
+    pub fn forward(&self, x: &[f32], n_rows: usize, out: &mut [f32]) {
+        let _span = tracing::trace_span!("rmsnorm").entered();
+        norm::rms_norm(x, n_rows, self.weight.len(), &self.weight, self.eps, out);
     }
 }
 

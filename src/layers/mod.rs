@@ -1,4 +1,6 @@
-//! Layers: linear, LayerNorm, causal self-attention, MLP and the KV cache, composed of kernels.
+//! Layers: linear maps, LayerNorm and RMSNorm, causal self-attention (GPT-2's and Llama's
+//! grouped-query attention with RoPE, sharing one attention core), the MLP and SwiGLU, and the
+//! KV cache, composed of kernels.
 //!
 //! Layers hold the optimization dispatch: each toggle that concerns a layer is read in exactly
 //! one method here, which picks between two whole kernels. Layers allocate their intermediates
@@ -13,10 +15,10 @@ use crate::optimizations::Optimizations;
 use crate::pool::{Pooled, TensorPool};
 use std::ops::{Deref, DerefMut};
 
-pub use attention::CausalSelfAttention;
-pub use kv_cache::KvCache;
-pub use linear::{LayerNorm, Linear};
-pub use mlp::Mlp;
+pub use attention::{CausalSelfAttention, GroupedQueryAttention};
+pub use kv_cache::{KvCache, KvSource};
+pub use linear::{LayerNorm, Linear, RmsNorm, TransposedLinear};
+pub use mlp::{Mlp, SwiGlu};
 
 /// What a forward pass runs with: the optimizations, the pool it may rent from, its threads.
 #[derive(Debug, Clone, Copy)]

@@ -1,5 +1,6 @@
 //! Hugging Face GPT-2 directories: `config.json` + `model.safetensors` (+ `tokenizer.json`),
-//! read and written; and [`load`], which turns `--model NAME|DIR` into a model and tokenizer.
+//! read and written; and [`load`], which turns `--model NAME|DIR|FILE.bin` into a model of
+//! either architecture and its tokenizer (Llama's formats are `hf_llama.rs` and `llama2c.rs`).
 //!
 //! Tensor names are GPT-2's, with or without the `transformer.` prefix; Conv1D weights are
 //! `(n_in, n_out)`; F32, F16 and BF16 are converted to f32 at load. Every shape is checked here,
@@ -7,9 +8,12 @@
 
 use super::config::Gpt2Config;
 use super::gpt2::{Gpt2, TensorSpec};
-use super::presets;
+use super::llama::Llama;
+use super::llama2c::LlamaWeights;
+use super::{Model, hf_llama, presets};
 use crate::error::{Error, Result};
 use crate::tokenizer::Tokenizer;
+use crate::tokenizer::llama2c::Llama2cTokenizer;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,33 +30,74 @@ pub const CHARS_TOKENIZER_FILE: &str = "smallmind_chars.json";
 /// A model ready to run, with its tokenizer and where it came from.
 #[derive(Debug)]
 pub struct LoadedModel {
-    pub model: Gpt2,
+    pub model: Model,
     pub tokenizer: Tokenizer,
-    /// `preset tiny` or the directory's path.
+    /// `preset tiny`, or the directory's or file's path.
     pub source: String,
 }
 
-/// Loads `--model NAME|DIR`: a preset's name, or a Hugging Face GPT-2 directory.
-pub fn load(spec: &str) -> Result<LoadedModel> {
-    if let Some(preset) = presets::find(spec) {
-        return Ok(LoadedModel {
-            model: preset.model(),
-            tokenizer: preset.tokenizer(),
-            source: format!("preset {spec}"),
-        });
-    }
-    let dir = Path::new(spec);
-    if dir.is_dir() {
-        let model = load_dir(dir)?;
-        let tokenizer = load_tokenizer(dir)?;
-        return Ok(LoadedModel { model, tokenizer, source: dir.display().to_string() });
-    }
-    if dir.exists() {
-        return Err(Error::Input(format!(
-            "{spec} is a file; --model takes a preset name or a directory holding {CONFIG_FILE} and {WEIGHTS_FILE}"
-        )));
-    }
-    Err(Error::UnknownModel(spec.to_string()))
+/// llama2.c's tokenizer file, looked for beside a `.bin` checkpoint or in a Llama directory.
+pub const LLAMA2C_TOKENIZER_FILE: &str = "tokenizer.bin";
+
+/// Loads `--model NAME|DIR|FILE.bin` (a preset's name, a Hugging Face GPT-2 or Llama
+/// directory, or a llama2.c checkpoint), with `--tokenizer FILE` (a llama2.c `tokenizer.bin`,
+/// for Llama models) when given.
+pub fn load(spec: &str, tokenizer: Option<&Path>) -> Result<LoadedModel> {
+    let path = Path::new(spec);
+    let (model, found_tokenizer, source) = if let Some(preset) = presets::find(spec) {
+        (preset.model(), Some(preset.tokenizer()), format!("preset {spec}"))
+    } else if path.is_dir() {
+        if hf_llama::is_llama_dir(path)? {
+            let model = Model::Llama(hf_llama::load_dir(path)?);
+            let tokenizer = match path.join(HF_TOKENIZER_FILE) {
+                hf if hf.is_file() => Some(Tokenizer::from_hf_file(&hf)?),
+                _ => None,
+            };
+            (model, tokenizer, path.display().to_string())
+        } else {
+            (Model::Gpt2(load_dir(path)?), Some(load_tokenizer(path)?), path.display().to_string())
+        }
+    } else if path.is_file() {
+        let model = Llama::from_weights(LlamaWeights::read(path)?).map_err(|e| match e {
+            Error::Config(reason) => Error::Config(format!("{}: {reason}", path.display())),
+            other => other,
+        })?;
+        (Model::Llama(model), None, path.display().to_string())
+    } else {
+        return Err(Error::UnknownModel(spec.to_string()));
+    };
+    let tokenizer = match (&model, tokenizer) {
+        (Model::Llama(llama), Some(file)) => llama2c_tokenizer(file, llama.config.vocab_size)?,
+        (Model::Gpt2(_), Some(file)) => {
+            return Err(Error::Input(format!(
+                "--tokenizer {} is for Llama models (a llama2.c tokenizer.bin); {spec} is a GPT-2 model",
+                file.display()
+            )));
+        }
+        (_, None) => match found_tokenizer {
+            Some(t) => t,
+            None => {
+                // A llama2.c checkpoint or a Llama directory without tokenizer.json: look for
+                // tokenizer.bin beside it, as llama2.c's `run` looks in its working directory.
+                let Model::Llama(llama) = &model else { unreachable!("GPT-2 always has a tokenizer") };
+                let dir = if path.is_dir() { path } else { path.parent().unwrap_or(Path::new(".")) };
+                let beside = dir.join(LLAMA2C_TOKENIZER_FILE);
+                if !beside.is_file() {
+                    return Err(Error::Input(format!(
+                        "no tokenizer for {spec}: give --tokenizer FILE (llama2.c's tokenizer.bin, {} tokens) \
+                         or put {LLAMA2C_TOKENIZER_FILE} beside the model",
+                        llama.config.vocab_size
+                    )));
+                }
+                llama2c_tokenizer(&beside, llama.config.vocab_size)?
+            }
+        },
+    };
+    Ok(LoadedModel { model, tokenizer, source })
+}
+
+fn llama2c_tokenizer(path: &Path, vocab_size: usize) -> Result<Tokenizer> {
+    Ok(Tokenizer::Llama2c(Box::new(Llama2cTokenizer::read(path, vocab_size)?)))
 }
 
 /// The tokenizer of a model directory: `tokenizer.json`, else our character vocabulary, else bytes.
@@ -85,11 +130,22 @@ pub fn load_dir(dir: &Path) -> Result<Gpt2> {
     Gpt2::from_tensors(config, |spec| read_tensor(&st, &path, spec))
 }
 
-/// Writes `model` as a Hugging Face GPT-2 directory (created if needed); `dtype` is F32 or F16.
-/// Each file is written to a temporary name and renamed, so a failure leaves no partial file.
+/// Writes `model` as a Hugging Face GPT-2 directory (created if needed); `dtype` is F32, F16 or
+/// BF16. Each file is written to a temporary name and renamed, so a failure leaves no partial file.
 pub fn export_dir(model: &Gpt2, tokenizer: &Tokenizer, dir: &Path, dtype: Dtype) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
-    let tensors = model.tensors();
+    write_safetensors(&dir.join(WEIGHTS_FILE), &model.tensors(), dtype)?;
+    write_atomic(&dir.join(CONFIG_FILE), config_json(&model.config).as_bytes())?;
+    if let Tokenizer::Chars { vocab } = tokenizer {
+        let chars: String = vocab.iter().collect();
+        let json = serde_json::json!({ "chars": chars }).to_string();
+        write_atomic(&dir.join(CHARS_TOKENIZER_FILE), json.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Writes `tensors` to a safetensors file at `path` in `dtype` (F16, BF16, else F32).
+pub(crate) fn write_safetensors(path: &Path, tensors: &[(TensorSpec, &[f32])], dtype: Dtype) -> Result<()> {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|(_, data)| match dtype {
@@ -109,15 +165,8 @@ pub fn export_dir(model: &Gpt2, tokenizer: &Tokenizer, dir: &Path, dtype: Dtype)
         .collect::<Vec<_>>();
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     let weights = safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::Safetensors { path: dir.join(WEIGHTS_FILE), reason: e.to_string() })?;
-    write_atomic(&dir.join(WEIGHTS_FILE), &weights)?;
-    write_atomic(&dir.join(CONFIG_FILE), config_json(&model.config).as_bytes())?;
-    if let Tokenizer::Chars { vocab } = tokenizer {
-        let chars: String = vocab.iter().collect();
-        let json = serde_json::json!({ "chars": chars }).to_string();
-        write_atomic(&dir.join(CHARS_TOKENIZER_FILE), json.as_bytes())?;
-    }
-    Ok(())
+        .map_err(|e| Error::Safetensors { path: path.to_path_buf(), reason: e.to_string() })?;
+    write_atomic(path, &weights)
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
@@ -135,7 +184,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
 }
 
@@ -219,7 +268,7 @@ pub fn config_json(config: &Gpt2Config) -> String {
 }
 
 /// One tensor as f32, found under its name or `transformer.` + its name, with its shape checked.
-fn read_tensor(st: &SafeTensors, path: &Path, spec: &TensorSpec) -> Result<Vec<f32>> {
+pub(crate) fn read_tensor(st: &SafeTensors, path: &Path, spec: &TensorSpec) -> Result<Vec<f32>> {
     let prefixed = format!("transformer.{}", spec.name);
     let view = st
         .tensor(&spec.name)

@@ -6,6 +6,7 @@
 
 use super::config::Gpt2Config;
 use crate::kernels::{self, matmul};
+pub use crate::layers::KvSource;
 use crate::layers::{CausalSelfAttention, Ctx, KvCache, LayerNorm, Linear, Mlp};
 
 /// A GPT-2 model's weights.
@@ -31,16 +32,6 @@ pub struct Block {
     pub attn: CausalSelfAttention,
     pub ln_2: LayerNorm,
     pub mlp: Mlp,
-}
-
-/// Where attention keys and values come from in a forward pass.
-#[derive(Debug)]
-pub enum KvSource<'c> {
-    /// Computed for every position of this call and dropped after each layer: the pass must
-    /// start at position 0.
-    Recompute,
-    /// Stored in a cache holding positions `0..cache.len`; this call appends its own.
-    Cached(&'c mut KvCache),
 }
 
 impl Gpt2 {

@@ -1,6 +1,6 @@
 //! llama2.c's checkpoint format, `model.bin`: the header, its validation, and the tensors in the
-//! file's order, read and written. The Llama model that will consume [`LlamaWeights`] is the
-//! rest of issue 6; this module owns only the format.
+//! file's order, read and written. The model built from [`LlamaWeights`] is `llama.rs`; this
+//! module owns only the format (and [`LlamaConfig`], the shape both share).
 //!
 //! The file: 7 little-endian `i32` (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
 //! seq_len; a negative vocab_size means the classifier is stored separately), then `f32` arrays:
@@ -16,7 +16,7 @@ use crate::kernels::rope;
 use std::path::Path;
 
 /// The shape of a Llama model, as llama2.c's header gives it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LlamaConfig {
     /// Width of the residual stream.
     pub dim: usize,
@@ -32,7 +32,16 @@ pub struct LlamaConfig {
     pub seq_len: usize,
     /// Whether the classifier is the token embedding.
     pub shared_classifier: bool,
+    /// RMSNorm epsilon (llama2.c: 1e-5).
+    pub norm_eps: f32,
+    /// RoPE base (llama2.c: 10000).
+    pub rope_theta: f32,
 }
+
+/// The RMSNorm epsilon llama2.c's format implies.
+pub const LLAMA2C_NORM_EPS: f32 = 1e-5;
+/// The RoPE base llama2.c's format implies.
+pub const LLAMA2C_ROPE_THETA: f32 = 10000.0;
 
 impl LlamaConfig {
     /// Checks the invariants the forward pass relies on.
@@ -60,6 +69,15 @@ impl LlamaConfig {
         }
         if !self.head_size().is_multiple_of(2) {
             return Err(Error::Config(format!("head size {} must be even for RoPE", self.head_size())));
+        }
+        if self.vocab_size > i32::MAX as usize {
+            return Err(Error::Config("vocab_size does not fit in 32-bit token ids".into()));
+        }
+        if !(self.norm_eps.is_finite() && self.norm_eps > 0.0) {
+            return Err(Error::Config("the RMSNorm epsilon must be a positive number".into()));
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
+            return Err(Error::Config("rope_theta must be a number above 1".into()));
         }
         Ok(())
     }
@@ -167,6 +185,8 @@ impl LlamaWeights {
             vocab_size: vocab.unsigned_abs() as usize,
             seq_len: positive(6, "seq_len")?,
             shared_classifier: vocab > 0,
+            norm_eps: LLAMA2C_NORM_EPS,
+            rope_theta: LLAMA2C_ROPE_THETA,
         };
         config.validate()?;
         let sizes = config.tensor_sizes();
@@ -209,9 +229,17 @@ impl LlamaWeights {
         })
     }
 
-    /// The bytes of this checkpoint in llama2.c's format.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    /// The bytes of this checkpoint in llama2.c's format, which has no field for the RMSNorm
+    /// epsilon or the RoPE base: a model with other values than llama2.c's cannot be written.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let c = &self.config;
+        if c.norm_eps != LLAMA2C_NORM_EPS || c.rope_theta != LLAMA2C_ROPE_THETA {
+            return Err(Error::Config(format!(
+                "llama2.c's format fixes the RMSNorm epsilon at {LLAMA2C_NORM_EPS:e} and the RoPE base at \
+                 {LLAMA2C_ROPE_THETA}; this model has {:e} and {}: export it as a Hugging Face directory",
+                c.norm_eps, c.rope_theta
+            )));
+        }
         let vocab = if c.shared_classifier { c.vocab_size as i32 } else { -(c.vocab_size as i32) };
         let header = [
             c.dim as i32,
@@ -248,7 +276,7 @@ impl LlamaWeights {
                 out.extend_from_slice(&v.to_le_bytes());
             }
         }
-        out
+        Ok(out)
     }
 }
 
@@ -274,6 +302,8 @@ mod tests {
             vocab_size: 10,
             seq_len: 6,
             shared_classifier: shared,
+            norm_eps: LLAMA2C_NORM_EPS,
+            rope_theta: LLAMA2C_ROPE_THETA,
         }
     }
 
@@ -303,7 +333,7 @@ mod tests {
     fn checkpoints_round_trip_with_and_without_a_shared_classifier() {
         for shared in [true, false] {
             let w = weights(shared);
-            let bytes = w.to_bytes();
+            let bytes = w.to_bytes().unwrap();
             let floats: usize = w.config.tensor_sizes().iter().map(|(_, n)| n).sum();
             assert_eq!(bytes.len(), HEADER_BYTES + floats * 4);
             // The sixth header field is the vocabulary, negative for a separate classifier.
@@ -314,7 +344,7 @@ mod tests {
 
     #[test]
     fn bad_files_get_one_clear_error() {
-        let bytes = weights(false).to_bytes();
+        let bytes = weights(false).to_bytes().unwrap();
         let err = LlamaWeights::parse(&bytes[..bytes.len() - 4]).unwrap_err().to_string();
         assert!(err.contains("truncated llama2.c checkpoint") && err.contains("the file has"), "{err}");
         let err = LlamaWeights::parse(&bytes[..10]).unwrap_err().to_string();

@@ -1,8 +1,9 @@
 //! Built-in models with deterministic seeded random weights, so that everything runs with
-//! nothing downloaded.
+//! nothing downloaded: GPT-2 shapes and Llama shapes (llama2.c's TinyStories models among them),
+//! with a synthetic llama2.c tokenizer for the latter.
 //!
 //! # Initialisation
-//! One ChaCha8 stream seeded with the preset's seed fills the tensors in checkpoint order
+//! For GPT-2, one ChaCha8 stream seeded with the preset's seed fills the tensors in checkpoint order
 //! ([`Gpt2::tensor_specs`]), each element drawn from `rand_distr`'s standard normal and scaled:
 //!
 //! | tensors | distribution |
@@ -22,9 +23,17 @@
 //! unsharpened attention, every position attends to the average of the context and the model
 //! again repeats one token.) ChaCha8 and the standard normal's ziggurat are fully specified, so the same
 //! seed gives the same weights on every run and every machine.
+//!
+//! Llama presets follow the same reasoning in llama2.c's tensor order ([`LlamaConfig::tensor_sizes`]):
+//! token embedding N(0, 4/dim); RMSNorm gains 1 + N(0, 0.2²); `wq` and `wk` N(0, 9/dim);
+//! `wv`, `wo`, `w1`, `w3` N(0, 1/n_in); `w2` N(0, 1/hidden_dim); a separate classifier N(0, 1/dim).
 
+use super::Model;
 use super::config::Gpt2Config;
 use super::gpt2::{Gpt2, TensorSpec};
+use super::llama::Llama;
+use super::llama2c::{LLAMA2C_NORM_EPS, LLAMA2C_ROPE_THETA, LlamaConfig, LlamaWeights};
+use crate::tokenizer::llama2c::Llama2cTokenizer;
 use crate::tokenizer::{SMALLMIND_VOCAB, Tokenizer};
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -34,8 +43,15 @@ use rand_distr::StandardNormal;
 pub struct Preset {
     pub name: &'static str,
     pub description: &'static str,
-    pub config: Gpt2Config,
+    pub shape: Shape,
     pub seed: u64,
+}
+
+/// A preset's architecture and shape.
+#[derive(Debug, Clone)]
+pub enum Shape {
+    Gpt2(Gpt2Config),
+    Llama(LlamaConfig),
 }
 
 /// The names of every preset, for help and error messages.
@@ -55,30 +71,68 @@ pub fn all() -> Vec<Preset> {
         layer_norm_epsilon: 1e-5,
         tie_word_embeddings: tied,
     };
+    let llama = |dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len| {
+        Shape::Llama(LlamaConfig {
+            dim,
+            hidden_dim,
+            n_layers,
+            n_heads,
+            n_kv_heads,
+            vocab_size,
+            seq_len,
+            shared_classifier: true,
+            norm_eps: LLAMA2C_NORM_EPS,
+            rope_theta: LLAMA2C_ROPE_THETA,
+        })
+    };
     vec![
         Preset {
             name: "smallmind-bench",
             description: "the model SmallMind's benchmark ran: 50-char vocabulary, context 32, untied head",
-            config: gpt(SMALLMIND_VOCAB.chars().count(), 32, 64, 4, 2, false),
+            shape: Shape::Gpt2(gpt(SMALLMIND_VOCAB.chars().count(), 32, 64, 4, 2, false)),
             seed: 42,
         },
         Preset {
             name: "tiny",
             description: "our default for experiments: bytes, context 1024, 128 wide, 4 layers",
-            config: gpt(256, 1024, 128, 4, 4, true),
+            shape: Shape::Gpt2(gpt(256, 1024, 128, 4, 4, true)),
             seed: 1,
         },
         Preset {
             name: "small",
             description: "nanoGPT's character model shape: bytes, context 1024, 384 wide, 6 layers",
-            config: gpt(256, 1024, 384, 6, 6, true),
+            shape: Shape::Gpt2(gpt(256, 1024, 384, 6, 6, true)),
             seed: 2,
         },
         Preset {
             name: "gpt2",
             description: "the GPT-2 124M shape: 50257 tokens, context 1024, 768 wide, 12 layers",
-            config: gpt(50257, 1024, 768, 12, 12, true),
+            shape: Shape::Gpt2(gpt(50257, 1024, 768, 12, 12, true)),
             seed: 3,
+        },
+        Preset {
+            name: "llama-tiny",
+            description: "a small Llama: 512 tokens, context 512, 128 wide, 4 layers, 4 heads",
+            shape: llama(128, 512, 4, 4, 4, 512, 512),
+            seed: 11,
+        },
+        Preset {
+            name: "llama-tiny-gqa",
+            description: "llama-tiny with grouped-query attention: 8 query heads share 2 key/value heads",
+            shape: llama(128, 384, 4, 8, 2, 512, 512),
+            seed: 12,
+        },
+        Preset {
+            name: "stories15m",
+            description: "llama2.c's stories15M shape: 32000 tokens, context 256, 288 wide, 6 layers",
+            shape: llama(288, 768, 6, 6, 6, 32000, 256),
+            seed: 13,
+        },
+        Preset {
+            name: "stories110m",
+            description: "llama2.c's stories110M shape: 32000 tokens, context 1024, 768 wide, 12 layers",
+            shape: llama(768, 2048, 12, 12, 12, 32000, 1024),
+            seed: 14,
         },
     ]
 }
@@ -90,13 +144,22 @@ pub fn find(name: &str) -> Option<Preset> {
 
 impl Preset {
     /// The preset's weights (the same on every call).
-    pub fn model(&self) -> Gpt2 {
-        random_model(self.config.clone(), self.seed)
+    pub fn model(&self) -> Model {
+        match &self.shape {
+            Shape::Gpt2(config) => Model::Gpt2(random_model(config.clone(), self.seed)),
+            Shape::Llama(config) => Model::Llama(random_llama(config.clone(), self.seed)),
+        }
     }
 
     /// The preset's tokenizer.
     pub fn tokenizer(&self) -> Tokenizer {
-        if self.name == "smallmind-bench" { Tokenizer::chars(SMALLMIND_VOCAB) } else { Tokenizer::Bytes }
+        match &self.shape {
+            Shape::Llama(config) => {
+                Tokenizer::Llama2c(Box::new(synthetic_llama_tokenizer(config.vocab_size)))
+            }
+            Shape::Gpt2(_) if self.name == "smallmind-bench" => Tokenizer::chars(SMALLMIND_VOCAB),
+            Shape::Gpt2(_) => Tokenizer::Bytes,
+        }
     }
 }
 
@@ -143,4 +206,86 @@ fn random_tensor(spec: &TensorSpec, rng: &mut impl Rng) -> Vec<f32> {
             mean + std * scale * z
         })
         .collect()
+}
+
+/// A Llama model of any valid shape with weights drawn as the module documentation says.
+pub fn random_llama(config: LlamaConfig, seed: u64) -> Llama {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let (d, h) = (config.dim as f32, config.hidden_dim as f32);
+    let mut tensors = config.tensor_sizes().into_iter().map(|(name, len)| {
+        let (mean, std) = match name {
+            "token_embedding" => (0.0, EMBEDDING_SCALE / d.sqrt()),
+            "rms_att" | "rms_ffn" | "rms_final" => (1.0, GAIN_STD),
+            "wq" | "wk" => (0.0, QK_SCALE / d.sqrt()),
+            "w2" => (0.0, 1.0 / h.sqrt()),
+            // The legacy RoPE tables are skipped by the format: draw nothing for them.
+            "freq_cis_real" | "freq_cis_imag" => return Vec::new(),
+            _ => (0.0, 1.0 / d.sqrt()),
+        };
+        (0..len).map(|_| mean + std * rng.sample::<f32, _>(StandardNormal)).collect()
+    });
+    let mut next = || tensors.next().expect("a tensor per size");
+    let (token_embedding, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final) =
+        (next(), next(), next(), next(), next(), next(), next(), next(), next(), next(), next());
+    let _rope_tables = (next(), next());
+    let classifier = (!config.shared_classifier).then(next);
+    let weights = LlamaWeights {
+        config,
+        token_embedding,
+        rms_att,
+        wq,
+        wk,
+        wv,
+        wo,
+        rms_ffn,
+        w1,
+        w2,
+        w3,
+        rms_final,
+        classifier,
+    };
+    Llama::from_weights(weights).expect("a valid shape gives valid weights")
+}
+
+/// Words whose prefixes make the synthetic tokenizer's merges (TinyStories' commonest words).
+const WORDS: &str = "once upon a time there was little girl named lily she liked to play with her toys \
+    in the park one day saw big dog and it he his they were happy said mom tom ben sun tree ball \
+    friends went home very wanted help what is this look can we you not be so had fun cat bird \
+    red blue box cake run jump smile sad good boy all of at on for but then said";
+
+/// A llama2.c vocabulary of `vocab_size` (at least 259) tokens for the presets: `<unk>`, `<s>`,
+/// `</s>`, the 256 byte-fallback tokens, printable ASCII, every prefix of [`WORDS`] with and
+/// without a leading space (so greedy merging reaches whole words), then letter pairs and
+/// triples, with and without a space, until the vocabulary is full. Earlier tokens score higher.
+pub fn synthetic_llama_tokenizer(vocab_size: usize) -> Llama2cTokenizer {
+    assert!(vocab_size >= 259, "a llama2.c vocabulary holds at least the 3 special and 256 byte tokens");
+    let mut vocab: Vec<Vec<u8>> = vec![b"<unk>".to_vec(), b"\n<s>\n".to_vec(), b"\n</s>\n".to_vec()];
+    vocab.extend((0..=255u8).map(|b| format!("<0x{b:02X}>").into_bytes()));
+    let mut seen: std::collections::HashSet<Vec<u8>> = vocab.iter().cloned().collect();
+    let letters = || (b'a'..=b'z').map(|c| (c as char).to_string());
+    let pairs = || letters().flat_map(move |a| letters().map(move |b| format!("{a}{b}")));
+    let triples = || pairs().flat_map(move |ab| letters().map(move |c| format!("{ab}{c}")));
+    let prefixes = WORDS.split_whitespace().flat_map(|w| {
+        let spaced = format!(" {w}");
+        let all: Vec<String> = (2..=w.len()).map(|n| w[..n].to_string()).collect();
+        all.into_iter().chain((2..=spaced.len()).map(move |n| spaced[..n].to_string()))
+    });
+    let candidates = (b' '..=b'~')
+        .map(|c| (c as char).to_string())
+        .chain(prefixes)
+        .chain(pairs())
+        .chain(pairs().map(|p| format!(" {p}")))
+        .chain(triples())
+        .chain(triples().map(|t| format!(" {t}")));
+    for token in candidates {
+        if vocab.len() == vocab_size {
+            break;
+        }
+        if seen.insert(token.clone().into_bytes()) {
+            vocab.push(token.into_bytes());
+        }
+    }
+    assert_eq!(vocab.len(), vocab_size, "the candidate tokens fill any preset's vocabulary");
+    let scores = (0..vocab_size).map(|id| if id < 259 { 0.0 } else { -(id as f32) }).collect();
+    Llama2cTokenizer::new(vocab, scores)
 }

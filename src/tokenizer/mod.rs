@@ -1,5 +1,5 @@
-//! Text <-> token ids: bytes, characters over a fixed vocabulary, or a Hugging Face `tokenizer.json`;
-//! [`llama2c`] reads and writes llama2.c's `tokenizer.bin` (for the Llama family).
+//! Text <-> token ids: bytes, characters over a fixed vocabulary, a Hugging Face `tokenizer.json`,
+//! or llama2.c's `tokenizer.bin` ([`llama2c`], for the Llama family).
 
 pub mod llama2c;
 
@@ -18,6 +18,8 @@ pub enum Tokenizer {
     Chars { vocab: Vec<char> },
     /// A Hugging Face `tokenizer.json`.
     HuggingFace(Box<tokenizers::Tokenizer>),
+    /// llama2.c's `tokenizer.bin`: prompts start with `<s>`, as `run.c` encodes them.
+    Llama2c(Box<llama2c::Llama2cTokenizer>),
 }
 
 impl Tokenizer {
@@ -33,12 +35,13 @@ impl Tokenizer {
             .map_err(|e| Error::Tokenizer { path: path.to_path_buf(), reason: e.to_string() })
     }
 
-    /// A short name for reports: `bytes`, `chars(50)` or `tokenizer.json`.
+    /// A short name for reports: `bytes`, `chars(50)`, `tokenizer.json` or llama2.c's.
     pub fn kind(&self) -> String {
         match self {
             Tokenizer::Bytes => "bytes".into(),
             Tokenizer::Chars { vocab } => format!("chars({})", vocab.len()),
             Tokenizer::HuggingFace(_) => "tokenizer.json".into(),
+            Tokenizer::Llama2c(t) => format!("llama2.c tokenizer.bin ({} tokens)", t.vocab.len()),
         }
     }
 
@@ -54,6 +57,7 @@ impl Tokenizer {
                 .encode(text, false)
                 .map(|e| e.get_ids().to_vec())
                 .map_err(|e| Error::Input(format!("tokenizer could not encode the prompt: {e}"))),
+            Tokenizer::Llama2c(t) => Ok(t.encode(text, true)),
         }
     }
 
@@ -77,6 +81,7 @@ impl Tokenizer {
                 .map(|&id| vocab.get(id as usize).copied().unwrap_or(char::REPLACEMENT_CHARACTER))
                 .collect(),
             Tokenizer::HuggingFace(t) => t.decode(ids, false).unwrap_or_default(),
+            Tokenizer::Llama2c(t) => t.decode(ids),
         }
     }
 }

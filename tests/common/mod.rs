@@ -4,7 +4,9 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use smallmind::models::presets::{self, random_model};
-use smallmind::{GenerateParams, Gpt2, Gpt2Config, Optimizations, SamplingParams, Session};
+use smallmind::{
+    GenerateParams, Gpt2, Gpt2Config, Llama, Model, ModelRef, Optimizations, SamplingParams, Session,
+};
 use std::process::{Command, Output};
 
 /// A shape with nothing a power of two: n_embd 60 (3 heads of 20), context 23, MLP 150, vocab 97.
@@ -22,8 +24,20 @@ pub fn odd_model() -> Gpt2 {
     random_model(config, 7)
 }
 
+/// A GPT-2 preset's model.
 pub fn preset(name: &str) -> Gpt2 {
-    presets::find(name).expect("preset exists").model()
+    match presets::find(name).expect("preset exists").model() {
+        Model::Gpt2(m) => m,
+        Model::Llama(_) => panic!("{name} is a Llama preset"),
+    }
+}
+
+/// A Llama preset's model.
+pub fn llama_preset(name: &str) -> Llama {
+    match presets::find(name).expect("preset exists").model() {
+        Model::Llama(m) => m,
+        Model::Gpt2(_) => panic!("{name} is a GPT-2 preset"),
+    }
 }
 
 /// Generated ids and the logits of every step.
@@ -35,7 +49,13 @@ pub struct Run {
 
 /// Greedy generation of `max_new` tokens after `prompt`, run twice in one session (the second
 /// run reuses the pool and the KV cache); both runs must agree exactly, and the second is returned.
-pub fn greedy_run(model: &Gpt2, opts: Optimizations, threads: usize, prompt: &[u32], max_new: usize) -> Run {
+pub fn greedy_run<'m>(
+    model: impl Into<ModelRef<'m>>,
+    opts: Optimizations,
+    threads: usize,
+    prompt: &[u32],
+    max_new: usize,
+) -> Run {
     let mut session = Session::new(model, opts, threads).unwrap();
     let params = GenerateParams { max_new_tokens: max_new, sampling: SamplingParams::greedy() };
     let mut runs = Vec::new();

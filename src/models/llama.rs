@@ -1,0 +1,216 @@
+//! Llama (as llama2.c runs it): token embedding, pre-norm blocks of grouped-query attention with
+//! rotary position embedding and a SwiGLU feed-forward, final RMSNorm, classifier.
+//!
+//! This file owns the model's weights, their conversion from and to llama2.c's tensor layout,
+//! and the forward pass; it reads no optimization itself (the layers and the generation loop
+//! do). The checkpoint formats are `llama2c.rs` (llama2.c's `.bin`) and `hf_llama.rs`
+//! (Hugging Face directories).
+
+use super::llama2c::{LlamaConfig, LlamaWeights};
+use crate::error::{Error, Result};
+use crate::kernels::{self, matmul, rope::RopeTable};
+use crate::layers::{Ctx, GroupedQueryAttention, KvCache, KvSource, RmsNorm, SwiGlu, TransposedLinear};
+
+/// A Llama model's weights, ready to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Llama {
+    pub config: LlamaConfig,
+    /// Token embedding, `(vocab_size, dim)`; also the classifier when shared.
+    pub token_embedding: Vec<f32>,
+    /// The transformer blocks, `n_layers` of them.
+    pub layers: Vec<LlamaBlock>,
+    /// Final RMSNorm, `(dim,)`.
+    pub rms_final: RmsNorm,
+    /// Separate classifier, `(vocab_size, dim)`; `None` when shared with the embedding.
+    pub classifier: Option<Vec<f32>>,
+    /// Cosines and sines of every RoPE angle, `(seq_len, head_size / 2)` each.
+    rope: RopeTable,
+}
+
+/// One pre-norm Llama block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaBlock {
+    /// RMSNorm before attention, `(dim,)`.
+    pub rms_att: RmsNorm,
+    pub attn: GroupedQueryAttention,
+    /// RMSNorm before the feed-forward block, `(dim,)`.
+    pub rms_ffn: RmsNorm,
+    pub ffn: SwiGlu,
+}
+
+impl Llama {
+    /// Runs `tokens` at positions `start_pos..` and writes the logits of the last one into
+    /// `logits` (`(vocab_size,)`).
+    pub fn forward(&self, ctx: &Ctx, tokens: &[u32], start_pos: usize, mut kv: KvSource, logits: &mut [f32]) {
+        let (dim, kv_dim) = (self.config.dim, self.config.kv_dim());
+        let n = tokens.len();
+        assert!(n > 0 && start_pos + n <= self.config.seq_len, "forward: positions beyond the context");
+        match &kv {
+            KvSource::Cached(cache) => assert_eq!(cache.len, start_pos, "forward: cache out of step"),
+            KvSource::Recompute => assert_eq!(start_pos, 0, "forward: recomputing needs the whole sequence"),
+        }
+
+        // Token embedding; positions enter through RoPE, inside attention.
+        let mut x = ctx.buf(n * dim);
+        {
+            let _span = tracing::trace_span!("embedding").entered();
+            kernels::embed_tokens(&self.token_embedding, dim, tokens, &mut x);
+        }
+
+        let mut normed = ctx.buf(n * dim);
+        let mut delta = ctx.buf(n * dim);
+        for (layer_idx, layer) in self.layers.iter().enumerate() {
+            // Rotated keys and values: the cache's rows, or scratch rows for this pass only.
+            let (mut scratch_k, mut scratch_v);
+            let (k_rows, v_rows): (&mut [f32], &mut [f32]) = match &mut kv {
+                KvSource::Cached(cache) => cache.layer_mut(layer_idx),
+                KvSource::Recompute => {
+                    scratch_k = ctx.buf(n * kv_dim);
+                    scratch_v = ctx.buf(n * kv_dim);
+                    (&mut scratch_k, &mut scratch_v)
+                }
+            };
+            // The last layer feeds only the last position's logits (as in GPT-2's forward).
+            let n_out = if layer_idx + 1 == self.layers.len() { 1 } else { n };
+            let x_out = (n - n_out) * dim..n * dim;
+            // x = x + attention(rmsnorm(x))
+            layer.rms_att.forward(&x, n, &mut normed);
+            let out = &mut delta[..n_out * dim];
+            layer.attn.forward(ctx, &self.rope, &normed, n, start_pos, k_rows, v_rows, out, n_out);
+            kernels::add_inplace(&mut x[x_out.clone()], &delta[..n_out * dim]);
+            // x = x + ffn(rmsnorm(x))
+            layer.rms_ffn.forward(&x[x_out.clone()], n_out, &mut normed);
+            layer.ffn.forward(ctx, &normed[..n_out * dim], n_out, &mut delta[..n_out * dim]);
+            kernels::add_inplace(&mut x[x_out], &delta[..n_out * dim]);
+        }
+        if let KvSource::Cached(cache) = kv {
+            cache.len = start_pos + n;
+        }
+
+        // Final RMSNorm and the classifier, for the last position only.
+        self.rms_final.forward(&x[(n - 1) * dim..], 1, &mut normed[..dim]);
+        let _span = tracing::trace_span!("lm_head").entered();
+        let classifier = self.classifier.as_deref().unwrap_or(&self.token_embedding);
+        matmul::matmul_transposed(
+            &normed[..dim],
+            1,
+            dim,
+            classifier,
+            self.config.vocab_size,
+            logits,
+            ctx.threads,
+        );
+    }
+
+    /// An empty KV cache for the whole context: `n_kv_heads * head_size` floats per position.
+    pub fn new_kv_cache(&self) -> KvCache {
+        KvCache::new(self.config.n_layers, self.config.seq_len, self.config.kv_dim())
+    }
+
+    /// Parameters, counting a shared classifier once.
+    pub fn parameter_count(&self) -> usize {
+        let c = &self.config;
+        let (d, kv) = (c.dim, c.kv_dim());
+        let per_layer = 2 * d + 2 * d * d + 2 * d * kv + 3 * d * c.hidden_dim;
+        let classifier = if c.shared_classifier { 0 } else { c.vocab_size * d };
+        c.vocab_size * d + c.n_layers * per_layer + d + classifier
+    }
+
+    /// Bytes of the weights as stored in memory (f32).
+    pub fn weight_bytes(&self) -> usize {
+        self.parameter_count() * size_of::<f32>()
+    }
+
+    /// The model from llama2.c's tensors (whose per-layer tensors are stacked), checking the
+    /// shape once.
+    pub fn from_weights(w: LlamaWeights) -> Result<Llama> {
+        let c = w.config;
+        c.validate()?;
+        let tensors: [(&str, &[f32]); 11] = [
+            ("token_embedding", &w.token_embedding),
+            ("rms_att", &w.rms_att),
+            ("wq", &w.wq),
+            ("wk", &w.wk),
+            ("wv", &w.wv),
+            ("wo", &w.wo),
+            ("rms_ffn", &w.rms_ffn),
+            ("w1", &w.w1),
+            ("w2", &w.w2),
+            ("w3", &w.w3),
+            ("rms_final", &w.rms_final),
+        ];
+        let sizes = c.tensor_sizes();
+        let classifier = w.classifier.as_deref().filter(|_| !c.shared_classifier).map(|t| ("classifier", t));
+        for (name, t) in tensors.into_iter().chain(classifier) {
+            let want = sizes.iter().find(|(n, _)| *n == name).map_or(0, |(_, n)| *n);
+            if t.len() != want {
+                return Err(Error::Config(format!(
+                    "tensor {name} has {} values, the shape needs {want}",
+                    t.len()
+                )));
+            }
+        }
+        if !c.shared_classifier && w.classifier.is_none() {
+            return Err(Error::Config(
+                "the config says the classifier is separate, but there is none".into(),
+            ));
+        }
+        let (d, kv, hidden) = (c.dim, c.kv_dim(), c.hidden_dim);
+        let layer = |stacked: &[f32], i: usize, n: usize| stacked[i * n..(i + 1) * n].to_vec();
+        let linear = |stacked: &[f32], i: usize, n_out: usize, n_in: usize| TransposedLinear {
+            weight: layer(stacked, i, n_out * n_in),
+            n_in,
+            n_out,
+        };
+        let norm = |weight: Vec<f32>| RmsNorm { weight, eps: c.norm_eps };
+        let layers = (0..c.n_layers)
+            .map(|i| LlamaBlock {
+                rms_att: norm(layer(&w.rms_att, i, d)),
+                attn: GroupedQueryAttention {
+                    wq: linear(&w.wq, i, d, d),
+                    wk: linear(&w.wk, i, kv, d),
+                    wv: linear(&w.wv, i, kv, d),
+                    wo: linear(&w.wo, i, d, d),
+                    n_heads: c.n_heads,
+                    n_kv_heads: c.n_kv_heads,
+                },
+                rms_ffn: norm(layer(&w.rms_ffn, i, d)),
+                ffn: SwiGlu {
+                    w1: linear(&w.w1, i, hidden, d),
+                    w2: linear(&w.w2, i, d, hidden),
+                    w3: linear(&w.w3, i, hidden, d),
+                },
+            })
+            .collect();
+        let rope = RopeTable::new(c.seq_len, c.head_size(), c.rope_theta);
+        Ok(Llama {
+            token_embedding: w.token_embedding,
+            layers,
+            rms_final: norm(w.rms_final),
+            classifier: if c.shared_classifier { None } else { w.classifier },
+            rope,
+            config: c,
+        })
+    }
+
+    /// The model's tensors in llama2.c's layout (for export).
+    pub fn to_weights(&self) -> LlamaWeights {
+        let stack =
+            |f: &dyn Fn(&LlamaBlock) -> &[f32]| self.layers.iter().flat_map(|l| f(l).to_vec()).collect();
+        LlamaWeights {
+            config: self.config.clone(),
+            token_embedding: self.token_embedding.clone(),
+            rms_att: stack(&|l| &l.rms_att.weight),
+            wq: stack(&|l| &l.attn.wq.weight),
+            wk: stack(&|l| &l.attn.wk.weight),
+            wv: stack(&|l| &l.attn.wv.weight),
+            wo: stack(&|l| &l.attn.wo.weight),
+            rms_ffn: stack(&|l| &l.rms_ffn.weight),
+            w1: stack(&|l| &l.ffn.w1.weight),
+            w2: stack(&|l| &l.ffn.w2.weight),
+            w3: stack(&|l| &l.ffn.w3.weight),
+            rms_final: self.rms_final.weight.clone(),
+            classifier: self.classifier.clone(),
+        }
+    }
+}

@@ -22,12 +22,26 @@ impl Linear {
     }
 }
 
+/// A weight matrix in memory aligned to cache lines (64 bytes).
+///
+/// # Performance
+/// A plain `Vec<f32>` of megabytes comes from `mmap` 16 bytes past a page boundary, so every
+/// 64-byte vector load of a row straddles two cache lines. Aligned, Llama's one-row products
+/// stream their weights about 30% faster (stories15m's layers and classifier: 1.40 -> 1.07 ms
+/// per token in isolation on this machine), which is most of a decode step.
+pub type Weights = aligned_vec::AVec<f32, aligned_vec::ConstAlign<64>>;
+
+/// `values` copied into cache-line-aligned [`Weights`].
+pub fn aligned(values: &[f32]) -> Weights {
+    Weights::from_slice(64, values)
+}
+
 /// `y = x · weightᵀ`, no bias: the `(n_out, n_in)` layout of PyTorch's `nn.Linear`, in which
 /// llama2.c and Hugging Face store every Llama projection (llama2.c's `matmul` is `W @ x`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TransposedLinear {
-    /// `(n_out, n_in)`.
-    pub weight: Vec<f32>,
+    /// `(n_out, n_in)`, cache-line aligned.
+    pub weight: Weights,
     pub n_in: usize,
     pub n_out: usize,
 }

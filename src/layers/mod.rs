@@ -17,7 +17,7 @@ use std::ops::{Deref, DerefMut};
 
 pub use attention::{CausalSelfAttention, GroupedQueryAttention};
 pub use kv_cache::{KvCache, KvSource};
-pub use linear::{LayerNorm, Linear, RmsNorm, TransposedLinear};
+pub use linear::{LayerNorm, Linear, RmsNorm, TransposedLinear, Weights, aligned};
 pub use mlp::{Mlp, SwiGlu};
 
 /// What a forward pass runs with: the optimizations, the pool it may rent from, its threads.

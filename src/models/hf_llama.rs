@@ -214,22 +214,22 @@ pub fn export_dir(model: &Llama, dir: &Path, dtype: Dtype) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
     let c = &model.config;
     let (hs, d) = (c.head_size(), c.dim);
-    let mut data: Vec<Vec<f32>> = vec![model.token_embedding.clone()];
+    let mut data: Vec<Vec<f32>> = vec![model.token_embedding.to_vec()];
     for l in &model.layers {
         data.extend([
             l.rms_att.weight.clone(),
             rope::adjacent_pairs_to_rotate_half_rows(&l.attn.wq.weight, c.n_heads, hs, d),
             rope::adjacent_pairs_to_rotate_half_rows(&l.attn.wk.weight, c.n_kv_heads, hs, d),
-            l.attn.wv.weight.clone(),
-            l.attn.wo.weight.clone(),
+            l.attn.wv.weight.to_vec(),
+            l.attn.wo.weight.to_vec(),
             l.rms_ffn.weight.clone(),
-            l.ffn.w1.weight.clone(),
-            l.ffn.w3.weight.clone(),
-            l.ffn.w2.weight.clone(),
+            l.ffn.w1.weight.to_vec(),
+            l.ffn.w3.weight.to_vec(),
+            l.ffn.w2.weight.to_vec(),
         ]);
     }
     data.push(model.rms_final.weight.clone());
-    data.extend(model.classifier.clone());
+    data.extend(model.classifier.as_deref().map(<[f32]>::to_vec));
     let tensors: Vec<(TensorSpec, &[f32])> =
         tensor_specs(c).into_iter().zip(data.iter().map(Vec::as_slice)).collect();
     checkpoint::write_safetensors(&dir.join(WEIGHTS_FILE), &tensors, dtype)?;

@@ -9,20 +9,22 @@
 use super::llama2c::{LlamaConfig, LlamaWeights};
 use crate::error::{Error, Result};
 use crate::kernels::{self, matmul, rope::RopeTable};
-use crate::layers::{Ctx, GroupedQueryAttention, KvCache, KvSource, RmsNorm, SwiGlu, TransposedLinear};
+use crate::layers::{
+    Ctx, GroupedQueryAttention, KvCache, KvSource, RmsNorm, SwiGlu, TransposedLinear, Weights, aligned,
+};
 
 /// A Llama model's weights, ready to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Llama {
     pub config: LlamaConfig,
-    /// Token embedding, `(vocab_size, dim)`; also the classifier when shared.
-    pub token_embedding: Vec<f32>,
+    /// Token embedding, `(vocab_size, dim)`; also the classifier when shared (so aligned).
+    pub token_embedding: Weights,
     /// The transformer blocks, `n_layers` of them.
     pub layers: Vec<LlamaBlock>,
     /// Final RMSNorm, `(dim,)`.
     pub rms_final: RmsNorm,
     /// Separate classifier, `(vocab_size, dim)`; `None` when shared with the embedding.
-    pub classifier: Option<Vec<f32>>,
+    pub classifier: Option<Weights>,
     /// Cosines and sines of every RoPE angle, `(seq_len, head_size / 2)` each.
     rope: RopeTable,
 }
@@ -158,7 +160,7 @@ impl Llama {
         let (d, kv, hidden) = (c.dim, c.kv_dim(), c.hidden_dim);
         let layer = |stacked: &[f32], i: usize, n: usize| stacked[i * n..(i + 1) * n].to_vec();
         let linear = |stacked: &[f32], i: usize, n_out: usize, n_in: usize| TransposedLinear {
-            weight: layer(stacked, i, n_out * n_in),
+            weight: aligned(&stacked[i * n_out * n_in..(i + 1) * n_out * n_in]),
             n_in,
             n_out,
         };
@@ -184,10 +186,10 @@ impl Llama {
             .collect();
         let rope = RopeTable::new(c.seq_len, c.head_size(), c.rope_theta);
         Ok(Llama {
-            token_embedding: w.token_embedding,
+            token_embedding: aligned(&w.token_embedding),
             layers,
             rms_final: norm(w.rms_final),
-            classifier: if c.shared_classifier { None } else { w.classifier },
+            classifier: if c.shared_classifier { None } else { w.classifier.as_deref().map(aligned) },
             rope,
             config: c,
         })
@@ -199,7 +201,7 @@ impl Llama {
             |f: &dyn Fn(&LlamaBlock) -> &[f32]| self.layers.iter().flat_map(|l| f(l).to_vec()).collect();
         LlamaWeights {
             config: self.config.clone(),
-            token_embedding: self.token_embedding.clone(),
+            token_embedding: self.token_embedding.to_vec(),
             rms_att: stack(&|l| &l.rms_att.weight),
             wq: stack(&|l| &l.attn.wq.weight),
             wk: stack(&|l| &l.attn.wk.weight),
@@ -210,7 +212,7 @@ impl Llama {
             w2: stack(&|l| &l.ffn.w2.weight),
             w3: stack(&|l| &l.ffn.w3.weight),
             rms_final: self.rms_final.weight.clone(),
-            classifier: self.classifier.clone(),
+            classifier: self.classifier.as_deref().map(<[f32]>::to_vec),
         }
     }
 }

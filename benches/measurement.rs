@@ -45,8 +45,11 @@ fn spans(c: &mut Criterion) {
     // The engine's own spans, through 8 tokens of the smallest preset (~40 spans per token).
     let model = smallmind::models::presets::find("smallmind-bench").unwrap().model();
     let mut session = smallmind::Session::new(&model, smallmind::Optimizations::all(), 1).unwrap();
-    let params =
-        smallmind::GenerateParams { max_new_tokens: 8, sampling: smallmind::SamplingParams::greedy() };
+    let params = smallmind::GenerateParams {
+        max_new_tokens: 8,
+        sampling: smallmind::SamplingParams::greedy(),
+        stop_token: None,
+    };
     let prompt = smallmind::generate::synthetic_prompt(8, 50, 1);
     let mut step = || session.generate(black_box(&prompt), &params, &mut |_, _| {}).unwrap();
     group.bench_function("no_subscriber_8_tokens", |b| b.iter(&mut step));

@@ -25,6 +25,9 @@ pub struct GenerateParams {
     pub max_new_tokens: usize,
     /// How to pick them.
     pub sampling: SamplingParams,
+    /// Stop early after generating this token (llama2.c's `run` stops at `<s>`); `None`
+    /// always generates `max_new_tokens`, which measurements need.
+    pub stop_token: Option<u32>,
 }
 
 /// The result of one generation.
@@ -155,6 +158,9 @@ impl<'m> Session<'m> {
             token_times.push(start.elapsed());
             on_token(id, &logits);
             tokens.push(id);
+            if params.stop_token == Some(id) {
+                break;
+            }
         }
         Generated { generated_ids: tokens.split_off(prompt.len()), token_times, pool: self.pool.stats() }
     }

@@ -79,6 +79,22 @@ fn files_in(dir: &Path) -> Vec<String> {
     names
 }
 
+/// A Llama's phases: RMSNorm and RoPE instead of LayerNorm, the rest as GPT-2's; and a decode
+/// step with the pool and the cache allocates nothing, as for GPT-2.
+#[test]
+fn llama_results_have_its_own_phases_and_allocation_free_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = bench(dir.path(), "llama.json", &["--model", "llama-tiny", "--phase-iterations", "1"]);
+    let names: Vec<&str> =
+        r["phases"]["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let mut expected: Vec<&str> = SPANS[1..].iter().copied().filter(|&s| s != "layernorm").collect();
+    expected.insert(1, "rmsnorm");
+    expected.insert(3, "rope");
+    assert_eq!(names, expected);
+    assert_eq!(f64_at(&r, "/summary/decode_alloc_count_per_token"), 0.0);
+    assert_eq!(r["workload"]["model"], "llama-tiny");
+}
+
 #[test]
 fn results_file_has_the_documented_fields_with_units() {
     let dir = tempfile::tempdir().unwrap();

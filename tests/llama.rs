@@ -198,3 +198,19 @@ fn synthetic_tokenizer_encodes_as_llama2c_would() {
     assert_eq!(t.encode("é", true), [1, id(" "), 3 + 0xC3, 3 + 0xA9]);
     assert_eq!(t.decode(&t.encode("once upon a time é!", true)), "once upon a time é!");
 }
+
+/// `stop_token` ends a generation right after that token (the CLI sets llama2.c's `<s>`).
+#[test]
+fn generation_stops_after_the_stop_token() {
+    use smallmind::{GenerateParams, SamplingParams, Session};
+    let model = llama_preset("llama-tiny");
+    let prompt = synthetic_prompt(4, 512, 3);
+    let full = greedy(&model, &prompt).ids;
+    let stop = full[5];
+    let first = full.iter().position(|&id| id == stop).unwrap();
+    let mut session = Session::new(&model, Optimizations::all(), 1).unwrap();
+    let params =
+        GenerateParams { max_new_tokens: 12, sampling: SamplingParams::greedy(), stop_token: Some(stop) };
+    let out = session.generate(&prompt, &params, &mut |_, _| {}).unwrap();
+    assert_eq!(out.generated_ids, full[..=first]);
+}

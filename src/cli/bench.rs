@@ -82,7 +82,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let spec = BenchSpec {
         model_name: args.model.model.clone(),
         prompt,
-        params: GenerateParams { max_new_tokens: args.max_new_tokens, sampling },
+        params: GenerateParams { max_new_tokens: args.max_new_tokens, sampling, stop_token: None },
         threads: args.threads,
         opts,
         warmup: args.warmup,

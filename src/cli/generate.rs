@@ -4,7 +4,8 @@ use super::{ModelArg, OptArgs, SamplingArgs};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use smallmind::models::checkpoint;
-use smallmind::tokenizer::StreamDecoder;
+use smallmind::tokenizer::llama2c;
+use smallmind::tokenizer::{StreamDecoder, Tokenizer};
 use smallmind::{GenerateParams, Session};
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ pub struct GenerateArgs {
     threads: Option<usize>,
     #[command(flatten)]
     opts: OptArgs,
+    /// With a llama2.c tokenizer, keep generating past `<s>` (where llama2.c's `run` stops).
+    #[arg(long)]
+    no_stop: bool,
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     json: bool,
@@ -55,7 +59,12 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let mut session = Session::new(&loaded.model, opts, threads)?;
     session.validate_prompt(&prompt_ids)?;
 
-    let params = GenerateParams { max_new_tokens: args.max_new_tokens, sampling };
+    // llama2.c's `run` ends a story at `<s>`, the token that delimits sequences in its training data.
+    let stop_token = match tokenizer {
+        Tokenizer::Llama2c(_) if !args.no_stop => Some(llama2c::BOS),
+        _ => None,
+    };
+    let params = GenerateParams { max_new_tokens: args.max_new_tokens, sampling, stop_token };
     let mut all_logits: Vec<Vec<f32>> = Vec::new();
     let keep_logits = args.logits_out.is_some();
     let mut stream = StreamDecoder::default();

@@ -96,7 +96,15 @@ fn write_llama2c_tokenizer(tokenizer: &Tokenizer, path: &Path) -> Result<()> {
     match tokenizer {
         Tokenizer::Llama2c(t) => checkpoint::write_atomic(path, &t.to_bytes())
             .with_context(|| format!("cannot write {}", path.display())),
-        // A Hugging Face tokenizer.json has no llama2.c form here; the directory keeps it.
-        _ => Ok(()),
+        // A Hugging Face tokenizer.json has no llama2.c form; say so rather than leave it out silently.
+        other => {
+            eprintln!(
+                "note: no {} written: this model's tokenizer is {}, which has no llama2.c form; \
+                 give the other engine the model's own tokenizer",
+                path.display(),
+                other.kind()
+            );
+            Ok(())
+        }
     }
 }

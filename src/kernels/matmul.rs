@@ -166,10 +166,10 @@ fn vec_mat_body(x: &[f32], w: &[f32], n: usize, col0: usize, out: &mut [f32]) {
 /// (one AVX-512 register) and are reduced once per row. With several threads, rows are split.
 /// This is Llama's every decode-time product and both models' LM head, and it is memory-bound
 /// (stories15m's classifier alone is 37 MB per token), so on AVX-512 it is written with
-/// intrinsics ([`avx512::vec_mat_transposed`], eight rows per pass): fused multiply-adds and a
-/// register-level reduction ran the 32000x288 classifier at ~47 GB/s against ~32 GB/s for
-/// the auto-vectorised body, whose per-row reduction through memory dominated. Weights should
-/// be cache-line aligned (`layers::Weights`): unaligned rows cost another ~30%.
+/// intrinsics ([`avx512::vec_mat_transposed`], eight rows per pass): fused multiply-adds and
+/// register-level reductions, where the auto-vectorised body reduced each row through memory.
+/// That took stories15m decode from 410 to 626 tok/s here (README, Speed). Weights should be
+/// cache-line aligned (`layers::Weights`), which took it on to 778.
 pub fn vec_mat_transposed(x: &[f32], w: &[f32], n: usize, out: &mut [f32], threads: usize) {
     let k = x.len();
     assert!(w.len() == k * n && out.len() == n, "vec_mat_transposed: buffer sizes");

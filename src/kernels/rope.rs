@@ -129,18 +129,7 @@ pub fn rotate_half_rows_to_adjacent_pairs(
     head_dim: usize,
     n_in: usize,
 ) -> Vec<f32> {
-    assert_eq!(w.len(), n_heads * head_dim * n_in, "rope: projection size");
-    let half = head_dim / 2;
-    let mut out = vec![0.0; w.len()];
-    for h in 0..n_heads {
-        for i in 0..half {
-            for (to, from) in [(2 * i, i), (2 * i + 1, i + half)] {
-                let (dst, src) = ((h * head_dim + to) * n_in, (h * head_dim + from) * n_in);
-                out[dst..dst + n_in].copy_from_slice(&w[src..src + n_in]);
-            }
-        }
-    }
-    out
+    move_pair_rows(w, n_heads, head_dim, n_in, PairOrder::ToAdjacent)
 }
 
 /// The inverse of [`rotate_half_rows_to_adjacent_pairs`]: llama2.c's row order to Hugging
@@ -151,12 +140,29 @@ pub fn adjacent_pairs_to_rotate_half_rows(
     head_dim: usize,
     n_in: usize,
 ) -> Vec<f32> {
+    move_pair_rows(w, n_heads, head_dim, n_in, PairOrder::ToRotateHalf)
+}
+
+/// Which way [`move_pair_rows`] moves rows.
+#[derive(Clone, Copy, PartialEq)]
+enum PairOrder {
+    ToAdjacent,
+    ToRotateHalf,
+}
+
+/// Moves, within each head, the rows of pair `i` between rotate-half positions `(i, i + half)`
+/// and adjacent positions `(2i, 2i + 1)`, in the direction `order` says.
+fn move_pair_rows(w: &[f32], n_heads: usize, head_dim: usize, n_in: usize, order: PairOrder) -> Vec<f32> {
     assert_eq!(w.len(), n_heads * head_dim * n_in, "rope: projection size");
     let half = head_dim / 2;
     let mut out = vec![0.0; w.len()];
     for h in 0..n_heads {
         for i in 0..half {
-            for (from, to) in [(2 * i, i), (2 * i + 1, i + half)] {
+            for (adjacent, rotate_half) in [(2 * i, i), (2 * i + 1, i + half)] {
+                let (to, from) = match order {
+                    PairOrder::ToAdjacent => (adjacent, rotate_half),
+                    PairOrder::ToRotateHalf => (rotate_half, adjacent),
+                };
                 let (dst, src) = ((h * head_dim + to) * n_in, (h * head_dim + from) * n_in);
                 out[dst..dst + n_in].copy_from_slice(&w[src..src + n_in]);
             }

@@ -8,6 +8,8 @@
 //! for Llama, rotated keys). Appending a token writes one row per layer, and attention reads a
 //! head through a row stride.
 
+use super::{Buf, Ctx};
+
 /// Where attention keys and values come from in a forward pass.
 #[derive(Debug)]
 pub enum KvSource<'c> {
@@ -16,6 +18,65 @@ pub enum KvSource<'c> {
     Recompute,
     /// Stored in a cache holding positions `0..cache.len`; this call appends its own.
     Cached(&'c mut KvCache),
+}
+
+impl KvSource<'_> {
+    /// Checks that a pass over positions `start_pos..` fits this source: a cache must hold
+    /// exactly the earlier positions, and recomputing starts at position 0.
+    pub fn check_start(&self, start_pos: usize) {
+        match self {
+            KvSource::Cached(cache) => assert_eq!(
+                cache.len, start_pos,
+                "forward: cache holds {} positions, start is {start_pos}",
+                cache.len
+            ),
+            KvSource::Recompute => assert_eq!(start_pos, 0, "forward: recomputing needs the whole sequence"),
+        }
+    }
+
+    /// Layer `layer_idx`'s key and value rows for a pass of `n_rows` positions of `width`
+    /// floats: the cache's, or scratch rows from `ctx` that live as long as the returned value.
+    pub fn layer<'s, 'p>(
+        &'s mut self,
+        ctx: &Ctx<'p>,
+        layer_idx: usize,
+        n_rows: usize,
+        width: usize,
+    ) -> LayerKv<'s, 'p> {
+        match self {
+            KvSource::Cached(cache) => {
+                let (k, v) = cache.layer_mut(layer_idx);
+                LayerKv::Cached(k, v)
+            }
+            KvSource::Recompute => LayerKv::Scratch(ctx.buf(n_rows * width), ctx.buf(n_rows * width)),
+        }
+    }
+
+    /// Ends a pass that ran positions up to `end`: the cache now holds them.
+    pub fn finish(self, end: usize) {
+        if let KvSource::Cached(cache) = self {
+            cache.len = end;
+        }
+    }
+}
+
+/// One layer's key and value rows, from [`KvSource::layer`].
+#[derive(Debug)]
+pub enum LayerKv<'s, 'p> {
+    /// The cache's rows for every position of the context.
+    Cached(&'s mut [f32], &'s mut [f32]),
+    /// Rows for this pass only.
+    Scratch(Buf<'p>, Buf<'p>),
+}
+
+impl LayerKv<'_, '_> {
+    /// The key rows and the value rows.
+    pub fn rows(&mut self) -> (&mut [f32], &mut [f32]) {
+        match self {
+            LayerKv::Cached(k, v) => (k, v),
+            LayerKv::Scratch(k, v) => (k, v),
+        }
+    }
 }
 
 /// Keys and values of every layer for positions `0..len` (capacity `n_ctx` positions).

@@ -34,11 +34,7 @@ impl Gpt2Config {
             ("n_layer", self.n_layer),
             ("n_inner", self.n_inner),
         ];
-        for (name, value) in fields {
-            if value == 0 {
-                return Err(Error::Config(format!("{name} must be positive")));
-            }
-        }
+        require_positive(&fields)?;
         if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(Error::Config(format!(
                 "n_embd ({}) is not divisible by n_head ({}); heads must split the embedding evenly",
@@ -69,5 +65,13 @@ impl Gpt2Config {
             + self.n_inner * c + c; // mlp.c_proj
         let head = if self.tie_word_embeddings { 0 } else { self.vocab_size * c };
         self.vocab_size * c + self.n_ctx * c + l * per_block + 2 * c + head
+    }
+}
+
+/// An error naming the first of `fields` (name, value) that is zero.
+pub(crate) fn require_positive(fields: &[(&str, usize)]) -> Result<()> {
+    match fields.iter().find(|(_, value)| *value == 0) {
+        Some((name, _)) => Err(Error::Config(format!("{name} must be positive"))),
+        None => Ok(()),
     }
 }

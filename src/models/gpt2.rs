@@ -41,15 +41,7 @@ impl Gpt2 {
         let c = self.config.n_embd;
         let n = tokens.len();
         assert!(n > 0 && start_pos + n <= self.config.n_ctx, "forward: positions beyond the context");
-        if let KvSource::Cached(cache) = &kv {
-            assert_eq!(
-                cache.len, start_pos,
-                "forward: cache holds {} positions, start is {start_pos}",
-                cache.len
-            );
-        } else {
-            assert_eq!(start_pos, 0, "forward: recomputing needs the whole sequence");
-        }
+        kv.check_start(start_pos);
 
         // Token and position embeddings.
         let mut x = ctx.buf(n * c);
@@ -62,15 +54,8 @@ impl Gpt2 {
         let mut delta = ctx.buf(n * c);
         for (layer_idx, block) in self.h.iter().enumerate() {
             // Keys and values for this layer: the cache's rows, or scratch rows for this pass only.
-            let (mut scratch_k, mut scratch_v);
-            let (k_rows, v_rows): (&mut [f32], &mut [f32]) = match &mut kv {
-                KvSource::Cached(cache) => cache.layer_mut(layer_idx),
-                KvSource::Recompute => {
-                    scratch_k = ctx.buf(n * c);
-                    scratch_v = ctx.buf(n * c);
-                    (&mut scratch_k, &mut scratch_v)
-                }
-            };
+            let mut layer_kv = kv.layer(ctx, layer_idx, n, c);
+            let (k_rows, v_rows) = layer_kv.rows();
             // The last layer feeds only the logits of the last position: every row still gives
             // its key and value, but only the last row goes through the rest of the block.
             let n_out = if layer_idx + 1 == self.h.len() { 1 } else { n };
@@ -84,9 +69,7 @@ impl Gpt2 {
             block.mlp.forward(ctx, &normed[..n_out * c], n_out, &mut delta[..n_out * c]);
             kernels::add_inplace(&mut x[x_out], &delta[..n_out * c]);
         }
-        if let KvSource::Cached(cache) = kv {
-            cache.len = start_pos + n;
-        }
+        kv.finish(start_pos + n);
 
         // Final LayerNorm and the LM head, for the last position only.
         let last = &x[(n - 1) * c..];

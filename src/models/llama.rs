@@ -47,10 +47,7 @@ impl Llama {
         let (dim, kv_dim) = (self.config.dim, self.config.kv_dim());
         let n = tokens.len();
         assert!(n > 0 && start_pos + n <= self.config.seq_len, "forward: positions beyond the context");
-        match &kv {
-            KvSource::Cached(cache) => assert_eq!(cache.len, start_pos, "forward: cache out of step"),
-            KvSource::Recompute => assert_eq!(start_pos, 0, "forward: recomputing needs the whole sequence"),
-        }
+        kv.check_start(start_pos);
 
         // Token embedding; positions enter through RoPE, inside attention.
         let mut x = ctx.buf(n * dim);
@@ -63,15 +60,8 @@ impl Llama {
         let mut delta = ctx.buf(n * dim);
         for (layer_idx, layer) in self.layers.iter().enumerate() {
             // Rotated keys and values: the cache's rows, or scratch rows for this pass only.
-            let (mut scratch_k, mut scratch_v);
-            let (k_rows, v_rows): (&mut [f32], &mut [f32]) = match &mut kv {
-                KvSource::Cached(cache) => cache.layer_mut(layer_idx),
-                KvSource::Recompute => {
-                    scratch_k = ctx.buf(n * kv_dim);
-                    scratch_v = ctx.buf(n * kv_dim);
-                    (&mut scratch_k, &mut scratch_v)
-                }
-            };
+            let mut layer_kv = kv.layer(ctx, layer_idx, n, kv_dim);
+            let (k_rows, v_rows) = layer_kv.rows();
             // The last layer feeds only the last position's logits (as in GPT-2's forward).
             let n_out = if layer_idx + 1 == self.layers.len() { 1 } else { n };
             let x_out = (n - n_out) * dim..n * dim;
@@ -85,9 +75,7 @@ impl Llama {
             layer.ffn.forward(ctx, &normed[..n_out * dim], n_out, &mut delta[..n_out * dim]);
             kernels::add_inplace(&mut x[x_out], &delta[..n_out * dim]);
         }
-        if let KvSource::Cached(cache) = kv {
-            cache.len = start_pos + n;
-        }
+        kv.finish(start_pos + n);
 
         // Final RMSNorm and the classifier, for the last position only.
         self.rms_final.forward(&x[(n - 1) * dim..], 1, &mut normed[..dim]);
@@ -109,13 +97,11 @@ impl Llama {
         KvCache::new(self.config.n_layers, self.config.seq_len, self.config.kv_dim())
     }
 
-    /// Parameters, counting a shared classifier once.
+    /// Parameters, counting a shared classifier once: the checkpoint's tensors without the
+    /// legacy RoPE tables.
     pub fn parameter_count(&self) -> usize {
-        let c = &self.config;
-        let (d, kv) = (c.dim, c.kv_dim());
-        let per_layer = 2 * d + 2 * d * d + 2 * d * kv + 3 * d * c.hidden_dim;
-        let classifier = if c.shared_classifier { 0 } else { c.vocab_size * d };
-        c.vocab_size * d + c.n_layers * per_layer + d + classifier
+        let sizes = self.config.tensor_sizes();
+        sizes.iter().filter(|(name, _)| !name.starts_with("freq_cis")).map(|(_, n)| n).sum()
     }
 
     /// Bytes of the weights as stored in memory (f32).
@@ -126,24 +112,11 @@ impl Llama {
     /// The model from llama2.c's tensors (whose per-layer tensors are stacked), checking the
     /// shape once.
     pub fn from_weights(w: LlamaWeights) -> Result<Llama> {
-        let c = w.config;
+        let c = w.config.clone();
         c.validate()?;
-        let tensors: [(&str, &[f32]); 11] = [
-            ("token_embedding", &w.token_embedding),
-            ("rms_att", &w.rms_att),
-            ("wq", &w.wq),
-            ("wk", &w.wk),
-            ("wv", &w.wv),
-            ("wo", &w.wo),
-            ("rms_ffn", &w.rms_ffn),
-            ("w1", &w.w1),
-            ("w2", &w.w2),
-            ("w3", &w.w3),
-            ("rms_final", &w.rms_final),
-        ];
         let sizes = c.tensor_sizes();
         let classifier = w.classifier.as_deref().filter(|_| !c.shared_classifier).map(|t| ("classifier", t));
-        for (name, t) in tensors.into_iter().chain(classifier) {
+        for (name, t) in w.tensors().into_iter().chain(classifier) {
             let want = sizes.iter().find(|(n, _)| *n == name).map_or(0, |(_, n)| *n);
             if t.len() != want {
                 return Err(Error::Config(format!(

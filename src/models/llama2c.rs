@@ -55,9 +55,7 @@ impl LlamaConfig {
             ("vocab_size", self.vocab_size),
             ("seq_len", self.seq_len),
         ];
-        if let Some((name, _)) = fields.iter().find(|(_, v)| *v == 0) {
-            return Err(Error::Config(format!("{name} must be positive")));
-        }
+        super::config::require_positive(&fields)?;
         if !self.dim.is_multiple_of(self.n_heads) {
             return Err(Error::Config(format!("n_heads {} does not divide dim {}", self.n_heads, self.dim)));
         }
@@ -199,19 +197,31 @@ impl LlamaWeights {
             )));
         }
         let mut at = HEADER_BYTES;
-        let mut tensors = sizes.iter().map(|&(_, n)| {
+        Self::from_tensors(config, |_, n| {
             let t: Vec<f32> = bytes[at..at + n * 4]
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
                 .collect();
             at += n * 4;
-            t
-        });
+            Ok(t)
+        })
+    }
+
+    /// Weights of `config`'s shape from `take(name, len)`, called once per entry of
+    /// [`LlamaConfig::tensor_sizes`] in file order; what it returns for the legacy RoPE tables is
+    /// dropped.
+    pub fn from_tensors<E>(
+        config: LlamaConfig,
+        mut take: impl FnMut(&'static str, usize) -> std::result::Result<Vec<f32>, E>,
+    ) -> std::result::Result<LlamaWeights, E> {
+        let sizes = config.tensor_sizes();
+        let mut tensors = sizes.iter().map(|&(name, n)| take(name, n));
         let mut next = || tensors.next().expect("one tensor per size");
-        let (token_embedding, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final) =
-            (next(), next(), next(), next(), next(), next(), next(), next(), next(), next(), next());
-        let (_freq_real, _freq_imag) = (next(), next());
-        let classifier = (!config.shared_classifier).then(&mut next);
+        let (token_embedding, rms_att, wq, wk, wv, wo) =
+            (next()?, next()?, next()?, next()?, next()?, next()?);
+        let (rms_ffn, w1, w2, w3, rms_final) = (next()?, next()?, next()?, next()?, next()?);
+        let (_freq_real, _freq_imag) = (next()?, next()?);
+        let classifier = if config.shared_classifier { None } else { Some(next()?) };
         Ok(LlamaWeights {
             config,
             token_embedding,
@@ -227,6 +237,24 @@ impl LlamaWeights {
             rms_final,
             classifier,
         })
+    }
+
+    /// The tensors before the legacy RoPE tables, in file order, by their
+    /// [`LlamaConfig::tensor_sizes`] names (the classifier, last in the file, is apart).
+    pub fn tensors(&self) -> [(&'static str, &[f32]); 11] {
+        [
+            ("token_embedding", &self.token_embedding),
+            ("rms_att", &self.rms_att),
+            ("wq", &self.wq),
+            ("wk", &self.wk),
+            ("wv", &self.wv),
+            ("wo", &self.wo),
+            ("rms_ffn", &self.rms_ffn),
+            ("w1", &self.w1),
+            ("w2", &self.w2),
+            ("w3", &self.w3),
+            ("rms_final", &self.rms_final),
+        ]
     }
 
     /// The bytes of this checkpoint in llama2.c's format, which has no field for the RMSNorm
@@ -256,22 +284,8 @@ impl LlamaWeights {
             out.extend_from_slice(&v.to_le_bytes());
         }
         let (real, imag) = legacy_rope_tables(c);
-        let tensors: [&[f32]; 13] = [
-            &self.token_embedding,
-            &self.rms_att,
-            &self.wq,
-            &self.wk,
-            &self.wv,
-            &self.wo,
-            &self.rms_ffn,
-            &self.w1,
-            &self.w2,
-            &self.w3,
-            &self.rms_final,
-            &real,
-            &imag,
-        ];
-        for t in tensors.into_iter().chain(self.classifier.as_deref()) {
+        let tensors = self.tensors().map(|(_, t)| t).into_iter().chain([&real[..], &imag[..]]);
+        for t in tensors.chain(self.classifier.as_deref()) {
             for v in t {
                 out.extend_from_slice(&v.to_le_bytes());
             }

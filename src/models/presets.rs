@@ -212,38 +212,20 @@ fn random_tensor(spec: &TensorSpec, rng: &mut impl Rng) -> Vec<f32> {
 pub fn random_llama(config: LlamaConfig, seed: u64) -> Llama {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let (d, h) = (config.dim as f32, config.hidden_dim as f32);
-    let mut tensors = config.tensor_sizes().into_iter().map(|(name, len)| {
-        let (mean, std) = match name {
-            "token_embedding" => (0.0, EMBEDDING_SCALE / d.sqrt()),
-            "rms_att" | "rms_ffn" | "rms_final" => (1.0, GAIN_STD),
-            "wq" | "wk" => (0.0, QK_SCALE / d.sqrt()),
-            "w2" => (0.0, 1.0 / h.sqrt()),
-            // The legacy RoPE tables are skipped by the format: draw nothing for them.
-            "freq_cis_real" | "freq_cis_imag" => return Vec::new(),
-            _ => (0.0, 1.0 / d.sqrt()),
-        };
-        (0..len).map(|_| mean + std * rng.sample::<f32, _>(StandardNormal)).collect()
-    });
-    let mut next = || tensors.next().expect("a tensor per size");
-    let (token_embedding, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final) =
-        (next(), next(), next(), next(), next(), next(), next(), next(), next(), next(), next());
-    let _rope_tables = (next(), next());
-    let classifier = (!config.shared_classifier).then(next);
-    let weights = LlamaWeights {
-        config,
-        token_embedding,
-        rms_att,
-        wq,
-        wk,
-        wv,
-        wo,
-        rms_ffn,
-        w1,
-        w2,
-        w3,
-        rms_final,
-        classifier,
-    };
+    let result: Result<LlamaWeights, std::convert::Infallible> =
+        LlamaWeights::from_tensors(config, |name, len| {
+            let (mean, std) = match name {
+                "token_embedding" => (0.0, EMBEDDING_SCALE / d.sqrt()),
+                "rms_att" | "rms_ffn" | "rms_final" => (1.0, GAIN_STD),
+                "wq" | "wk" => (0.0, QK_SCALE / d.sqrt()),
+                "w2" => (0.0, 1.0 / h.sqrt()),
+                // The legacy RoPE tables are dropped: draw nothing for them.
+                "freq_cis_real" | "freq_cis_imag" => return Ok(Vec::new()),
+                _ => (0.0, 1.0 / d.sqrt()),
+            };
+            Ok((0..len).map(|_| mean + std * rng.sample::<f32, _>(StandardNormal)).collect())
+        });
+    let Ok(weights) = result;
     Llama::from_weights(weights).expect("a valid shape gives valid weights")
 }
 

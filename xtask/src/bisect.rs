@@ -321,19 +321,14 @@ pub fn render(r: &ExperimentResults, before: Option<&ExperimentResults>, full: b
     let _ = writeln!(
         md,
         "{} toggle sets of the experiment's reference workload (`{}`, {} new tokens, {} thread(s)), {} rounds, each \
-         set its own process, interleaved; all generated the same {} tokens. {} ({} logical cores), commit `{}`, {}. \
-         Reproduce: `{}`.\n",
+         set its own process, interleaved; all generated the same {} tokens. {}\n",
         p.variants.len(),
         w.model,
         w.max_new_tokens,
         w.threads,
         r.rounds,
         p.correctness.generated_tokens,
-        env.cpu_model,
-        env.logical_cores,
-        crate::report::short(&env.git_commit),
-        r.finished,
-        r.command
+        crate::report::provenance(env, &r.finished, &r.command)
     );
     let _ = writeln!(
         md,

@@ -87,14 +87,10 @@ fn render(r: &ExperimentResults, calibrations: &[Calibration]) -> String {
     let _ = writeln!(
         md,
         "The reference variant (`{}`) run against itself, {} rounds, each round both runs as their own \
-         process in alternating order, on {} ({} logical cores), commit `{}`, {}. Reproduce: `{}`.\n",
+         process in alternating order, on {}\n",
         r.points[0].variants[0].optimizations,
         r.rounds,
-        env.cpu_model,
-        env.logical_cores,
-        crate::report::short(&env.git_commit),
-        r.finished,
-        r.command
+        crate::report::provenance(env, &r.finished, &r.command)
     );
     let _ = writeln!(
         md,

@@ -3,7 +3,7 @@
 //! when this commit cannot be tested (the engine does not build, or cannot run the workload).
 
 use crate::experiment::{self, Paths};
-use crate::runner::{self, BuildFailed, EngineFailed, RunOptions};
+use crate::runner::{self, RunOptions, Untestable};
 use crate::{UsageError, baseline, report};
 use anyhow::Result;
 
@@ -22,27 +22,21 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
         .into());
     }
     let stored = experiment::read_results(&baseline_path)?;
-    let engine = match runner::build_engine(false, &options.engine_features) {
-        Ok(engine) => engine,
-        Err(e) if e.downcast_ref::<BuildFailed>().is_some() => {
+    let options = RunOptions { quick: options.iterations.is_none(), no_profiles: true, ..options.clone() };
+    let scratch = runner::target_dir().join("xtask").join("check").join(name);
+    let command = format!("cargo xtask check {name}");
+    let build_and_run = || {
+        let engine = runner::build_engine(false, &options.engine_features)?;
+        runner::run(name, &experiment, &engine, &options, &scratch, &scratch.join("profiles"), command)
+    };
+    let results = match build_and_run() {
+        Ok(results) => results,
+        Err(e) if e.chain().any(|c| c.downcast_ref::<Untestable>().is_some()) => {
             eprintln!("check: {e}: cannot test this commit (exit {SKIP})");
             return Ok(SKIP);
         }
         Err(e) => return Err(e),
     };
-    let options = RunOptions { quick: options.iterations.is_none(), no_profiles: true, ..options.clone() };
-    let scratch = runner::target_dir().join("xtask").join("check").join(name);
-    let command = format!("cargo xtask check {name}");
-    let results =
-        match runner::run(name, &experiment, &engine, &options, &scratch, &scratch.join("profiles"), command)
-        {
-            Ok(results) => results,
-            Err(e) if e.chain().any(|c| c.downcast_ref::<EngineFailed>().is_some()) => {
-                eprintln!("check: {e}: cannot test this commit (exit {SKIP})");
-                return Ok(SKIP);
-            }
-            Err(e) => return Err(e),
-        };
     let tolerance = experiment.thresholds.regression;
     let check = baseline::check(&results, &stored, tolerance);
     if !check.comparable {

@@ -543,6 +543,17 @@ fn bytes(v: f64) -> String {
     }
 }
 
+/// "CPU (N logical cores), commit `abc`, finished. Reproduce: `command`." for the pages that
+/// name where and how they were measured in one sentence.
+pub fn provenance(env: &smallmind::bench::env::Environment, finished: &str, command: &str) -> String {
+    format!(
+        "{} ({} logical cores), commit `{}`, {finished}. Reproduce: `{command}`.",
+        env.cpu_model,
+        env.logical_cores,
+        short(&env.git_commit)
+    )
+}
+
 /// The first 10 characters of a commit hash.
 pub fn short(commit: &str) -> &str {
     &commit[..commit.len().min(10)]

@@ -54,7 +54,7 @@ pub fn build_engine(with_dhat: bool, features: &[String]) -> Result<Engine> {
         }
         let status = cmd.status().context("cannot run cargo")?;
         if !status.success() {
-            return Err(BuildFailed(format!("the engine does not build (features: {features:?})")).into());
+            return Err(Untestable(format!("the engine does not build (features: {features:?})")).into());
         }
         Ok(dir.map_or_else(target_dir, Path::to_path_buf).join("release").join("smallmind"))
     };
@@ -73,17 +73,19 @@ pub fn build_engine(with_dhat: bool, features: &[String]) -> Result<Engine> {
     Ok(Engine { release, dhat })
 }
 
-/// The engine did not build (`cargo xtask check` exits 125 on it, so `git bisect` skips).
+/// This commit's engine cannot be tested: it does not build, or cannot run the workload (as
+/// when it predates `smallmind bench`). `cargo xtask check` exits 125 on it, so `git bisect`
+/// skips the commit.
 #[derive(Debug)]
-pub struct BuildFailed(pub String);
+pub struct Untestable(pub String);
 
-impl std::fmt::Display for BuildFailed {
+impl std::fmt::Display for Untestable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::error::Error for BuildFailed {}
+impl std::error::Error for Untestable {}
 
 /// Runs `experiment` with `engine`; raw files go to `scratch`, profiles to `profile_dir`.
 pub fn run(
@@ -313,19 +315,6 @@ fn capture_profiles(
     Ok(records)
 }
 
-/// The engine could not run a workload (`cargo xtask check` exits 125 on it: the commit cannot
-/// be tested, as when it predates `smallmind bench`).
-#[derive(Debug)]
-pub struct EngineFailed(pub String);
-
-impl std::fmt::Display for EngineFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for EngineFailed {}
-
 /// Runs `smallmind bench` once and reads its results file.
 fn bench(
     binary: &Path,
@@ -358,11 +347,11 @@ fn bench(
         .arg("--out")
         .arg(out)
         .env_remove("SMALLMIND_OPT");
-    let output = cmd.output().map_err(|e| EngineFailed(format!("cannot run {}: {e}", binary.display())))?;
+    let output = cmd.output().map_err(|e| Untestable(format!("cannot run {}: {e}", binary.display())))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let last = stderr.lines().rev().find(|l| l.starts_with("error")).unwrap_or(stderr.trim());
-        return Err(EngineFailed(format!("smallmind bench failed ({}): {last}", output.status)).into());
+        return Err(Untestable(format!("smallmind bench failed ({}): {last}", output.status)).into());
     }
     let text = std::fs::read(out).with_context(|| format!("cannot read {}", out.display()))?;
     let results: BenchResults = serde_json::from_slice(&text)

@@ -33,6 +33,27 @@ pub enum Error {
     /// A measurement could not be taken or is not trustworthy (not the user's input).
     #[error("{0}")]
     Measurement(String),
+    /// A weight read from a file is NaN or infinite: the model cannot give finite logits.
+    #[error("{path}: tensor `{name}` holds {value} at index {index}; a checkpoint must hold finite numbers")]
+    NonFiniteWeight { path: PathBuf, name: String, index: usize, value: f32 },
+    /// The forward pass produced NaN or infinite logits: no token can be chosen from them.
+    #[error(
+        "non-finite logits at generation step {step} (position {position}): {count} of {vocab} are NaN or infinite \
+         (first: id {first_id} = {first_value}); the model's weights or activations overflowed"
+    )]
+    NonFiniteLogits { step: usize, position: usize, count: usize, vocab: usize, first_id: usize, first_value: f32 },
+}
+
+impl Error {
+    /// The process exit code this error ends the command line with: 1 when the engine's own
+    /// output cannot be trusted (a measurement, non-finite logits), 2 for everything the user
+    /// can fix in their input.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Measurement(_) | Error::NonFiniteLogits { .. } => 1,
+            _ => 2,
+        }
+    }
 }
 
 /// `Result` with the library's [`Error`].

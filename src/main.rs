@@ -25,10 +25,8 @@ fn main() -> ExitCode {
         Err(err) => {
             let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
             eprintln!("error: {}", chain.join(": "));
-            let untrustworthy = err.chain().any(|e| {
-                matches!(e.downcast_ref::<smallmind::Error>(), Some(smallmind::Error::Measurement(_)))
-            });
-            ExitCode::from(if untrustworthy { 1 } else { 2 })
+            let code = err.chain().find_map(|e| e.downcast_ref::<smallmind::Error>()).map_or(2, |e| e.exit_code());
+            ExitCode::from(code)
         }
     }
 }

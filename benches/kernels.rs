@@ -99,16 +99,17 @@ fn attention(c: &mut Criterion) {
     let mut group = c.benchmark_group("attention_scores");
     for n in [32, 128, 512] {
         let (hd, stride) = (32, 128);
+        let scale = 1.0 / (hd as f32).sqrt();
         let q_buf = data(n * stride);
         let k_buf = data(n * stride);
         let q = HeadRows { data: &q_buf, row_stride: stride, head_dim: hd };
         let k = HeadRows { data: &k_buf, row_stride: stride, head_dim: hd };
         let mut scores = vec![0.0; n * n];
         group.bench_function(BenchmarkId::new("per-pair-dot", n), |b| {
-            b.iter(|| scores_per_pair_dot(q, k, n, 0, &mut scores))
+            b.iter(|| scores_per_pair_dot(q, k, n, 0, scale, &mut scores))
         });
         group.bench_function(BenchmarkId::new("batched-gemm", n), |b| {
-            b.iter(|| scores_batched_gemm(q, k, n, 0, &mut scores, 1))
+            b.iter(|| scores_batched_gemm(q, k, n, 0, scale, &mut scores, 1))
         });
     }
     group.finish();

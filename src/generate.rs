@@ -9,6 +9,9 @@
 //! learned position embeddings and Llama's rotated keys are both absolute), so the KV cache is
 //! then invalid and the window is recomputed in full every step, whatever the toggle says.
 //! Output is always that of the reference computation; only its cost differs.
+//!
+//! Logits that hold NaN or infinity end the generation with [`Error::NonFiniteLogits`], naming
+//! the step: they never become tokens.
 
 use crate::error::{Error, Result};
 use crate::layers::{Ctx, KvCache, KvSource};
@@ -127,9 +130,9 @@ impl<'m> Session<'m> {
             Some(thread_pool) => {
                 let result = thread_pool.install(|| self.generate_here(prompt, params, on_token));
                 self.thread_pool = Some(thread_pool);
-                Ok(result)
+                result
             }
-            None => Ok(self.generate_here(prompt, params, on_token)),
+            None => self.generate_here(prompt, params, on_token),
         }
     }
 
@@ -138,7 +141,7 @@ impl<'m> Session<'m> {
         prompt: &[u32],
         params: &GenerateParams,
         on_token: &mut (dyn FnMut(u32, &[f32]) + Send),
-    ) -> Generated {
+    ) -> Result<Generated> {
         let start = Instant::now();
         let max_new = params.max_new_tokens;
         let mut tokens = Vec::with_capacity(prompt.len() + max_new);
@@ -149,8 +152,9 @@ impl<'m> Session<'m> {
         if let Some(cache) = &mut self.cache {
             cache.len = 0;
         }
-        for _ in 0..max_new {
+        for step in 0..max_new {
             self.next_logits(&tokens, &mut logits);
+            check_finite(&logits, step, tokens.len() - 1)?;
             let id = {
                 let _span = tracing::trace_span!("sampling").entered();
                 sampler.sample(&logits)
@@ -162,7 +166,7 @@ impl<'m> Session<'m> {
                 break;
             }
         }
-        Generated { generated_ids: tokens.split_off(prompt.len()), token_times, pool: self.pool.stats() }
+        Ok(Generated { generated_ids: tokens.split_off(prompt.len()), token_times, pool: self.pool.stats() })
     }
 
     /// The logits after `tokens`. **The one place `kv-cache` is read.**
@@ -184,6 +188,25 @@ impl<'m> Session<'m> {
             self.model.forward(&ctx, window, 0, KvSource::Recompute, logits);
         }
     }
+}
+
+/// An error when any of `logits` (those of `position`, for generation step `step`) is NaN or
+/// infinite: a sampler would turn them into an arbitrary token (argmax never picks NaN, so a
+/// NaN row gives id 0), and the run would look fine.
+///
+/// # Performance
+/// One pass over `vocab_size` floats per token, next to the LM head's `vocab_size * n_embd`
+/// multiply-adds; nothing is allocated unless the check fails.
+fn check_finite(logits: &[f32], step: usize, position: usize) -> Result<()> {
+    let Some(first_id) = logits.iter().position(|v| !v.is_finite()) else { return Ok(()) };
+    Err(Error::NonFiniteLogits {
+        step,
+        position,
+        count: logits.iter().filter(|v| !v.is_finite()).count(),
+        vocab: logits.len(),
+        first_id,
+        first_value: logits[first_id],
+    })
 }
 
 /// `len` pseudo-random token ids below `vocab`, the same for the same `seed`: the prompt of

@@ -5,7 +5,9 @@ use rand::{Rng, SeedableRng};
 /// How to pick tokens. Temperature 0 (or `top_k` 1) is greedy.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SamplingParams {
-    /// Divides the logits; 0 means greedy (argmax, lowest id on ties).
+    /// Divides the logits; 0 means greedy (argmax, lowest id on ties). Any finite value > 0
+    /// samples correctly, down to the smallest subnormal (the distribution then collapses onto
+    /// the maximum).
     pub temperature: f32,
     /// Keep only the `top_k` most likely tokens; 0 keeps all.
     pub top_k: usize,
@@ -64,7 +66,10 @@ impl Sampler {
         let p = self.params;
         let c = &mut self.candidates;
         c.clear();
-        c.extend(logits.iter().enumerate().map(|(i, &l)| (l / p.temperature, i as u32)));
+        // Raw logits: dividing by the temperature first overflows for a tiny temperature
+        // (`logit / 1e-45` is inf, and inf - inf is NaN). Ranking needs no scaling (T > 0 keeps
+        // the order); the weights are `exp((logit - max) / T)`, each at most 1.
+        c.extend(logits.iter().enumerate().map(|(i, &l)| (l, i as u32)));
         let by_desc = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
         if p.top_k > 0 && p.top_k < c.len() {
             c.select_nth_unstable_by(p.top_k - 1, by_desc);
@@ -74,7 +79,7 @@ impl Sampler {
         let max = c[0].0;
         let mut total = 0.0f32;
         for cand in c.iter_mut() {
-            cand.0 = (cand.0 - max).exp();
+            cand.0 = ((cand.0 - max) / p.temperature).exp();
             total += cand.0;
         }
         if p.top_p < 1.0 {
@@ -134,6 +139,26 @@ mod tests {
         let params = SamplingParams { temperature: 1.0, top_k: 0, top_p: 0.2, seed: 7 };
         let mut s = Sampler::new(params, logits.len());
         assert!((0..50).all(|_| s.sample(&logits) == 0));
+    }
+
+    #[test]
+    fn a_tiny_temperature_samples_the_argmax() {
+        // Regression: `logit / 1e-45` overflowed to inf, inf - inf gave NaN weights, and the
+        // sampler fell through to its last candidate (the lowest logit).
+        let logits = [0.5, 3.0, -2.0, 2.999, -7.0];
+        for temperature in [1e-45, f32::MIN_POSITIVE, 1e-30, 1e-6] {
+            for (top_k, top_p) in [(0, 1.0), (3, 1.0), (0, 0.5)] {
+                let params = SamplingParams { temperature, top_k, top_p, seed: 1 };
+                let mut s = Sampler::new(params, logits.len());
+                let picks: Vec<u32> = (0..20).map(|_| s.sample(&logits)).collect();
+                assert!(picks.iter().all(|&id| id == 1), "T={temperature:e} k={top_k} p={top_p}: {picks:?}");
+            }
+        }
+        // A huge temperature is uniform-ish, never NaN: every id can come out.
+        let params = SamplingParams { temperature: f32::MAX, top_k: 0, top_p: 1.0, seed: 2 };
+        let mut s = Sampler::new(params, logits.len());
+        let picks: Vec<u32> = (0..400).map(|_| s.sample(&logits)).collect();
+        assert!((0..5).all(|id| picks.contains(&id)), "{picks:?}");
     }
 
     #[test]

@@ -18,8 +18,8 @@ fn logits_of(model: &Gpt2, prompt: &[u32]) -> Vec<Vec<f32>> {
 fn f32_export_then_load_gives_identical_logits() {
     for model in [preset("smallmind-bench"), odd_model()] {
         let dir = tempfile::tempdir().unwrap();
-        checkpoint::export_dir(&model, &Tokenizer::Bytes, dir.path(), Dtype::F32).unwrap();
-        let loaded = checkpoint::load_dir(dir.path()).unwrap();
+        checkpoint::export_dir(&model, Some(&Tokenizer::Bytes), dir.path(), Dtype::F32).unwrap();
+        let loaded = checkpoint::load_dir(dir.path()).unwrap().0;
         assert_eq!(loaded, model);
         let prompt = synthetic_prompt(5, model.config.vocab_size, 1);
         assert_eq!(logits_of(&loaded, &prompt), logits_of(&model, &prompt));
@@ -34,8 +34,8 @@ fn f16_and_bf16_exports_load_as_the_rounded_weights() {
         (Dtype::BF16, |v: f32| half::bf16::from_f32(v).to_f32()),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        checkpoint::export_dir(&model, &Tokenizer::Bytes, dir.path(), dtype).unwrap();
-        let loaded = checkpoint::load_dir(dir.path()).unwrap();
+        checkpoint::export_dir(&model, Some(&Tokenizer::Bytes), dir.path(), dtype).unwrap();
+        let loaded = checkpoint::load_dir(dir.path()).unwrap().0;
         let rounded = Gpt2::from_tensors(model.config.clone(), |spec| {
             let (_, data) = model.tensors().into_iter().find(|(s, _)| s == spec).unwrap();
             Ok::<_, ()>(data.iter().map(|&v| round(v)).collect())
@@ -51,11 +51,19 @@ fn f16_and_bf16_exports_load_as_the_rounded_weights() {
 fn presets_round_trip_through_the_cli_loader_with_their_tokenizer() {
     let chars_preset = smallmind::models::presets::find("smallmind-bench").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    checkpoint::export_dir(&preset("smallmind-bench"), &chars_preset.tokenizer(), dir.path(), Dtype::F32)
-        .unwrap();
+    checkpoint::export_dir(
+        &preset("smallmind-bench"),
+        Some(&chars_preset.tokenizer()),
+        dir.path(),
+        Dtype::F32,
+    )
+    .unwrap();
     let loaded = checkpoint::load(dir.path().to_str().unwrap(), None).unwrap();
-    assert_eq!(loaded.tokenizer.kind(), "chars(50)");
-    assert_eq!(loaded.tokenizer.encode("Hello").unwrap(), chars_preset.tokenizer().encode("Hello").unwrap());
+    assert_eq!(loaded.tokenizer.as_ref().unwrap().kind(), "chars(50)");
+    assert_eq!(
+        loaded.tokenizer.as_ref().unwrap().encode("Hello").unwrap(),
+        chars_preset.tokenizer().encode("Hello").unwrap()
+    );
 }
 
 /// Writes a checkpoint whose tensors carry Hugging Face's `transformer.` prefix and an extra
@@ -86,12 +94,12 @@ fn transformer_prefixed_names_load_too() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(WEIGHTS_FILE), safetensors::serialize(views, None).unwrap()).unwrap();
     std::fs::write(dir.path().join(CONFIG_FILE), checkpoint::config_json(&model.config)).unwrap();
-    assert_eq!(checkpoint::load_dir(dir.path()).unwrap(), model);
+    assert_eq!(checkpoint::load_dir(dir.path()).unwrap().0, model);
 }
 
 fn exported(model: &Gpt2) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    checkpoint::export_dir(model, &Tokenizer::Bytes, dir.path(), Dtype::F32).unwrap();
+    checkpoint::export_dir(model, Some(&Tokenizer::Bytes), dir.path(), Dtype::F32).unwrap();
     dir
 }
 
@@ -157,7 +165,7 @@ fn random_models_of_any_valid_shape_export() {
     config.tie_word_embeddings = true;
     let model = random_model(config, 3);
     let dir = exported(&model);
-    assert_eq!(checkpoint::load_dir(dir.path()).unwrap(), model);
+    assert_eq!(checkpoint::load_dir(dir.path()).unwrap().0, model);
 }
 
 /// A directory with a `tokenizer.json` uses it (here a word-level one made in the test).
@@ -177,7 +185,7 @@ fn a_tokenizer_json_in_the_directory_is_used() {
     tokenizer.save(dir.path().join("tokenizer.json"), false).unwrap();
 
     let loaded = checkpoint::load(dir.path().to_str().unwrap(), None).unwrap();
-    assert_eq!(loaded.tokenizer.kind(), "tokenizer.json");
-    assert_eq!(loaded.tokenizer.encode("once upon a time").unwrap(), [5, 9, 1, 96]);
-    assert_eq!(loaded.tokenizer.decode(&[5, 96]), "once time");
+    assert_eq!(loaded.tokenizer.as_ref().unwrap().kind(), "tokenizer.json");
+    assert_eq!(loaded.tokenizer.as_ref().unwrap().encode("once upon a time").unwrap(), [5, 9, 1, 96]);
+    assert_eq!(loaded.tokenizer.as_ref().unwrap().decode(&[5, 96]), "once time");
 }

@@ -85,6 +85,25 @@ fn odd_shape_all_combinations_agree_including_the_sliding_window() {
 }
 
 #[test]
+fn gpt2_attention_scale_keys_hold_under_every_combination() {
+    // scale_attn_by_inverse_layer_idx and scale_attn_weights change one factor of the scores,
+    // which every toggle's kernels must apply alike.
+    let plain = odd_model();
+    let prompts = vec![synthetic_prompt(10, 97, 2), synthetic_prompt(30, 97, 3)];
+    for (by_layer, by_head) in [(true, true), (false, false), (true, false)] {
+        let mut config = plain.config.clone();
+        config.scale_attn_by_inverse_layer_idx = by_layer;
+        config.scale_attn_weights = by_head;
+        let model = smallmind::models::presets::random_model(config, 7);
+        let name = format!("odd shape, inverse layer scale {by_layer}, head scale {by_head}");
+        assert_all_combinations_agree(&name, &model, &prompts, 16);
+        let scaled = greedy_run(&model, Optimizations::all(), 1, &prompts[0], 4);
+        let unscaled = greedy_run(&plain, Optimizations::all(), 1, &prompts[0], 4);
+        assert!(max_logit_diff(&scaled, &unscaled).0 > 1e-3, "{name}: the scale changed nothing");
+    }
+}
+
+#[test]
 fn llama_tiny_all_combinations_agree() {
     let model = llama_preset("llama-tiny");
     let prompts = vec![synthetic_prompt(1, 512, 1), synthetic_prompt(40, 512, 2)];

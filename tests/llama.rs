@@ -23,7 +23,7 @@ fn hugging_face_and_llama2c_layouts_of_the_same_weights_give_the_same_logits() {
     let model = llama_preset("llama-tiny-gqa");
     let dir = tempfile::tempdir().unwrap();
     hf_llama::export_dir(&model, dir.path(), safetensors::Dtype::F32).unwrap();
-    let from_hf = hf_llama::load_dir(dir.path()).unwrap();
+    let from_hf = hf_llama::load_dir(dir.path()).unwrap().0;
     let from_bin =
         Llama::from_weights(LlamaWeights::parse(&model.to_weights().to_bytes().unwrap()).unwrap()).unwrap();
     assert_eq!(from_hf, from_bin);
@@ -68,7 +68,7 @@ fn half_precision_hugging_face_files_load() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         hf_llama::export_dir(&model, dir.path(), dtype).unwrap();
-        let loaded = hf_llama::load_dir(dir.path()).unwrap();
+        let loaded = hf_llama::load_dir(dir.path()).unwrap().0;
         let rounded: Vec<f32> = model.layers[2].ffn.w2.weight.iter().map(|&v| round(v)).collect();
         assert_eq!(loaded.layers[2].ffn.w2.weight[..], rounded[..], "{dtype:?}");
         assert_eq!(loaded.config, model.config);

@@ -132,7 +132,7 @@ impl BenchSpec {
 /// `progress` hears one line as each pass starts.
 pub fn run(
     model: ModelRef,
-    tokenizer: &Tokenizer,
+    tokenizer: Option<&Tokenizer>,
     spec: &BenchSpec,
     mut outputs: ProfileOutputs<'_>,
     progress: &mut dyn FnMut(&str),
@@ -255,7 +255,7 @@ pub fn run(
         phases: phase_report,
         output: Output {
             digest: digest(&reference_ids),
-            text: tokenizer.decode(&reference_ids),
+            text: tokenizer.map(|t| t.decode(&reference_ids)),
             generated_ids: reference_ids,
         },
         profiles,
@@ -285,9 +285,14 @@ struct Prompt {
 }
 
 impl Prompt {
-    fn resolve(spec: &PromptSpec, tokenizer: &Tokenizer, vocab: usize) -> Result<Prompt> {
+    fn resolve(spec: &PromptSpec, tokenizer: Option<&Tokenizer>, vocab: usize) -> Result<Prompt> {
         match spec {
             PromptSpec::Text { text } => {
+                let tokenizer = tokenizer.ok_or_else(|| {
+                    Error::Input(
+                        "this model has no tokenizer: give --prompt-tokens N instead of --prompt".into(),
+                    )
+                })?;
                 let ids = tokenizer.encode(text)?;
                 if ids.is_empty() {
                     return Err(Error::Input(format!(
@@ -315,7 +320,7 @@ struct OpRecord {
 
 fn measure_op(
     session: &mut Session<'_>,
-    tokenizer: &Tokenizer,
+    tokenizer: Option<&Tokenizer>,
     prompt: &Prompt,
     params: &GenerateParams,
 ) -> Result<OpRecord> {
@@ -326,7 +331,8 @@ fn measure_op(
     let encoded;
     let ids = match &prompt.text {
         Some(text) => {
-            encoded = tokenizer.encode(text)?;
+            // A text prompt was resolved with a tokenizer (`Prompt::resolve`).
+            encoded = tokenizer.expect("a text prompt has a tokenizer").encode(text)?;
             &encoded[..]
         }
         None => &prompt.ids[..],

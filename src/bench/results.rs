@@ -170,7 +170,8 @@ pub struct Output {
     pub generated_ids: Vec<u32>,
     /// `sha256:` + hex of the ids as little-endian u32s.
     pub digest: String,
-    pub text: String,
+    /// The ids as text; `None` for a model without a tokenizer.
+    pub text: Option<String>,
 }
 
 /// Profiles captured, each in its own pass after the measured iterations.

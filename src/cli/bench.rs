@@ -148,9 +148,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         pprof: pprof.as_mut().map(OutFile::dest),
         trace: trace_writer,
     };
-    let results = bench::run(loaded.model.as_ref(), &loaded.tokenizer, &spec, outputs, &mut |line| {
-        eprintln!("bench: {line}")
-    })?;
+    let results =
+        bench::run(loaded.model.as_ref(), loaded.tokenizer.as_ref(), &spec, outputs, &mut |line| {
+            eprintln!("bench: {line}")
+        })?;
 
     if let Some(file) = &mut out {
         serde_json::to_writer_pretty(&mut file.temp, &results).context("cannot serialise the results")?;

@@ -57,15 +57,17 @@ pub fn run(args: ExportArgs) -> Result<()> {
     };
     let out = &args.out;
     match (&loaded.model, args.format) {
-        (Model::Gpt2(model), Format::Hf) => checkpoint::export_dir(model, &loaded.tokenizer, out, dtype)
-            .with_context(|| format!("cannot export to {}", out.display()))?,
+        (Model::Gpt2(model), Format::Hf) => {
+            checkpoint::export_dir(model, loaded.tokenizer.as_ref(), out, dtype)
+                .with_context(|| format!("cannot export to {}", out.display()))?
+        }
         (Model::Gpt2(_), Format::Llama2c) => {
             bail!("--format llama2c holds Llama models; {} is GPT-2: use --format hf", loaded.source)
         }
         (Model::Llama(model), Format::Hf) => {
             hf_llama::export_dir(model, out, dtype)
                 .with_context(|| format!("cannot export to {}", out.display()))?;
-            write_llama2c_tokenizer(&loaded.tokenizer, &out.join(LLAMA2C_TOKENIZER_FILE))?;
+            write_llama2c_tokenizer(loaded.tokenizer.as_ref(), &out.join(LLAMA2C_TOKENIZER_FILE))?;
         }
         (Model::Llama(model), Format::Llama2c) => {
             if !matches!(args.dtype, Dtype::F32) {
@@ -84,7 +86,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
                 Some(path) => path.clone(),
                 None => out.parent().unwrap_or(Path::new(".")).join(LLAMA2C_TOKENIZER_FILE),
             };
-            write_llama2c_tokenizer(&loaded.tokenizer, &tokenizer_out)?;
+            write_llama2c_tokenizer(loaded.tokenizer.as_ref(), &tokenizer_out)?;
         }
     }
     println!("wrote {} ({}, {:?}, {:?})", out.display(), loaded.source, args.format, args.dtype);
@@ -92,12 +94,16 @@ pub fn run(args: ExportArgs) -> Result<()> {
 }
 
 /// Writes a Llama model's tokenizer as llama2.c's `tokenizer.bin`, when it is one.
-fn write_llama2c_tokenizer(tokenizer: &Tokenizer, path: &Path) -> Result<()> {
+fn write_llama2c_tokenizer(tokenizer: Option<&Tokenizer>, path: &Path) -> Result<()> {
     match tokenizer {
-        Tokenizer::Llama2c(t) => checkpoint::write_atomic(path, &t.to_bytes())
+        Some(Tokenizer::Llama2c(t)) => checkpoint::write_atomic(path, &t.to_bytes())
             .with_context(|| format!("cannot write {}", path.display())),
+        None => {
+            eprintln!("note: no {} written: this model has no tokenizer", path.display());
+            Ok(())
+        }
         // A Hugging Face tokenizer.json has no llama2.c form; say so rather than leave it out silently.
-        other => {
+        Some(other) => {
             eprintln!(
                 "note: no {} written: this model's tokenizer is {}, which has no llama2.c form; \
                  give the other engine the model's own tokenizer",

@@ -47,11 +47,12 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let threads = super::resolve_threads(args.threads)?;
     let sampling = args.sampling.resolve()?;
     let loaded = args.model.load()?;
-    let tokenizer = &loaded.tokenizer;
+    // Without a tokenizer (a Llama directory with none) the model runs on ids, and ids are the output.
+    let tokenizer = loaded.tokenizer.as_ref();
 
     let start = Instant::now();
     let prompt_ids = match (&args.prompt, &args.prompt_ids) {
-        (Some(text), _) => tokenizer.encode(text)?,
+        (Some(text), _) => loaded.require_tokenizer("--prompt")?.encode(text)?,
         (None, Some(ids)) => ids.clone(),
         (None, None) => bail!("give --prompt TEXT or --prompt-ids 1,2,3"),
     };
@@ -61,7 +62,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
 
     // llama2.c's `run` ends a story at `<s>`, the token that delimits sequences in its training data.
     let stop_token = match tokenizer {
-        Tokenizer::Llama2c(_) if !args.no_stop => Some(llama2c::BOS),
+        Some(Tokenizer::Llama2c(_)) if !args.no_stop => Some(llama2c::BOS),
         _ => None,
     };
     let params = GenerateParams { max_new_tokens: args.max_new_tokens, sampling, stop_token };
@@ -70,7 +71,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let mut stream = StreamDecoder::default();
     let stream_text = !args.json;
     if stream_text {
-        print!("{}", tokenizer.decode(&prompt_ids));
+        match tokenizer {
+            Some(t) => print!("{}", t.decode(&prompt_ids)),
+            None => print!("{}", ids_text(&prompt_ids)),
+        }
     }
     let mut stdout = std::io::stdout();
     let generated = session.generate(&prompt_ids, &params, &mut |id, logits| {
@@ -78,7 +82,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             all_logits.push(logits.to_vec());
         }
         if stream_text {
-            let _ = write!(stdout, "{}", stream.push(tokenizer, id));
+            let _ = match tokenizer {
+                Some(t) => write!(stdout, "{}", stream.push(t, id)),
+                None => write!(stdout, " {id}"),
+            };
             let _ = stdout.flush();
         }
     })?;
@@ -95,7 +102,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             "model": loaded.source,
             "prompt_ids": prompt_ids,
             "generated_ids": generated.generated_ids,
-            "text": tokenizer.decode(&generated.generated_ids),
+            "text": tokenizer.map(|t| t.decode(&generated.generated_ids)),
             "ttft_ms": ttft_ms,
             "decode_tok_s": decode_tok_s,
             "optimizations": opts,
@@ -104,10 +111,11 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         });
         println!("{json}");
     } else {
-        println!("{}", stream.finish(tokenizer));
+        println!("{}", tokenizer.map_or_else(String::new, |t| stream.finish(t)));
         eprintln!(
-            "[{} new tokens | TTFT {} | decode {} | {} | {} thread(s)]",
+            "[{} new tokens{} | TTFT {} | decode {} | {} | {} thread(s)]",
             generated.generated_ids.len(),
+            if tokenizer.is_none() { " (no tokenizer: token ids shown)" } else { "" },
             fmt(ttft_ms, "ms"),
             fmt(decode_tok_s, "tok/s"),
             opts,
@@ -115,4 +123,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Token ids as the output of a model without a tokenizer: separated by spaces.
+fn ids_text(ids: &[u32]) -> String {
+    ids.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")
 }

@@ -30,7 +30,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
             "config": config,
             "parameters": params,
             "weight_bytes": bytes,
-            "tokenizer": loaded.tokenizer.kind(),
+            "tokenizer": loaded.tokenizer.as_ref().map(|t| t.kind()),
         });
         println!("{json}");
         return Ok(());
@@ -50,6 +50,11 @@ pub fn run(args: InfoArgs) -> Result<()> {
                 "lm head     {}",
                 if c.tie_word_embeddings { "tied to wte" } else { "separate, no bias" }
             );
+            println!(
+                "attn scale  {}{}",
+                if c.scale_attn_weights { "1/sqrt(head_dim)" } else { "1 (scale_attn_weights false)" },
+                if c.scale_attn_by_inverse_layer_idx { " / (layer_idx + 1)" } else { "" }
+            );
         }
         Model::Llama(m) => {
             let c = &m.config;
@@ -68,7 +73,9 @@ pub fn run(args: InfoArgs) -> Result<()> {
             );
         }
     }
-    println!("tokenizer   {}", loaded.tokenizer.kind());
+    let tokenizer =
+        loaded.tokenizer.as_ref().map_or_else(|| "none (token ids only)".to_string(), |t| t.kind());
+    println!("tokenizer   {tokenizer}");
     println!("parameters  {params}");
     println!("f32 bytes   {bytes} ({:.1} MiB)", bytes as f64 / (1024.0 * 1024.0));
     Ok(())

@@ -43,9 +43,14 @@ pub struct ModelArg {
 }
 
 impl ModelArg {
-    /// Loads the model and its tokenizer.
+    /// Loads the model and its tokenizer, printing one `warning:` line on stderr for each file
+    /// holding config keys or tensors the engine did not read.
     pub fn load(&self) -> smallmind::Result<smallmind::models::checkpoint::LoadedModel> {
-        smallmind::models::checkpoint::load(&self.model, self.tokenizer.as_deref())
+        let loaded = smallmind::models::checkpoint::load(&self.model, self.tokenizer.as_deref())?;
+        for warning in &loaded.warnings {
+            eprintln!("warning: {warning}");
+        }
+        Ok(loaded)
     }
 }
 

@@ -1,5 +1,5 @@
-//! Attention kernels for one head: scores `q·kᵀ / sqrt(head_dim)` with the causal mask, and the
-//! probability-weighted sum of values.
+//! Attention kernels for one head: scores `scale · q·kᵀ` with the causal mask (`scale` is the
+//! model's: `1 / sqrt(head_dim)` usually), and the probability-weighted sum of values.
 //!
 //! Queries are `n_rows` rows at absolute positions `start_pos..start_pos + n_rows`; keys and
 //! values are `n_keys = start_pos + n_rows` rows. Rows are strided so that q, k and v can be
@@ -27,12 +27,18 @@ impl HeadRows<'_> {
 }
 
 /// The seed plan's "current code": one scalar dot product per (i, j) with `j <= start_pos + i`,
-/// as the plan's triple loop; masked scores are written as `-inf`.
+/// as the plan's triple loop, each multiplied by `scale`; masked scores are written as `-inf`.
 /// `scores` is `(n_rows, n_keys)`.
-pub fn scores_per_pair_dot(q: HeadRows, k: HeadRows, n_rows: usize, start_pos: usize, scores: &mut [f32]) {
+pub fn scores_per_pair_dot(
+    q: HeadRows,
+    k: HeadRows,
+    n_rows: usize,
+    start_pos: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
     let n_keys = start_pos + n_rows;
     assert!(scores.len() >= n_rows * n_keys, "scores: buffer size");
-    let scale = 1.0 / (q.head_dim as f32).sqrt();
     for i in 0..n_rows {
         let qi = q.row(i);
         let row = &mut scores[i * n_keys..(i + 1) * n_keys];
@@ -49,12 +55,14 @@ pub fn scores_per_pair_dot(q: HeadRows, k: HeadRows, n_rows: usize, start_pos: u
 }
 
 /// The plan's fix done well: all scores of the head as one GEMM `Q · Kᵀ`, reading K through
-/// strides (no transposed copy), scaled inside the GEMM, then the causal mask applied after.
+/// strides (no transposed copy), multiplied by `scale` inside the GEMM, then the causal mask
+/// applied after.
 pub fn scores_batched_gemm(
     q: HeadRows,
     k: HeadRows,
     n_rows: usize,
     start_pos: usize,
+    scale: f32,
     scores: &mut [f32],
     threads: usize,
 ) {
@@ -63,7 +71,6 @@ pub fn scores_batched_gemm(
     assert!(scores.len() >= n_rows * n_keys, "scores: buffer size");
     assert!(q.data.len() >= (n_rows - 1) * q.row_stride + hd, "scores: q rows");
     assert!(k.data.len() >= (n_keys - 1) * k.row_stride + hd, "scores: k rows");
-    let scale = 1.0 / (hd as f32).sqrt();
     // Safety: the assertions above bound every element read or written:
     // lhs (n_rows, hd) at q.data[i * q.row_stride + d]; rhs (hd, n_keys) at k.data[j * k.row_stride + d];
     // dst (n_rows, n_keys) row-major in scores.
@@ -166,13 +173,13 @@ mod tests {
     use crate::kernels::{assert_close, test_data};
 
     /// Naive twin of the scores kernels: f64 dot products, -inf above the diagonal.
-    fn scores_naive(q: HeadRows, k: HeadRows, n_rows: usize, start_pos: usize) -> Vec<f32> {
+    fn scores_naive(q: HeadRows, k: HeadRows, n_rows: usize, start_pos: usize, scale: f32) -> Vec<f32> {
         let n_keys = start_pos + n_rows;
         let mut s = vec![f32::NEG_INFINITY; n_rows * n_keys];
         for i in 0..n_rows {
             for j in 0..=start_pos + i {
                 let dot: f64 = q.row(i).iter().zip(k.row(j)).map(|(&a, &b)| a as f64 * b as f64).sum();
-                s[i * n_keys + j] = (dot / (q.head_dim as f64).sqrt()) as f32;
+                s[i * n_keys + j] = (dot * scale as f64) as f32;
             }
         }
         s
@@ -187,14 +194,17 @@ mod tests {
             let k_buf = test_data((start_pos + n_rows - 1) * stride + hd, 2);
             let q = HeadRows { data: &q_buf, row_stride: stride, head_dim: hd };
             let k = HeadRows { data: &k_buf, row_stride: stride, head_dim: hd };
-            let want = scores_naive(q, k, n_rows, start_pos);
-            let mut dot = vec![f32::NAN; want.len()];
-            scores_per_pair_dot(q, k, n_rows, start_pos, &mut dot);
-            assert_close(&dot, &want, 1e-5, "per-pair dot");
-            for threads in [1, 2] {
-                let mut gemm = vec![f32::NAN; want.len()];
-                scores_batched_gemm(q, k, n_rows, start_pos, &mut gemm, threads);
-                assert_close(&gemm, &want, 1e-5, "batched gemm");
+            // The usual scale, and GPT-2's scale_attn_by_inverse_layer_idx at layer 3.
+            for scale in [1.0 / (hd as f32).sqrt(), 1.0 / (hd as f32).sqrt() / 4.0] {
+                let want = scores_naive(q, k, n_rows, start_pos, scale);
+                let mut dot = vec![f32::NAN; want.len()];
+                scores_per_pair_dot(q, k, n_rows, start_pos, scale, &mut dot);
+                assert_close(&dot, &want, 1e-5, "per-pair dot");
+                for threads in [1, 2] {
+                    let mut gemm = vec![f32::NAN; want.len()];
+                    scores_batched_gemm(q, k, n_rows, start_pos, scale, &mut gemm, threads);
+                    assert_close(&gemm, &want, 1e-5, "batched gemm");
+                }
             }
         }
     }

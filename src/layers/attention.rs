@@ -7,7 +7,7 @@ use crate::kernels::attention::{self as kernels, HeadRows};
 use crate::kernels::rope::RopeTable;
 use crate::kernels::softmax;
 
-/// GPT-2's attention: `c_proj(softmax(q·kᵀ / sqrt(head_dim) + mask) · v)` per head.
+/// GPT-2's attention: `c_proj(softmax(scale · q·kᵀ + mask) · v)` per head.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CausalSelfAttention {
     /// Fused q/k/v projection, `(n_embd, 3 * n_embd)` with bias; output columns are q | k | v.
@@ -15,6 +15,9 @@ pub struct CausalSelfAttention {
     /// Output projection, `(n_embd, n_embd)` with bias.
     pub c_proj: Linear,
     pub n_head: usize,
+    /// What `q·kᵀ` is multiplied by: `1 / sqrt(head_dim)` in GPT-2; see
+    /// [`crate::models::Gpt2Config::attention_scale`] for the config keys that change it.
+    pub scale: f32,
 }
 
 impl CausalSelfAttention {
@@ -58,7 +61,7 @@ impl CausalSelfAttention {
         let q_start = start_pos + n_rows - n_out;
         let q_rows = &qkv[(n_rows - n_out) * 3 * n_embd..];
         let mut y = ctx.buf(n_out * n_embd);
-        let heads = Heads { n_head: self.n_head, n_kv_head: self.n_head, head_dim };
+        let heads = Heads { n_head: self.n_head, n_kv_head: self.n_head, head_dim, scale: self.scale };
         attend(ctx, heads, (q_rows, 3 * n_embd), (k_rows, v_rows, n_embd), n_out, q_start, (&mut y, n_embd));
 
         let _span = tracing::trace_span!("output_projection").entered();
@@ -125,7 +128,8 @@ impl GroupedQueryAttention {
             rope.apply(new_k, n_rows, kv_dim, self.n_kv_heads, start_pos);
         }
         let mut y = ctx.buf(n_out * q_dim);
-        let heads = Heads { n_head: self.n_heads, n_kv_head: self.n_kv_heads, head_dim: head_size };
+        let scale = 1.0 / (head_size as f32).sqrt();
+        let heads = Heads { n_head: self.n_heads, n_kv_head: self.n_kv_heads, head_dim: head_size, scale };
         attend(ctx, heads, (&q, q_dim), (k_rows, v_rows, kv_dim), n_out, q_start, (&mut y, q_dim));
 
         let _span = tracing::trace_span!("output_projection").entered();
@@ -134,16 +138,18 @@ impl GroupedQueryAttention {
 }
 
 /// How a layer's heads are laid out: `n_head` query heads of `head_dim`, sharing `n_kv_head`
-/// key/value heads (grouped-query attention; `n_kv_head == n_head` is plain multi-head).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// key/value heads (grouped-query attention; `n_kv_head == n_head` is plain multi-head), and
+/// the factor their scores `q·kᵀ` are multiplied by (usually `1 / sqrt(head_dim)`).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Heads {
     pub n_head: usize,
     pub n_kv_head: usize,
     pub head_dim: usize,
+    pub scale: f32,
 }
 
 /// The attention core every model shares: for each query head `h`, reading key/value head
-/// `h / (n_head / n_kv_head)`, `softmax(q·kᵀ / sqrt(head_dim) + causal mask) · v` into `y`.
+/// `h / (n_head / n_kv_head)`, `softmax(scale · q·kᵀ + causal mask) · v` into `y`.
 ///
 /// `q` is `(rows, stride)`: `n_out` query rows at positions `q_start..q_start + n_out`, heads
 /// side by side from column 0. `kv` is `(k, v, stride)`: the keys and values of positions
@@ -157,7 +163,7 @@ pub fn attend(
     q_start: usize,
     y: (&mut [f32], usize),
 ) {
-    let Heads { n_head, n_kv_head, head_dim } = heads;
+    let Heads { n_head, n_kv_head, head_dim, scale } = heads;
     assert!(n_kv_head > 0 && n_head.is_multiple_of(n_kv_head), "attention: n_kv_head must divide n_head");
     let (q_rows, q_stride) = q;
     let (k_rows, v_rows, kv_stride) = kv;
@@ -172,7 +178,7 @@ pub fn attend(
         let q = HeadRows { data: &q_rows[q_col..], row_stride: q_stride, head_dim };
         let k = HeadRows { data: &k_rows[kv_col..], row_stride: kv_stride, head_dim };
         let v = HeadRows { data: &v_rows[kv_col..], row_stride: kv_stride, head_dim };
-        scores_of(ctx, q, k, n_out, q_start, &mut scores);
+        scores_of(ctx, q, k, n_out, q_start, scale, &mut scores);
         softmax_of(ctx, &mut scores, n_out, q_start);
         let _span = tracing::trace_span!("attention_values").entered();
         kernels::weighted_values(&scores, v, n_out, q_start, &mut y[q_col..], y_stride);
@@ -180,12 +186,20 @@ pub fn attend(
 }
 
 /// Scaled, masked scores of one head. **The one place `batched-matmul` is read.**
-fn scores_of(ctx: &Ctx, q: HeadRows, k: HeadRows, n_rows: usize, start_pos: usize, scores: &mut [f32]) {
+fn scores_of(
+    ctx: &Ctx,
+    q: HeadRows,
+    k: HeadRows,
+    n_rows: usize,
+    start_pos: usize,
+    scale: f32,
+    scores: &mut [f32],
+) {
     let _span = tracing::trace_span!("attention_scores").entered();
     if ctx.opts.batched_matmul {
-        kernels::scores_batched_gemm(q, k, n_rows, start_pos, scores, ctx.threads);
+        kernels::scores_batched_gemm(q, k, n_rows, start_pos, scale, scores, ctx.threads);
     } else {
-        kernels::scores_per_pair_dot(q, k, n_rows, start_pos, scores);
+        kernels::scores_per_pair_dot(q, k, n_rows, start_pos, scale, scores);
     }
 }
 
@@ -235,7 +249,7 @@ mod tests {
         for opts in Optimizations::every_combination() {
             let ctx = Ctx { opts, pool: &pool, threads: 1 };
             let (mut gqa, mut mha) = (vec![0.0; n_out * q_stride], vec![0.0; n_out * q_stride]);
-            let heads = Heads { n_head, n_kv_head, head_dim };
+            let heads = Heads { n_head, n_kv_head, head_dim, scale: 1.0 / (head_dim as f32).sqrt() };
             attend(&ctx, heads, (&q, q_stride), (&k, &v, kv_stride), n_out, q_start, (&mut gqa, q_stride));
             let wide = Heads { n_kv_head: n_head, ..heads };
             attend(

@@ -10,7 +10,7 @@ use super::config::Gpt2Config;
 use super::gpt2::{Gpt2, TensorSpec};
 use super::llama::Llama;
 use super::llama2c::LlamaWeights;
-use super::{Model, hf_llama, presets};
+use super::{Model, config_keys, hf_llama, presets};
 use crate::error::{Error, Result};
 use crate::tokenizer::Tokenizer;
 use crate::tokenizer::llama2c::Llama2cTokenizer;
@@ -31,9 +31,15 @@ pub const CHARS_TOKENIZER_FILE: &str = "smallmind_chars.json";
 #[derive(Debug)]
 pub struct LoadedModel {
     pub model: Model,
-    pub tokenizer: Tokenizer,
+    /// `None` for a Llama directory without `tokenizer.json` or `tokenizer.bin` when none was
+    /// given: the model runs on token ids (`--prompt-ids`) and its output is ids only.
+    pub tokenizer: Option<Tokenizer>,
     /// `preset tiny`, or the directory's or file's path.
     pub source: String,
+    /// One line for each file that holds config keys or tensors smallmind did not read; the
+    /// command line prints them (a new transformers release adds keys, and the user must see
+    /// that the engine did not read them).
+    pub warnings: Vec<String>,
 }
 
 /// llama2.c's tokenizer file, looked for beside a `.bin` checkpoint or in a Llama directory.
@@ -42,20 +48,28 @@ pub const LLAMA2C_TOKENIZER_FILE: &str = "tokenizer.bin";
 /// Loads `--model NAME|DIR|FILE.bin` (a preset's name, a Hugging Face GPT-2 or Llama
 /// directory, or a llama2.c checkpoint), with `--tokenizer FILE` (a llama2.c `tokenizer.bin`,
 /// for Llama models) when given.
+///
+/// A Llama model's tokenizer is `--tokenizer`, else a directory's `tokenizer.json`, else
+/// `tokenizer.bin` beside the checkpoint or in the directory (where llama2.c's `run` looks),
+/// else none: the model then runs on token ids only.
 pub fn load(spec: &str, tokenizer: Option<&Path>) -> Result<LoadedModel> {
     let path = Path::new(spec);
+    let mut warnings = Vec::new();
     let (model, found_tokenizer, source) = if let Some(preset) = presets::find(spec) {
         (preset.model(), Some(preset.tokenizer()), format!("preset {spec}"))
     } else if path.is_dir() {
         if hf_llama::is_llama_dir(path)? {
-            let model = Model::Llama(hf_llama::load_dir(path)?);
+            let (model, unread) = hf_llama::load_dir(path)?;
+            warnings = unread;
             let tokenizer = match path.join(HF_TOKENIZER_FILE) {
                 hf if hf.is_file() => Some(Tokenizer::from_hf_file(&hf)?),
                 _ => None,
             };
-            (model, tokenizer, path.display().to_string())
+            (Model::Llama(model), tokenizer, path.display().to_string())
         } else {
-            (Model::Gpt2(load_dir(path)?), Some(load_tokenizer(path)?), path.display().to_string())
+            let (model, unread) = load_dir(path)?;
+            warnings = unread;
+            (Model::Gpt2(model), Some(load_tokenizer(path)?), path.display().to_string())
         }
     } else if path.is_file() {
         let model = Llama::from_weights(LlamaWeights::read(path)?).map_err(|e| match e {
@@ -67,33 +81,47 @@ pub fn load(spec: &str, tokenizer: Option<&Path>) -> Result<LoadedModel> {
         return Err(Error::UnknownModel(spec.to_string()));
     };
     let tokenizer = match (&model, tokenizer) {
-        (Model::Llama(llama), Some(file)) => llama2c_tokenizer(file, llama.config.vocab_size)?,
+        (Model::Llama(llama), Some(file)) => Some(llama2c_tokenizer(file, llama.config.vocab_size)?),
         (Model::Gpt2(_), Some(file)) => {
             return Err(Error::Input(format!(
                 "--tokenizer {} is for Llama models (a llama2.c tokenizer.bin); {spec} is a GPT-2 model",
                 file.display()
             )));
         }
-        (_, None) => match found_tokenizer {
-            Some(t) => t,
-            None => {
-                // A llama2.c checkpoint or a Llama directory without tokenizer.json: look for
-                // tokenizer.bin beside it, as llama2.c's `run` looks in its working directory.
-                let Model::Llama(llama) = &model else { unreachable!("GPT-2 always has a tokenizer") };
+        (_, None) => match (found_tokenizer, &model) {
+            (Some(t), _) => Some(t),
+            // A llama2.c checkpoint or a Llama directory without tokenizer.json: look for
+            // tokenizer.bin beside it, as llama2.c's `run` looks in its working directory.
+            (None, Model::Llama(llama)) => {
                 let dir = if path.is_dir() { path } else { path.parent().unwrap_or(Path::new(".")) };
                 let beside = dir.join(LLAMA2C_TOKENIZER_FILE);
-                if !beside.is_file() {
-                    return Err(Error::Input(format!(
-                        "no tokenizer for {spec}: give --tokenizer FILE (llama2.c's tokenizer.bin, {} tokens) \
-                         or put {LLAMA2C_TOKENIZER_FILE} beside the model",
-                        llama.config.vocab_size
-                    )));
+                match beside.is_file() {
+                    true => Some(llama2c_tokenizer(&beside, llama.config.vocab_size)?),
+                    false => None,
                 }
-                llama2c_tokenizer(&beside, llama.config.vocab_size)?
             }
+            (None, Model::Gpt2(_)) => None,
         },
     };
-    Ok(LoadedModel { model, tokenizer, source })
+    Ok(LoadedModel { model, tokenizer, source, warnings })
+}
+
+impl LoadedModel {
+    /// The tokenizer, or an error saying how to run without one (`what` is what needed it).
+    ///
+    /// # Errors
+    /// [`Error::Input`] when the model has no tokenizer.
+    pub fn require_tokenizer(&self, what: &str) -> Result<&Tokenizer> {
+        self.tokenizer.as_ref().ok_or_else(|| {
+            Error::Input(format!(
+                "{} has no tokenizer, which {what} needs: give the prompt as ids (--prompt-ids 1,2,3), \
+                 or a tokenizer (--tokenizer FILE: llama2.c's tokenizer.bin, {} tokens; or tokenizer.json or \
+                 {LLAMA2C_TOKENIZER_FILE} in the model's directory)",
+                self.source,
+                self.model.as_ref().vocab_size()
+            ))
+        })
+    }
 }
 
 fn llama2c_tokenizer(path: &Path, vocab_size: usize) -> Result<Tokenizer> {
@@ -120,23 +148,78 @@ pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
     Ok(Tokenizer::Bytes)
 }
 
-/// Reads `config.json` and `model.safetensors` from `dir`.
-pub fn load_dir(dir: &Path) -> Result<Gpt2> {
-    let config = read_config(&dir.join(CONFIG_FILE))?;
+/// Reads `config.json` and `model.safetensors` from `dir`, with warning lines for the config
+/// keys and the tensors smallmind did not read (none for a file it fully understands).
+///
+/// Tensors older transformers versions saved beside the weights are read as harmless: the
+/// causal-mask buffers `h.N.attn.bias` and `h.N.attn.masked_bias`, and `lm_head.weight` equal to
+/// `wte` under a tied head. A stored `lm_head.weight` that differs from `wte` while the config
+/// ties them is reported: transformers and smallmind both use `wte`.
+pub fn load_dir(dir: &Path) -> Result<(Gpt2, Vec<String>)> {
+    let (config, mut warnings) = read_config(&dir.join(CONFIG_FILE))?;
     let path = dir.join(WEIGHTS_FILE);
     let bytes = read(&path)?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::Safetensors { path: path.clone(), reason: e.to_string() })?;
-    Gpt2::from_tensors(config, |spec| read_tensor(&st, &path, spec))
+    let model = Gpt2::from_tensors(config, |spec| read_tensor(&st, &path, spec))?;
+    let specs = Gpt2::tensor_specs(&model.config);
+    let unread = st.names().into_iter().filter(|name| {
+        let bare = name.strip_prefix("transformer.").unwrap_or(name);
+        let buffer =
+            bare.starts_with("h.") && (bare.ends_with(".attn.bias") || bare.ends_with(".attn.masked_bias"));
+        let tied_copy = bare == "lm_head.weight"
+            && model.lm_head.is_none()
+            && st.tensor(name).is_ok_and(|view| same_values(&view, &model.wte));
+        !(buffer || tied_copy || specs.iter().any(|s| s.name == bare))
+    });
+    warnings.extend(unread_tensors_warning(&path, unread.map(str::to_string).collect()));
+    Ok((model, warnings))
+}
+
+/// Whether a stored tensor holds exactly `values` (as f32).
+pub(crate) fn same_values(view: &TensorView, values: &[f32]) -> bool {
+    decode_f32(view.dtype(), view.data()).is_some_and(|v| v == values)
+}
+
+/// Little-endian F32, F16 or BF16 bytes as f32 values; `None` for another dtype.
+pub(crate) fn decode_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    Some(match dtype {
+        Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::BF16 => {
+            data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+        }
+        _ => return None,
+    })
+}
+
+/// The warning line for the tensors of `path` that were not read, if any.
+pub(crate) fn unread_tensors_warning(path: &Path, mut names: Vec<String>) -> Option<String> {
+    if names.is_empty() {
+        return None;
+    }
+    names.sort();
+    let shown = names.iter().take(6).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    let more = if names.len() > 6 { format!(" and {} more", names.len() - 6) } else { String::new() };
+    Some(format!(
+        "{}: smallmind did not read {} tensor(s) of this file: {shown}{more}",
+        path.display(),
+        names.len()
+    ))
 }
 
 /// Writes `model` as a Hugging Face GPT-2 directory (created if needed); `dtype` is F32, F16 or
 /// BF16. Each file is written to a temporary name and renamed, so a failure leaves no partial file.
-pub fn export_dir(model: &Gpt2, tokenizer: &Tokenizer, dir: &Path, dtype: Dtype) -> Result<()> {
+///
+/// # Errors
+/// [`Error::Input`] when a weight does not fit `dtype` (F16 holds magnitudes up to 65504), before
+/// anything is written.
+pub fn export_dir(model: &Gpt2, tokenizer: Option<&Tokenizer>, dir: &Path, dtype: Dtype) -> Result<()> {
+    let weights = encode_safetensors(&model.tensors(), dtype, &dir.join(WEIGHTS_FILE))?;
     std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
-    write_safetensors(&dir.join(WEIGHTS_FILE), &model.tensors(), dtype)?;
+    write_atomic(&dir.join(WEIGHTS_FILE), &weights)?;
     write_atomic(&dir.join(CONFIG_FILE), config_json(&model.config).as_bytes())?;
-    if let Tokenizer::Chars { vocab } = tokenizer {
+    if let Some(Tokenizer::Chars { vocab }) = tokenizer {
         let chars: String = vocab.iter().collect();
         let json = serde_json::json!({ "chars": chars }).to_string();
         write_atomic(&dir.join(CHARS_TOKENIZER_FILE), json.as_bytes())?;
@@ -144,8 +227,33 @@ pub fn export_dir(model: &Gpt2, tokenizer: &Tokenizer, dir: &Path, dtype: Dtype)
     Ok(())
 }
 
-/// Writes `tensors` to a safetensors file at `path` in `dtype` (F16, BF16, else F32).
-pub(crate) fn write_safetensors(path: &Path, tensors: &[(TensorSpec, &[f32])], dtype: Dtype) -> Result<()> {
+/// The bytes of a safetensors file holding `tensors` in `dtype` (F16, BF16, else F32), to be
+/// written at `path` (named in errors).
+///
+/// # Errors
+/// [`Error::Input`] naming the first tensor, index and value that `dtype` cannot hold: F16's
+/// largest finite value is 65504, and a larger one would silently become infinity (and the
+/// exported model's logits NaN).
+pub(crate) fn encode_safetensors(
+    tensors: &[(TensorSpec, &[f32])],
+    dtype: Dtype,
+    path: &Path,
+) -> Result<Vec<u8>> {
+    if dtype == Dtype::F16 {
+        for (spec, data) in tensors {
+            if let Some((index, value)) =
+                data.iter().enumerate().find(|(_, v)| v.is_finite() && half::f16::from_f32(**v).is_infinite())
+            {
+                return Err(Error::Input(format!(
+                    "cannot export {} as f16: tensor `{}` holds {value} at index {index}, beyond f16's largest \
+                     finite value ({}); export as bf16 or f32",
+                    path.display(),
+                    spec.name,
+                    half::f16::MAX
+                )));
+            }
+        }
+    }
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|(_, data)| match dtype {
@@ -164,9 +272,8 @@ pub(crate) fn write_safetensors(path: &Path, tensors: &[(TensorSpec, &[f32])], d
         })
         .collect::<Vec<_>>();
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    let weights = safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::Safetensors { path: path.to_path_buf(), reason: e.to_string() })?;
-    write_atomic(path, &weights)
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::Safetensors { path: path.to_path_buf(), reason: e.to_string() })
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
@@ -188,7 +295,8 @@ pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
 }
 
-/// The fields of Hugging Face's `GPT2Config` that we use (others are ignored).
+/// The fields of Hugging Face's `GPT2Config` that we read; every other key is audited against
+/// [`config_keys::GPT2_KEYS`] (harmless, refused, or reported as unknown).
 #[derive(serde::Deserialize)]
 struct HfGpt2Config {
     n_embd: usize,
@@ -202,36 +310,36 @@ struct HfGpt2Config {
     vocab_size: usize,
     #[serde(default = "default_eps")]
     layer_norm_epsilon: f32,
-    #[serde(default = "default_activation")]
-    activation_function: String,
     #[serde(default)]
     n_inner: Option<usize>,
-    #[serde(default = "default_tied")]
+    #[serde(default = "yes")]
     tie_word_embeddings: bool,
+    #[serde(default = "yes")]
+    scale_attn_weights: bool,
+    #[serde(default)]
+    scale_attn_by_inverse_layer_idx: bool,
 }
 
 fn default_eps() -> f32 {
     1e-5
 }
-fn default_activation() -> String {
-    "gelu_new".into()
-}
-fn default_tied() -> bool {
+fn yes() -> bool {
     true
 }
 
-/// Reads and validates a Hugging Face GPT-2 `config.json`.
-pub fn read_config(path: &Path) -> Result<Gpt2Config> {
+/// Reads and validates a Hugging Face GPT-2 `config.json`, with a warning line naming the keys
+/// smallmind does not know, if any (see [`config_keys`] for every key it does).
+///
+/// # Errors
+/// [`Error::BadConfigJson`] for invalid JSON, a missing or mistyped field, a key whose value
+/// changes the forward pass in a way smallmind does not implement (named), or an invalid shape.
+pub fn read_config(path: &Path) -> Result<(Gpt2Config, Vec<String>)> {
     let bytes = read(path)?;
     let bad = |reason: String| Error::BadConfigJson { path: path.to_path_buf(), reason };
+    let keys: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let unknown = config_keys::audit(path, &keys, &[config_keys::COMMON_KEYS, config_keys::GPT2_KEYS])?;
     let hf: HfGpt2Config = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-    // GPT-2's "gelu_new" and its aliases are the tanh approximation we implement.
-    if !matches!(hf.activation_function.as_str(), "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast") {
-        return Err(bad(format!(
-            "activation_function `{}` is not supported; GPT-2 uses gelu_new (the tanh approximation)",
-            hf.activation_function
-        )));
-    }
     let n_ctx = hf.n_positions.or(hf.n_ctx).ok_or_else(|| bad("missing field `n_positions`".into()))?;
     let config = Gpt2Config {
         vocab_size: hf.vocab_size,
@@ -239,12 +347,14 @@ pub fn read_config(path: &Path) -> Result<Gpt2Config> {
         n_embd: hf.n_embd,
         n_head: hf.n_head,
         n_layer: hf.n_layer,
-        n_inner: hf.n_inner.unwrap_or(4 * hf.n_embd),
+        n_inner: hf.n_inner.unwrap_or(hf.n_embd.saturating_mul(4)),
         layer_norm_epsilon: hf.layer_norm_epsilon,
         tie_word_embeddings: hf.tie_word_embeddings,
+        scale_attn_weights: hf.scale_attn_weights,
+        scale_attn_by_inverse_layer_idx: hf.scale_attn_by_inverse_layer_idx,
     };
     config.validate().map_err(|e| bad(e.to_string()))?;
-    Ok(config)
+    Ok((config, config_keys::unknown_keys_warning(path, &unknown).into_iter().collect()))
 }
 
 /// The `config.json` of a model, in Hugging Face's GPT-2 format.
@@ -262,6 +372,8 @@ pub fn config_json(config: &Gpt2Config) -> String {
         "layer_norm_epsilon": config.layer_norm_epsilon,
         "activation_function": "gelu_new",
         "tie_word_embeddings": config.tie_word_embeddings,
+        "scale_attn_weights": config.scale_attn_weights,
+        "scale_attn_by_inverse_layer_idx": config.scale_attn_by_inverse_layer_idx,
         "torch_dtype": "float32",
     });
     serde_json::to_string_pretty(&json).expect("JSON values serialise")

@@ -21,6 +21,19 @@ pub struct Gpt2Config {
     pub layer_norm_epsilon: f32,
     /// Whether the LM head is the token embedding (`true`) or a separate `lm_head` without bias.
     pub tie_word_embeddings: bool,
+    /// Whether attention scores are divided by `sqrt(head_dim)` (Hugging Face's
+    /// `scale_attn_weights`; GPT-2: `true`).
+    #[serde(default = "yes")]
+    pub scale_attn_weights: bool,
+    /// Whether layer `layer_idx`'s attention scores are also divided by `layer_idx + 1`
+    /// (Hugging Face's `scale_attn_by_inverse_layer_idx`, from Mistral's stable GPT-2 training;
+    /// GPT-2: `false`).
+    #[serde(default)]
+    pub scale_attn_by_inverse_layer_idx: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Gpt2Config {
@@ -53,6 +66,15 @@ impl Gpt2Config {
     /// Columns of one attention head.
     pub fn head_dim(&self) -> usize {
         self.n_embd / self.n_head
+    }
+
+    /// What layer `layer_idx`'s scores `q·kᵀ` are multiplied by: `1 / sqrt(head_dim)` when
+    /// `scale_attn_weights`, times `1 / (layer_idx + 1)` when `scale_attn_by_inverse_layer_idx`,
+    /// as Hugging Face's `GPT2Attention` divides them.
+    pub fn attention_scale(&self, layer_idx: usize) -> f32 {
+        let by_head = if self.scale_attn_weights { (self.head_dim() as f64).sqrt() } else { 1.0 };
+        let by_layer = if self.scale_attn_by_inverse_layer_idx { (layer_idx + 1) as f64 } else { 1.0 };
+        (1.0 / (by_head * by_layer)) as f32
     }
 
     /// Parameters, counting a tied LM head once.

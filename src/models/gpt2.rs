@@ -146,7 +146,7 @@ impl Gpt2 {
         let wte = next()?;
         let wpe = next()?;
         let mut h = Vec::with_capacity(config.n_layer);
-        for _ in 0..config.n_layer {
+        for layer_idx in 0..config.n_layer {
             let ln_1 = LayerNorm { weight: next()?, bias: next()?, eps };
             let c_attn = Linear { weight: next()?, bias: next()?, n_in: c, n_out: 3 * c };
             let c_proj = Linear { weight: next()?, bias: next()?, n_in: c, n_out: c };
@@ -155,7 +155,12 @@ impl Gpt2 {
             let mlp_proj = Linear { weight: next()?, bias: next()?, n_in: inner, n_out: c };
             h.push(Block {
                 ln_1,
-                attn: CausalSelfAttention { c_attn, c_proj, n_head: config.n_head },
+                attn: CausalSelfAttention {
+                    c_attn,
+                    c_proj,
+                    n_head: config.n_head,
+                    scale: config.attention_scale(layer_idx),
+                },
                 ln_2,
                 mlp: Mlp { c_fc, c_proj: mlp_proj },
             });

@@ -9,6 +9,7 @@
 //! ([`rope::rotate_half_rows_to_adjacent_pairs`]), writing reorders them back.
 
 use super::checkpoint::{self, CONFIG_FILE, WEIGHTS_FILE, write_atomic};
+use super::config_keys;
 use super::gpt2::TensorSpec;
 use super::llama::Llama;
 use super::llama2c::{LlamaConfig, LlamaWeights};
@@ -34,7 +35,8 @@ pub fn is_llama_dir(dir: &Path) -> Result<bool> {
     Ok(model_type || architecture)
 }
 
-/// The fields of Hugging Face's `LlamaConfig` that we use, with its defaults.
+/// The fields of Hugging Face's `LlamaConfig` that we read, with its defaults; every other key
+/// is audited against [`config_keys::LLAMA_KEYS`] (harmless, refused, or reported as unknown).
 #[derive(serde::Deserialize)]
 struct HfLlamaConfig {
     hidden_size: usize,
@@ -47,54 +49,52 @@ struct HfLlamaConfig {
     max_position_embeddings: usize,
     #[serde(default = "default_eps")]
     rms_norm_eps: f32,
-    #[serde(default = "default_theta")]
-    rope_theta: f32,
     #[serde(default)]
-    tie_word_embeddings: bool,
-    #[serde(default = "default_act")]
-    hidden_act: String,
+    rope_theta: Option<f64>,
     #[serde(default)]
     rope_scaling: Option<serde_json::Value>,
     #[serde(default)]
+    rope_parameters: Option<serde_json::Value>,
+    #[serde(default)]
+    tie_word_embeddings: bool,
+    #[serde(default)]
     head_dim: Option<usize>,
-    #[serde(default)]
-    attention_bias: bool,
-    #[serde(default)]
-    mlp_bias: bool,
 }
 
 fn default_eps() -> f32 {
     1e-6
 }
-fn default_theta() -> f32 {
-    10000.0
-}
-fn default_act() -> String {
-    "silu".into()
-}
 
-/// Reads and validates a Hugging Face Llama `config.json`.
-pub fn read_config(path: &Path) -> Result<LlamaConfig> {
+/// transformers' default RoPE base for Llama.
+const DEFAULT_ROPE_THETA: f64 = 10000.0;
+
+/// Reads and validates a Hugging Face Llama `config.json` (transformers 4 or 5), with a warning
+/// line naming the keys smallmind does not know, if any (see [`config_keys`]).
+///
+/// RoPE settings are resolved as transformers 5 resolves them: a non-empty `rope_scaling`
+/// (transformers 4's key) replaces `rope_parameters`; the base is that object's `rope_theta`,
+/// else the top-level `rope_theta`, else 10000; its `rope_type` (or legacy `type`) must be
+/// `default`: scaled variants (`linear`, `dynamic`, `yarn`, `longrope`, `llama3`) are refused
+/// by name.
+///
+/// # Errors
+/// [`Error::BadConfigJson`] for invalid JSON, a missing or mistyped field, a key whose value
+/// changes the forward pass in a way smallmind does not implement (named), or an invalid shape.
+pub fn read_config(path: &Path) -> Result<(LlamaConfig, Vec<String>)> {
     let bad = |reason: String| Error::BadConfigJson { path: path.to_path_buf(), reason };
-    let hf: HfLlamaConfig =
-        serde_json::from_slice(&checkpoint::read(path)?).map_err(|e| bad(e.to_string()))?;
-    if hf.hidden_act != "silu" {
-        return Err(bad(format!("hidden_act `{}` is not supported; Llama uses silu", hf.hidden_act)));
-    }
-    if hf.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
-        return Err(bad("rope_scaling is not supported: only plain RoPE (Llama 1 and 2 style)".into()));
-    }
-    if hf.attention_bias || hf.mlp_bias {
-        return Err(bad(
-            "attention_bias and mlp_bias are not supported: Llama's projections have no bias".into()
-        ));
-    }
+    let bytes = checkpoint::read(path)?;
+    let keys: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let mut unknown = config_keys::audit(path, &keys, &[config_keys::COMMON_KEYS, config_keys::LLAMA_KEYS])?;
+    let hf: HfLlamaConfig = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let (rope_theta, unknown_rope_keys) = rope_theta(&hf).map_err(bad)?;
+    unknown.extend(unknown_rope_keys);
     if hf.num_attention_heads > 0
         && let Some(head_dim) = hf.head_dim
-        && head_dim * hf.num_attention_heads != hf.hidden_size
+        && head_dim.checked_mul(hf.num_attention_heads) != Some(hf.hidden_size)
     {
         return Err(bad(format!(
-            "head_dim {head_dim} times num_attention_heads {} is not hidden_size {}: not supported",
+            "`head_dim` {head_dim} times num_attention_heads {} is not hidden_size {}: not supported",
             hf.num_attention_heads, hf.hidden_size
         )));
     }
@@ -108,10 +108,58 @@ pub fn read_config(path: &Path) -> Result<LlamaConfig> {
         seq_len: hf.max_position_embeddings,
         shared_classifier: hf.tie_word_embeddings,
         norm_eps: hf.rms_norm_eps,
-        rope_theta: hf.rope_theta,
+        rope_theta: rope_theta as f32,
     };
     config.validate().map_err(|e| bad(e.to_string()))?;
-    Ok(config)
+    Ok((config, config_keys::unknown_keys_warning(path, &unknown).into_iter().collect()))
+}
+
+/// RoPE's base from `rope_scaling` / `rope_parameters` / `rope_theta` (see [`read_config`]),
+/// and the keys of the RoPE object smallmind does not know (as `rope_parameters.KEY`).
+fn rope_theta(hf: &HfLlamaConfig) -> std::result::Result<(f64, Vec<String>), String> {
+    let non_empty = |v: &Option<serde_json::Value>| {
+        v.as_ref().filter(|v| !v.is_null() && v.as_object().is_none_or(|m| !m.is_empty())).cloned()
+    };
+    let (key, params) = match (non_empty(&hf.rope_scaling), non_empty(&hf.rope_parameters)) {
+        (Some(scaling), _) => ("rope_scaling", scaling),
+        (None, Some(params)) => ("rope_parameters", params),
+        (None, None) => return Ok((hf.rope_theta.unwrap_or(DEFAULT_ROPE_THETA), Vec::new())),
+    };
+    let serde_json::Value::Object(params) = params else {
+        return Err(format!("`{key}` must be an object, got {params}"));
+    };
+    let rope_type = params.get("rope_type").or_else(|| params.get("type"));
+    match rope_type {
+        None => {}
+        Some(serde_json::Value::String(t)) if t == "default" => {}
+        Some(other) => {
+            return Err(format!(
+                "`{key}` has rope_type {other}: only the default RoPE is implemented \
+                 (linear, dynamic, yarn, longrope and llama3 scaling change the frequencies)"
+            ));
+        }
+    }
+    let mut unknown = Vec::new();
+    for (name, value) in &params {
+        match name.as_str() {
+            "rope_type" | "type" | "rope_theta" => {}
+            "partial_rotary_factor" if value.as_f64() == Some(1.0) => {}
+            "partial_rotary_factor" => {
+                return Err(format!(
+                    "`{key}.partial_rotary_factor` {value} is not supported: RoPE rotates whole heads"
+                ));
+            }
+            _ if value.is_object() => {
+                return Err(format!("`{key}.{name}`: per-layer RoPE parameters are not supported"));
+            }
+            _ => unknown.push(format!("{key}.{name}")),
+        }
+    }
+    let theta = match params.get("rope_theta") {
+        None => hf.rope_theta.unwrap_or(DEFAULT_ROPE_THETA),
+        Some(v) => v.as_f64().ok_or_else(|| format!("`{key}.rope_theta` must be a number, got {v}"))?,
+    };
+    Ok((theta, unknown))
 }
 
 /// The `config.json` of a model, in Hugging Face's Llama format.
@@ -165,8 +213,13 @@ pub fn tensor_specs(c: &LlamaConfig) -> Vec<TensorSpec> {
 }
 
 /// Reads a Hugging Face Llama directory, checking every tensor's name and shape.
-pub fn load_dir(dir: &Path) -> Result<Llama> {
-    let c = read_config(&dir.join(CONFIG_FILE))?;
+///
+/// Returns warning lines for the config keys and tensors smallmind did not read. Tensors older
+/// transformers versions saved are read as harmless when they agree with the model:
+/// `rotary_emb.inv_freq` equal to the frequencies of the config's RoPE base, `lm_head.weight`
+/// equal to the embedding under a tied classifier.
+pub fn load_dir(dir: &Path) -> Result<(Llama, Vec<String>)> {
+    let (c, mut warnings) = read_config(&dir.join(CONFIG_FILE))?;
     let path = dir.join(WEIGHTS_FILE);
     let bytes = checkpoint::read(&path)?;
     let st = SafeTensors::deserialize(&bytes)
@@ -205,13 +258,33 @@ pub fn load_dir(dir: &Path) -> Result<Llama> {
     if !c.shared_classifier {
         w.classifier = Some(next()?);
     }
-    Llama::from_weights(w)
+    let inv_freq: Vec<f32> = (0..hs / 2)
+        .map(|i| (1.0 / f64::from(c.rope_theta).powf((2 * i) as f64 / hs as f64)) as f32)
+        .collect();
+    let unread = st.names().into_iter().filter(|name| {
+        let agrees =
+            |values: &[f32]| st.tensor(name).is_ok_and(|view| checkpoint::same_values(&view, values));
+        let close = |values: &[f32]| {
+            st.tensor(name)
+                .ok()
+                .and_then(|view| checkpoint::decode_f32(view.dtype(), view.data()))
+                .is_some_and(|stored| {
+                    stored.len() == values.len()
+                        && stored.iter().zip(values).all(|(a, b)| (a - b).abs() <= 1e-5 * b.abs().max(1e-30))
+                })
+        };
+        let harmless = (name.ends_with(".self_attn.rotary_emb.inv_freq") && close(&inv_freq))
+            || (*name == "lm_head.weight" && c.shared_classifier && agrees(&w.token_embedding));
+        !(harmless || specs.iter().any(|s| s.name == *name))
+    });
+    warnings.extend(checkpoint::unread_tensors_warning(&path, unread.map(str::to_string).collect()));
+    Ok((Llama::from_weights(w)?, warnings))
 }
 
 /// Writes `model` as a Hugging Face Llama directory (created if needed); each file goes to a
-/// temporary name first and is renamed.
+/// temporary name first and is renamed. A weight that `dtype` cannot hold is refused before
+/// anything is written (see [`checkpoint::encode_safetensors`]).
 pub fn export_dir(model: &Llama, dir: &Path, dtype: Dtype) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
     let c = &model.config;
     let (hs, d) = (c.head_size(), c.dim);
     let mut data: Vec<Vec<f32>> = vec![model.token_embedding.to_vec()];
@@ -232,6 +305,8 @@ pub fn export_dir(model: &Llama, dir: &Path, dtype: Dtype) -> Result<()> {
     data.extend(model.classifier.as_deref().map(<[f32]>::to_vec));
     let tensors: Vec<(TensorSpec, &[f32])> =
         tensor_specs(c).into_iter().zip(data.iter().map(Vec::as_slice)).collect();
-    checkpoint::write_safetensors(&dir.join(WEIGHTS_FILE), &tensors, dtype)?;
+    let weights = checkpoint::encode_safetensors(&tensors, dtype, &dir.join(WEIGHTS_FILE))?;
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+    write_atomic(&dir.join(WEIGHTS_FILE), &weights)?;
     write_atomic(&dir.join(CONFIG_FILE), config_json(c).as_bytes())
 }

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod config_keys;
 pub mod gpt2;
 pub mod hf_llama;
 pub mod llama;

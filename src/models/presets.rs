@@ -70,6 +70,8 @@ pub fn all() -> Vec<Preset> {
         n_inner: 4 * n_embd,
         layer_norm_epsilon: 1e-5,
         tie_word_embeddings: tied,
+        scale_attn_weights: true,
+        scale_attn_by_inverse_layer_idx: false,
     };
     let llama = |dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len| {
         Shape::Llama(LlamaConfig {

@@ -20,6 +20,8 @@ pub fn odd_model() -> Gpt2 {
         n_inner: 150,
         layer_norm_epsilon: 1e-5,
         tie_word_embeddings: false,
+        scale_attn_weights: true,
+        scale_attn_by_inverse_layer_idx: false,
     };
     random_model(config, 7)
 }

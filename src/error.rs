@@ -52,6 +52,10 @@ pub enum Error {
 }
 
 impl Error {
+    /// The words every [`Error::NonFiniteLogits`] message starts with, for tools that read the
+    /// command line's stderr (the workbench tells wrong output from an untestable commit by it).
+    pub const NON_FINITE_LOGITS: &str = "non-finite logits at generation step";
+
     /// The process exit code this error ends the command line with: 1 when the engine's own
     /// output cannot be trusted (a measurement, non-finite logits), 2 for everything the user
     /// can fix in their input.

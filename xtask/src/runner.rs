@@ -351,6 +351,11 @@ fn bench(
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let last = stderr.lines().rev().find(|l| l.starts_with("error")).unwrap_or(stderr.trim());
+        // NaN or infinite logits are this engine's wrong output, not a commit that cannot be
+        // tested: `check` exits 1 for it, as for tokens that differ.
+        if last.contains(smallmind::Error::NON_FINITE_LOGITS) {
+            anyhow::bail!("WRONG OUTPUT: smallmind bench failed ({}): {last}", output.status);
+        }
         return Err(Untestable(format!("smallmind bench failed ({}): {last}", output.status)).into());
     }
     let text = std::fs::read(out).with_context(|| format!("cannot read {}", out.display()))?;

@@ -14,7 +14,9 @@
 
 pub mod alloc;
 pub mod env;
+pub mod machine;
 pub mod phases;
+pub mod probe;
 pub mod results;
 pub mod stats;
 
@@ -46,6 +48,9 @@ pub struct BenchSpec {
     pub iterations: usize,
     /// Operations in the phase pass (0: no phase pass).
     pub phase_iterations: usize,
+    /// Read the capability probe at the start and the end ([`probe`]), and the machine's
+    /// contamination counters around the measured ops ([`machine`]).
+    pub probe: bool,
     pub profile: ProfileSettings,
 }
 
@@ -146,6 +151,15 @@ pub fn run(
         ));
     }
     let prompt = Prompt::resolve(&spec.prompt, tokenizer, model.vocab_size())?;
+    let probe = match spec.probe {
+        true => Some(probe::Probe::new(env::Hardware::capture().l3_bytes)?),
+        false => None,
+    };
+    let load_at_start = machine::load_1m();
+    let probe_start = probe.map(|p| {
+        progress("probe: memory and LLC bandwidth, FMA peak");
+        p.read()
+    });
     let mut session = Session::new(model, spec.opts, spec.threads)?;
     session.validate_prompt(&prompt.ids)?;
     let counting = alloc::is_counting();
@@ -158,9 +172,15 @@ pub fn run(
     }
     progress(&format!("measuring: {} op(s)", spec.iterations));
     let mut measured = Vec::with_capacity(spec.iterations);
+    let (counters, measuring) = (machine::Counters::read(), Instant::now());
     for _ in 0..spec.iterations {
         measured.push(op(&mut session)?);
     }
+    let measured_ms = measuring.elapsed().as_secs_f64() * 1e3;
+    let probe_end = probe.map(|p| {
+        progress("probe: again, after the measured ops");
+        p.read()
+    });
     let reference_ids = measured[0].ids.clone();
     for (i, record) in measured.iter().enumerate() {
         check_same_output(&reference_ids, &record.ids, &format!("measured iteration {}", i + 1))?;
@@ -228,6 +248,22 @@ pub fn run(
     }
 
     let summary = summarise(&measured);
+    let machine = probe.zip(probe_start.zip(probe_end)).map(|(p, (start, end))| {
+        let report = p.report(start, end);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let contamination =
+            machine::Contamination::measure(load_at_start, counters, measured_ms, report.drift(), cores);
+        let roofline = machine::Roofline::of(
+            model,
+            prompt.ids.len(),
+            spec.params.max_new_tokens,
+            summary.decode_tok_s.as_ref().map(|s| s.median),
+            summary.prefill_tok_s.median,
+            spec.threads,
+            &report,
+        );
+        machine::MachineReport { probe: report, contamination, roofline }
+    });
     let pool = pool_report(&measured, session_pool);
     let iterations: Vec<Iteration> = measured.into_iter().map(|r| r.iteration).collect();
     let allocator = match (counting, HEAP_PROFILING) {
@@ -264,6 +300,7 @@ pub fn run(
             span_subscriber_during_measurement: subscriber_during_measurement,
         },
         environment: env::Environment::capture(),
+        machine,
     })
 }
 

@@ -3,6 +3,7 @@
 //! use these same names. Bump [`SCHEMA_VERSION`] on any change a reader would notice.
 
 use super::env::Environment;
+use super::machine::MachineReport;
 use super::stats::Stat;
 use crate::optimizations::Optimizations;
 use crate::pool::PoolStats;
@@ -27,6 +28,10 @@ pub struct BenchResults {
     pub profiles: Profiles,
     pub instrumentation: Instrumentation,
     pub environment: Environment,
+    /// The capability probe, the machine's contamination and the roofline fractions; absent
+    /// with `--no-probe` and in files written before they were recorded.
+    #[serde(default)]
+    pub machine: Option<MachineReport>,
 }
 
 /// What was run.

@@ -60,6 +60,10 @@ pub struct BenchArgs {
     /// Write a chrome trace of the engine's spans (Perfetto, chrome://tracing).
     #[arg(long, value_name = "FILE.json")]
     trace: Option<PathBuf>,
+    /// Skip the capability probe (memory bandwidth, LLC bandwidth and FMA peak, ~0.3 s each at
+    /// the start and the end): the results then carry no roofline fractions.
+    #[arg(long)]
+    no_probe: bool,
     /// Operations in each profile pass.
     #[arg(long, default_value_t = 1)]
     profile_iterations: usize,
@@ -88,6 +92,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         warmup: args.warmup,
         iterations: args.iterations,
         phase_iterations: args.phase_iterations,
+        probe: !args.no_probe,
         profile: ProfileSettings {
             iterations: args.profile_iterations,
             cpu_seconds: args.profile_seconds,

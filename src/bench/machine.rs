@@ -1,0 +1,221 @@
+//! The machine during a run: the capability probe at its start and end ([`super::probe`]), what
+//! else the machine was doing while the ops were measured (load, CPU steal, preemptions), and
+//! the figures that travel between machines: the fraction of the memory roofline a decode
+//! reached and the fraction of the FMA peak a prefill reached.
+//!
+//! Linux facts come from `/proc`; elsewhere they are absent and no flag is raised for them.
+
+use super::probe::ProbeReport;
+use crate::models::ModelRef;
+use serde::{Deserialize, Serialize};
+
+/// The machine's side of one `smallmind bench` run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineReport {
+    pub probe: ProbeReport,
+    pub contamination: Contamination,
+    pub roofline: Roofline,
+}
+
+/// What else ran while the ops were measured, and whether that is too much to trust the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contamination {
+    /// The 1-minute load average when the run started.
+    pub load_1m_at_start: Option<f64>,
+    /// CPU time stolen by the hypervisor from this VM while the ops were measured, ms (all CPUs).
+    pub steal_ms: Option<f64>,
+    /// This process's involuntary context switches (preemptions) while the ops were measured.
+    pub involuntary_context_switches: Option<u64>,
+    /// The wall time the counters above cover, ms.
+    pub measured_ms: f64,
+    /// The probe's largest relative change from start to end.
+    pub probe_drift: f64,
+    /// Why this run counts as contaminated; empty when it does not.
+    pub flags: Vec<String>,
+}
+
+/// The thresholds beyond which a run is flagged as contaminated.
+pub mod thresholds {
+    /// Load average above the logical cores: something else wanted the CPUs.
+    pub const LOAD_OVER_CORES: f64 = 0.0;
+    /// Steal time above this share of the measured wall time.
+    pub const STEAL_SHARE: f64 = 0.02;
+    /// Preemptions per second of measured time (the kernel's tick is 250-1000 Hz).
+    pub const PREEMPTIONS_PER_S: f64 = 100.0;
+    /// Probe drift from start to end.
+    pub const PROBE_DRIFT: f64 = 0.10;
+}
+
+/// Counters read before the measured ops, to subtract at the end.
+#[derive(Debug, Clone, Copy)]
+pub struct Counters {
+    steal_ticks: Option<u64>,
+    involuntary: Option<u64>,
+}
+
+impl Counters {
+    /// Now.
+    pub fn read() -> Counters {
+        Counters { steal_ticks: steal_ticks(), involuntary: involuntary_context_switches() }
+    }
+}
+
+impl Contamination {
+    /// The contamination of a run whose ops were measured between `before` and now, over
+    /// `measured_ms`, on `cores` logical cores.
+    pub fn measure(
+        load_1m_at_start: Option<f64>,
+        before: Counters,
+        measured_ms: f64,
+        probe_drift: f64,
+        cores: usize,
+    ) -> Contamination {
+        let after = Counters::read();
+        // USER_HZ is 100 on every Linux this runs on: a tick is 10 ms.
+        let steal_ms =
+            before.steal_ticks.zip(after.steal_ticks).map(|(b, a)| a.saturating_sub(b) as f64 * 10.0);
+        let involuntary = before.involuntary.zip(after.involuntary).map(|(b, a)| a.saturating_sub(b));
+        let mut c = Contamination {
+            load_1m_at_start,
+            steal_ms,
+            involuntary_context_switches: involuntary,
+            measured_ms,
+            probe_drift,
+            flags: Vec::new(),
+        };
+        c.flags = c.judge(cores);
+        c
+    }
+
+    /// The flags these readings raise on a machine of `cores` logical cores.
+    pub fn judge(&self, cores: usize) -> Vec<String> {
+        let mut flags = Vec::new();
+        if let Some(load) = self.load_1m_at_start
+            && load > cores as f64 + thresholds::LOAD_OVER_CORES
+        {
+            flags.push(format!("load {load:.2} on {cores} core(s) at start"));
+        }
+        if let Some(steal) = self.steal_ms
+            && self.measured_ms > 0.0
+            && steal > thresholds::STEAL_SHARE * self.measured_ms
+        {
+            flags.push(format!("{steal:.0} ms of CPU stolen in {:.0} ms measured", self.measured_ms));
+        }
+        if let Some(n) = self.involuntary_context_switches
+            && self.measured_ms > 0.0
+            && n as f64 > thresholds::PREEMPTIONS_PER_S * self.measured_ms / 1e3
+        {
+            flags.push(format!("{n} preemptions in {:.0} ms measured", self.measured_ms));
+        }
+        if self.probe_drift > thresholds::PROBE_DRIFT {
+            flags.push(format!("the probe drifted {:.0}% from start to end", self.probe_drift * 100.0));
+        }
+        flags
+    }
+}
+
+/// Figures normalised by what the machine can do, comparable across machines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Roofline {
+    /// Weights and KV cache bytes one decode step reads, averaged over the decode positions.
+    pub decode_bytes_per_token: f64,
+    /// decode tok/s × bytes per token ÷ the probe's triad bandwidth (1.0 = the memory roofline).
+    pub decode_fraction_of_bandwidth: Option<f64>,
+    /// Floating-point operations per prompt token of the prefill (2 per multiply-add; see
+    /// `ModelRef::prefill_flop_per_token`).
+    pub prefill_flop_per_token: f64,
+    /// prefill tok/s × FLOP per token ÷ (the probe's FMA peak × threads).
+    pub prefill_fraction_of_fma_peak: Option<f64>,
+}
+
+impl Roofline {
+    /// The roofline of `model` for a prompt of `prompt_tokens` followed by `new_tokens`,
+    /// measured at `decode_tok_s` and `prefill_tok_s` on `threads` threads.
+    pub fn of(
+        model: ModelRef,
+        prompt_tokens: usize,
+        new_tokens: usize,
+        decode_tok_s: Option<f64>,
+        prefill_tok_s: f64,
+        threads: usize,
+        probe: &ProbeReport,
+    ) -> Roofline {
+        // Decode steps feed positions prompt_tokens..prompt_tokens + new_tokens - 1 (the first
+        // token comes from the prefill): their mean position.
+        let decode_steps = new_tokens.saturating_sub(1).max(1);
+        let mean_pos = prompt_tokens as f64 + (decode_steps as f64 - 1.0) / 2.0;
+        let decode_bytes_per_token = model.decode_bytes_per_token(mean_pos);
+        let prefill_flop_per_token = model.prefill_flop_per_token(prompt_tokens);
+        let bandwidth = probe.triad_gb_s() * 1e9;
+        let peak = probe.fma_gflop_s() * 1e9 * threads as f64;
+        Roofline {
+            decode_bytes_per_token,
+            decode_fraction_of_bandwidth: decode_tok_s
+                .filter(|_| bandwidth > 0.0)
+                .map(|t| t * decode_bytes_per_token / bandwidth),
+            prefill_flop_per_token,
+            prefill_fraction_of_fma_peak: (peak > 0.0).then(|| prefill_tok_s * prefill_flop_per_token / peak),
+        }
+    }
+}
+
+/// The 1-minute load average.
+pub fn load_1m() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// Steal ticks of all CPUs, the eighth value of `/proc/stat`'s `cpu` line.
+fn steal_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines().find(|l| l.starts_with("cpu "))?.split_whitespace().nth(8)?.parse().ok()
+}
+
+/// Involuntary context switches of every thread of this process.
+fn involuntary_context_switches() -> Option<u64> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut total = 0;
+    for task in tasks.flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("nonvoluntary_ctxt_switches:"))?;
+        total += line.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_name_what_exceeded_its_threshold() {
+        let clean = Contamination {
+            load_1m_at_start: Some(1.2),
+            steal_ms: Some(10.0),
+            involuntary_context_switches: Some(20),
+            measured_ms: 1000.0,
+            probe_drift: 0.03,
+            flags: Vec::new(),
+        };
+        assert!(clean.judge(2).is_empty());
+        let busy = Contamination {
+            load_1m_at_start: Some(3.5),
+            steal_ms: Some(50.0),
+            involuntary_context_switches: Some(500),
+            probe_drift: 0.25,
+            ..clean
+        };
+        let flags = busy.judge(2);
+        assert_eq!(flags.len(), 4, "{flags:?}");
+        assert_eq!(flags[0], "load 3.50 on 2 core(s) at start");
+        assert!(flags[3].contains("drifted 25%"));
+    }
+
+    #[test]
+    fn this_machine_reports_its_counters() {
+        if cfg!(target_os = "linux") {
+            assert!(
+                load_1m().is_some() && steal_ticks().is_some() && involuntary_context_switches().is_some()
+            );
+        }
+    }
+}

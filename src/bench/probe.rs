@@ -1,0 +1,337 @@
+//! The capability probe: what this machine can do now, measured in well under a second, at the
+//! start and the end of every `smallmind bench` run. A CPU's name does not say it (two hosts of
+//! one model string differed 3x in memory bandwidth here, SMALLMIND_FACTS.md's "different
+//! machines" lesson), so the figures a decode is bound by are measured beside every timing:
+//!
+//! - **memory bandwidth**: a STREAM-style triad `a[i] = b[i] + s * c[i]` on one core, over three
+//!   arrays each at least 4x the last-level cache (STREAM's rule), best of several passes,
+//!   counting 12 bytes per element as STREAM does (write-allocate traffic not counted);
+//! - **LLC bandwidth**: the same triad over arrays that fit together in half the last-level
+//!   cache but not in L2;
+//! - **FMA peak**: f32 fused multiply-adds per second of one core, twelve independent
+//!   accumulators of the widest vectors this CPU runs (the kernels' own dispatch).
+//!
+//! `SMALLMIND_PROBE` replaces or scales the readings, for tests only (see [`PROBE_ENV`]).
+
+use crate::error::{Error, Result};
+use crate::kernels::simd_dispatch;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// Test-only: `scale=F` multiplies every measured reading by F (`scale=0.33` stands for a
+/// machine with a third of the bandwidth); `fixed=TRIAD,LLC,FMA` replaces them (GB/s, GB/s,
+/// GFLOP/s) without measuring. A results file records that the readings were not measured.
+pub const PROBE_ENV: &str = "SMALLMIND_PROBE";
+
+/// One reading of the probe.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProbeReading {
+    /// STREAM triad over arrays far larger than the last-level cache, one core, GB/s (1e9 B/s).
+    pub triad_gb_s: f64,
+    /// The same triad over arrays resident in the last-level cache, one core, GB/s.
+    pub llc_triad_gb_s: f64,
+    /// f32 FMA throughput of one core, GFLOP/s (2 FLOP per FMA).
+    pub fma_gflop_s: f64,
+    /// Wall time the reading took, ms.
+    pub took_ms: f64,
+}
+
+/// The probe at the start and the end of a run, and how far they drifted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeReport {
+    pub start: ProbeReading,
+    pub end: ProbeReading,
+    /// `measured`, or what `SMALLMIND_PROBE` made of the readings (`scale=0.33`, `fixed=...`).
+    pub source: String,
+    /// Bytes of each array of the memory triad.
+    pub triad_array_bytes: usize,
+    /// Bytes of each array of the LLC triad.
+    pub llc_array_bytes: usize,
+}
+
+impl ProbeReport {
+    /// The largest relative change of any reading from start to end (0.05 = 5%): how much the
+    /// machine itself moved while the run was measured.
+    pub fn drift(&self) -> f64 {
+        let rel = |a: f64, b: f64| if a > 0.0 { (b - a).abs() / a } else { 0.0 };
+        let (s, e) = (&self.start, &self.end);
+        rel(s.triad_gb_s, e.triad_gb_s)
+            .max(rel(s.llc_triad_gb_s, e.llc_triad_gb_s))
+            .max(rel(s.fma_gflop_s, e.fma_gflop_s))
+    }
+
+    /// The mean of the start and end memory bandwidth, GB/s: the roofline's denominator.
+    pub fn triad_gb_s(&self) -> f64 {
+        (self.start.triad_gb_s + self.end.triad_gb_s) / 2.0
+    }
+
+    /// The mean of the start and end FMA peak, GFLOP/s.
+    pub fn fma_gflop_s(&self) -> f64 {
+        (self.start.fma_gflop_s + self.end.fma_gflop_s) / 2.0
+    }
+}
+
+/// What `SMALLMIND_PROBE` asks for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Override {
+    Measure,
+    Scale(f64),
+    Fixed(ProbeReading),
+}
+
+impl Override {
+    fn from_env() -> Result<Override> {
+        let Ok(value) = std::env::var(PROBE_ENV) else { return Ok(Override::Measure) };
+        let bad = || {
+            Error::Input(format!(
+                "{PROBE_ENV}={value:?}: expected scale=F or fixed=TRIAD_GB_S,LLC_GB_S,FMA_GFLOP_S (test-only)"
+            ))
+        };
+        let positive = |s: &str| s.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0);
+        if let Some(f) = value.strip_prefix("scale=") {
+            return positive(f).map(Override::Scale).ok_or_else(bad);
+        }
+        if let Some(list) = value.strip_prefix("fixed=") {
+            let v: Vec<f64> = list.split(',').map(positive).collect::<Option<_>>().ok_or_else(bad)?;
+            let [triad_gb_s, llc_triad_gb_s, fma_gflop_s] = v[..] else { return Err(bad()) };
+            return Ok(Override::Fixed(ProbeReading {
+                triad_gb_s,
+                llc_triad_gb_s,
+                fma_gflop_s,
+                took_ms: 0.0,
+            }));
+        }
+        Err(bad())
+    }
+}
+
+/// The probe of one run: how it reads (measured, scaled or fixed) and the cache it sizes its
+/// buffers from.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    how: Override,
+    llc_bytes: usize,
+}
+
+impl Probe {
+    /// A probe sized from the last-level cache (`llc_bytes`; 32 MiB when unknown).
+    ///
+    /// # Errors
+    /// [`Error::Input`] when `SMALLMIND_PROBE` is set to something else than its two forms.
+    pub fn new(llc_bytes: Option<u64>) -> Result<Probe> {
+        let how = Override::from_env()?;
+        let llc_bytes = llc_bytes.filter(|&b| b >= 1 << 20).unwrap_or(32 << 20) as usize;
+        Ok(Probe { how, llc_bytes })
+    }
+
+    /// Bytes of each array of the memory triad: 4x the last-level cache.
+    pub fn triad_array_bytes(&self) -> usize {
+        4 * self.llc_bytes
+    }
+
+    /// Bytes of each array of the LLC triad: the three fit in half the last-level cache.
+    pub fn llc_array_bytes(&self) -> usize {
+        self.llc_bytes / 6
+    }
+
+    /// One reading, ~0.3 s. Its buffers (3x the memory triad's array, ~400 MB with a 32 MiB
+    /// L3) are allocated here and freed before it returns, so that no measured op runs beside
+    /// them and no peak-heap figure counts them.
+    pub fn read(&self) -> ProbeReading {
+        let start = Instant::now();
+        let mut reading = match self.how {
+            Override::Fixed(r) => return r,
+            _ => ProbeReading {
+                triad_gb_s: best_triad(self.triad_array_bytes(), Duration::from_millis(60), 3),
+                llc_triad_gb_s: best_triad(self.llc_array_bytes(), Duration::from_millis(30), 5),
+                fma_gflop_s: fma_peak(Duration::from_millis(30)),
+                took_ms: 0.0,
+            },
+        };
+        if let Override::Scale(f) = self.how {
+            reading.triad_gb_s *= f;
+            reading.llc_triad_gb_s *= f;
+            reading.fma_gflop_s *= f;
+        }
+        reading.took_ms = start.elapsed().as_secs_f64() * 1e3;
+        reading
+    }
+
+    /// The report of a run that read `start` and `end`.
+    pub fn report(&self, start: ProbeReading, end: ProbeReading) -> ProbeReport {
+        let source = match (self.how, std::env::var(PROBE_ENV)) {
+            (Override::Measure, _) | (_, Err(_)) => "measured".into(),
+            (_, Ok(v)) => format!("{PROBE_ENV}={v} (test-only: not the machine's readings)"),
+        };
+        let fixed = matches!(self.how, Override::Fixed(_));
+        ProbeReport {
+            start,
+            end,
+            source,
+            triad_array_bytes: if fixed { 0 } else { self.triad_array_bytes() },
+            llc_array_bytes: if fixed { 0 } else { self.llc_array_bytes() },
+        }
+    }
+}
+
+/// The best triad bandwidth, GB/s, over three arrays of `array_bytes` each, with passes until
+/// `budget` has passed (at least `min_passes`).
+fn best_triad(array_bytes: usize, budget: Duration, min_passes: usize) -> f64 {
+    let n = array_bytes / size_of::<f32>();
+    // Written once here, which also faults every page in before the timed passes.
+    let (mut a, b, c) = (vec![1.0f32; n], vec![2.0f32; n], vec![0.5f32; n]);
+    let start = Instant::now();
+    let mut best = f64::INFINITY;
+    let mut passes = 0;
+    while passes < min_passes || start.elapsed() < budget {
+        let t = Instant::now();
+        triad(&mut a, &b, &c, 3.0);
+        best = best.min(t.elapsed().as_secs_f64());
+        std::hint::black_box(&mut a);
+        passes += 1;
+    }
+    (3 * n * size_of::<f32>()) as f64 / best / 1e9
+}
+
+simd_dispatch!(fn triad(a: &mut [f32], b: &[f32], c: &[f32], s: f32) => triad_body);
+
+#[inline(always)]
+fn triad_body(a: &mut [f32], b: &[f32], c: &[f32], s: f32) {
+    for ((a, b), c) in a.iter_mut().zip(b).zip(c) {
+        *a = b + s * c;
+    }
+}
+
+/// Accumulators of the FMA probe: enough independent chains to hide FMA latency (4-5 cycles)
+/// on two FMA pipes.
+const FMA_CHAINS: usize = 12;
+/// Lanes per chain: one AVX-512 vector (two AVX2 vectors, four SSE ones).
+const FMA_LANES: usize = 16;
+
+/// One core's f32 FMA throughput, GFLOP/s: the best of repeated runs within `budget`.
+fn fma_peak(budget: Duration) -> f64 {
+    let mut acc = [[1.0f32; FMA_LANES]; FMA_CHAINS];
+    // Calibrate: grow the iteration count until one run takes >= 2 ms.
+    let mut iterations = 1usize << 12;
+    loop {
+        let t = Instant::now();
+        fma_chains(&mut acc, iterations);
+        if t.elapsed() >= Duration::from_millis(2) || iterations >= 1 << 30 {
+            break;
+        }
+        iterations *= 2;
+    }
+    let start = Instant::now();
+    let mut best = f64::INFINITY;
+    while start.elapsed() < budget || best.is_infinite() {
+        let t = Instant::now();
+        fma_chains(&mut acc, iterations);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(&acc);
+    (2 * FMA_LANES * FMA_CHAINS * iterations) as f64 / best / 1e9
+}
+
+/// `acc = acc * m + a`, `iterations` times, as fused multiply-adds of the widest vectors this
+/// CPU runs: written with intrinsics, because a peak measured through the autovectoriser is a
+/// measurement of the autovectoriser. Values stay finite (m < 1 pulls toward a / (1 - m)).
+fn fma_chains(acc: &mut [[f32; FMA_LANES]; FMA_CHAINS], iterations: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // Safety: the CPU has AVX-512F (checked above).
+            return unsafe { fma_avx512(acc, iterations) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // Safety: the CPU has AVX2 and FMA (checked above).
+            return unsafe { fma_avx2(acc, iterations) };
+        }
+    }
+    fma_portable(acc, iterations);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_avx512(acc: &mut [[f32; FMA_LANES]; FMA_CHAINS], iterations: usize) {
+    use std::arch::x86_64::*;
+    let (m, a) = (_mm512_set1_ps(std::hint::black_box(0.999)), _mm512_set1_ps(std::hint::black_box(0.001)));
+    // Safety: each chain is 16 f32, one unaligned 512-bit load and store.
+    let mut v: [__m512; FMA_CHAINS] = std::array::from_fn(|i| unsafe { _mm512_loadu_ps(acc[i].as_ptr()) });
+    for _ in 0..iterations {
+        for x in v.iter_mut() {
+            *x = _mm512_fmadd_ps(*x, m, a);
+        }
+    }
+    for (chain, x) in acc.iter_mut().zip(v) {
+        // Safety: as the load above.
+        unsafe { _mm512_storeu_ps(chain.as_mut_ptr(), x) };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_avx2(acc: &mut [[f32; FMA_LANES]; FMA_CHAINS], iterations: usize) {
+    use std::arch::x86_64::*;
+    let (m, a) = (_mm256_set1_ps(std::hint::black_box(0.999)), _mm256_set1_ps(std::hint::black_box(0.001)));
+    // Safety: each chain is 16 f32, two unaligned 256-bit loads and stores.
+    let mut v: [[__m256; 2]; FMA_CHAINS] = std::array::from_fn(|i| unsafe {
+        [_mm256_loadu_ps(acc[i].as_ptr()), _mm256_loadu_ps(acc[i].as_ptr().add(8))]
+    });
+    for _ in 0..iterations {
+        for x in v.iter_mut().flatten() {
+            *x = _mm256_fmadd_ps(*x, m, a);
+        }
+    }
+    for (chain, [lo, hi]) in acc.iter_mut().zip(v) {
+        // Safety: as the loads above.
+        unsafe {
+            _mm256_storeu_ps(chain.as_mut_ptr(), lo);
+            _mm256_storeu_ps(chain.as_mut_ptr().add(8), hi);
+        }
+    }
+}
+
+/// The portable body: multiply then add (a fused `mul_add` without FMA hardware is a libm call).
+fn fma_portable(acc: &mut [[f32; FMA_LANES]; FMA_CHAINS], iterations: usize) {
+    let (m, a) = (std::hint::black_box(0.999_f32), std::hint::black_box(0.001_f32));
+    let mut local = *acc;
+    for _ in 0..iterations {
+        for lane in local.iter_mut().flatten() {
+            *lane = *lane * m + a;
+        }
+    }
+    *acc = local;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_is_the_largest_relative_change() {
+        let r = |t, l, f| ProbeReading { triad_gb_s: t, llc_triad_gb_s: l, fma_gflop_s: f, took_ms: 1.0 };
+        let report = ProbeReport {
+            start: r(10.0, 100.0, 50.0),
+            end: r(9.0, 101.0, 50.0),
+            source: "measured".into(),
+            triad_array_bytes: 0,
+            llc_array_bytes: 0,
+        };
+        assert!((report.drift() - 0.1).abs() < 1e-12);
+        assert!((report.triad_gb_s() - 9.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_kernels_compute_what_they_say() {
+        let (mut a, b, c) = (vec![0.0; 5], vec![1.0, 2.0, 3.0, 4.0, 5.0], vec![1.0; 5]);
+        triad(&mut a, &b, &c, 3.0);
+        assert_eq!(a, [4.0, 5.0, 6.0, 7.0, 8.0]);
+        let want = ((1.0f32 * 0.999 + 0.001) * 0.999 + 0.001) * 0.999 + 0.001;
+        let mut acc = [[1.0f32; FMA_LANES]; FMA_CHAINS];
+        fma_chains(&mut acc, 3);
+        assert!(acc.iter().flatten().all(|&v| (v - want).abs() < 1e-6));
+        let mut acc = [[1.0f32; FMA_LANES]; FMA_CHAINS];
+        fma_portable(&mut acc, 3);
+        assert!(acc.iter().flatten().all(|&v| (v - want).abs() < 1e-6));
+    }
+}

@@ -42,6 +42,8 @@ impl Default for Paths {
 pub struct Outcome {
     pub report: PathBuf,
     pub regressions: Vec<String>,
+    /// One line naming what the baseline does not fit (exit 2), if it does not.
+    pub misfit: Option<String>,
 }
 
 /// Every experiment file: name and description, or the error that keeps it from parsing.
@@ -78,11 +80,17 @@ pub fn load(name: &str, paths: &Paths) -> Result<Experiment> {
     Experiment::load(&path).map_err(|e| UsageError(e.to_string()).into())
 }
 
-/// Runs experiment `name` and writes its report (and baseline when `save_baseline`).
+/// Runs experiment `name` and writes its report (and baseline when `save_baseline`). A stored
+/// baseline that does not fit the experiment stops it before anything runs, unless this run is
+/// to replace it.
 pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths) -> Result<Outcome> {
     let experiment = load(name, paths)?;
     if options.iterations == Some(0) {
         return Err(UsageError("--iterations must be at least 1".into()).into());
+    }
+    let baseline_path = paths.baselines.join(format!("{name}.json"));
+    if baseline_path.is_file() && !save_baseline {
+        require_fit(name, &experiment, &read_results(&baseline_path)?)?;
     }
     let engine =
         runner::build_engine(experiment.profiles.heap && !options.no_profiles, &options.engine_features)?;
@@ -108,9 +116,13 @@ pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths)
             if first_baseline {
                 write_baseline(name, &results, paths)?;
             }
-            let outcome = publish(name, &results, paths, &staging)?;
+            let mut outcome = publish(name, &results, paths, &staging)?;
             if save_baseline && !first_baseline {
                 write_baseline(name, &results, paths)?;
+                // The report compares with the baseline it replaced; the new one fits.
+                if outcome.misfit.take().is_some() {
+                    eprintln!("{name}: the previous baseline did not fit; the report names what");
+                }
             }
             Ok(outcome)
         },
@@ -119,6 +131,21 @@ pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths)
     outcome.inspect_err(|_| {
         let _ = std::fs::remove_dir_all(&staging);
     })
+}
+
+/// A usage error naming every variant the stored baseline does not fit, from the experiment
+/// file and the baseline alone (nothing is measured).
+pub fn require_fit(name: &str, experiment: &Experiment, stored: &ExperimentResults) -> Result<()> {
+    let misfits = baseline::fit(&baseline::planned(experiment)?, &baseline::measured(stored));
+    if misfits.is_empty() {
+        return Ok(());
+    }
+    Err(UsageError(baseline::misfit_line(
+        &format!("the baseline of `{name}`"),
+        &misfits,
+        &format!("cargo xtask baseline {name}"),
+    ))
+    .into())
 }
 
 /// Re-renders `reports/NAME` from its `results.json` and the current baseline.
@@ -210,7 +237,15 @@ fn publish(name: &str, results: &ExperimentResults, paths: &Paths, staging: &Pat
             .collect(),
         BaselineState::Missing => Vec::new(),
     };
-    Ok(Outcome { report, regressions })
+    let misfit = match &state {
+        BaselineState::Checked(check) if !check.misfits.is_empty() => Some(baseline::misfit_line(
+            &format!("the baseline of `{name}`"),
+            &check.misfits,
+            &format!("cargo xtask baseline {name}"),
+        )),
+        _ => None,
+    };
+    Ok(Outcome { report, regressions, misfit })
 }
 
 /// Profiles under 1 MB move beside the report; larger ones to `target/experiments/NAME/`.

@@ -176,13 +176,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// Reports where the report went; 3 when something regressed against the baseline.
+/// Reports where the report went; 2 when the baseline does not fit the run (the report names
+/// what was not compared), else 3 when something regressed against the baseline.
 fn finished(outcome: experiment::Outcome) -> u8 {
     eprintln!("report: {}", outcome.report.join("README.md").display());
-    if outcome.regressions.is_empty() {
+    if !outcome.regressions.is_empty() {
+        eprintln!("REGRESSION against the baseline: {}", outcome.regressions.join("; "));
+    }
+    if let Some(misfit) = &outcome.misfit {
+        eprintln!("error: {misfit}");
+        2
+    } else if outcome.regressions.is_empty() {
         0
     } else {
-        eprintln!("REGRESSION against the baseline: {}", outcome.regressions.join("; "));
         3
     }
 }

@@ -127,12 +127,7 @@ pub fn render(r: &ExperimentResults, baseline: &BaselineState, charts: &[ChartRe
                     format_value(metric, median(&cv)),
                     speedup.map_or("n/a".into(), |s| format_speedup(metric, &s)),
                     verdict_word(metric, verdict),
-                    baseline_cell(
-                        baseline,
-                        &p.point.label,
-                        &format!("{} vs {}", candidate.name, reference.name),
-                        metric
-                    )
+                    baseline_cell(baseline, &p.point.label, candidate, reference, metric)
                 );
             }
             let _ =
@@ -264,7 +259,13 @@ fn headline(r: &ExperimentResults, last: &PointResults, baseline: &BaselineState
         let _ = write!(
             line,
             " Baseline: {}.",
-            if n == 0 { "no regression".to_string() } else { format!("**{n} regression(s)**") }
+            if !check.misfits.is_empty() {
+                format!("**does not fit** ({} not compared)", check.misfits.len())
+            } else if n == 0 {
+                "no regression".to_string()
+            } else {
+                format!("**{n} regression(s)**")
+            }
         );
     }
     line
@@ -384,6 +385,21 @@ fn baseline_section(md: &mut String, r: &ExperimentResults, baseline: &BaselineS
             "Different machine: absolute figures not compared (speedups and allocation counts are).\n"
         );
     }
+    if !check.misfits.is_empty() {
+        let _ = writeln!(
+            md,
+            "**The baseline does not fit this run**, so this comparison is not a pass. Not compared (`cargo xtask \
+             baseline {}` stores a baseline that fits):\n",
+            r.experiment
+        );
+        for misfit in &check.misfits {
+            let _ = writeln!(md, "- {misfit}");
+        }
+        md.push('\n');
+        if check.rows.is_empty() {
+            return;
+        }
+    }
     let _ = writeln!(md, "| point | subject | metric | baseline | now | change [95% CI] | status |");
     let _ = writeln!(md, "|---|---|---|---:|---:|---|---|");
     for row in &check.rows {
@@ -441,7 +457,14 @@ fn profile_section(md: &mut String, r: &ExperimentResults) {
     );
 }
 
-fn baseline_cell(baseline: &BaselineState, point: &str, subject: &str, metric: Metric) -> String {
+fn baseline_cell(
+    baseline: &BaselineState,
+    point: &str,
+    candidate: &VariantResults,
+    reference: &VariantResults,
+    metric: Metric,
+) -> String {
+    let subject = format!("{} vs {}", candidate.name, reference.name);
     match baseline {
         BaselineState::Missing => "no baseline".into(),
         BaselineState::Checked(check) => check
@@ -450,14 +473,23 @@ fn baseline_cell(baseline: &BaselineState, point: &str, subject: &str, metric: M
             .find(|row| {
                 row.point == point && row.subject == subject && row.metric == metric && row.is_speedup
             })
-            .map_or("-".into(), |row| {
-                format!(
-                    "{}x -> {}x{}",
-                    two(row.before),
-                    two(row.now),
-                    if row.regressed { " **regressed**" } else { "" }
-                )
-            }),
+            .map_or_else(
+                || {
+                    let unfit = check.misfits.iter().any(|m| {
+                        m.point == point && (m.variant == candidate.name || m.variant == reference.name)
+                    });
+                    let compared = [Metric::DecodeTokS, Metric::TtftMs].contains(&metric);
+                    if unfit && compared { "does not fit".into() } else { "-".into() }
+                },
+                |row| {
+                    format!(
+                        "{}x -> {}x{}",
+                        two(row.before),
+                        two(row.now),
+                        if row.regressed { " **regressed**" } else { "" }
+                    )
+                },
+            ),
     }
 }
 
@@ -556,7 +588,7 @@ pub fn provenance(env: &smallmind::bench::env::Environment, finished: &str, comm
 
 /// The first 10 characters of a commit hash.
 pub fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(10)]
+    commit.char_indices().nth(10).map_or(commit, |(end, _)| &commit[..end])
 }
 
 fn short_digest(d: &str) -> String {

@@ -192,14 +192,15 @@ pub fn fit(now: &[Measured], before: &[Measured]) -> Vec<Misfit> {
 }
 
 /// One line for a baseline that does not fit: what does not, and the command that stores a new
-/// one (`what` names the baseline, e.g. "the baseline of `kv-cache`").
+/// one. `what` says which baseline fits what, e.g. "the baseline of `kv-cache` does not fit the
+/// experiment".
 pub fn misfit_line(what: &str, misfits: &[Misfit], remedy: &str) -> String {
     const SHOWN: usize = 6;
     let mut parts: Vec<String> = misfits.iter().take(SHOWN).map(ToString::to_string).collect();
     if misfits.len() > SHOWN {
         parts.push(format!("and {} more", misfits.len() - SHOWN));
     }
-    format!("{what} does not fit the experiment: {}; run `{remedy}`", parts.join("; "))
+    format!("{what}: {}; run `{remedy}`", parts.join("; "))
 }
 
 /// Compares `now` with `baseline`; `tolerance` is the file's `thresholds.regression`. Only what

@@ -69,7 +69,7 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
             println!("{:<9} {misfit}", "NOT COMPARED");
         }
         return Err(UsageError(baseline::misfit_line(
-            &format!("the baseline of `{name}`"),
+            &format!("the baseline of `{name}` does not fit this run"),
             &check.misfits,
             &format!("cargo xtask baseline {name}"),
         ))

@@ -141,7 +141,7 @@ pub fn require_fit(name: &str, experiment: &Experiment, stored: &ExperimentResul
         return Ok(());
     }
     Err(UsageError(baseline::misfit_line(
-        &format!("the baseline of `{name}`"),
+        &format!("the baseline of `{name}` does not fit the experiment"),
         &misfits,
         &format!("cargo xtask baseline {name}"),
     ))
@@ -239,7 +239,10 @@ fn publish(name: &str, results: &ExperimentResults, paths: &Paths, staging: &Pat
     };
     let misfit = match &state {
         BaselineState::Checked(check) if !check.misfits.is_empty() => Some(baseline::misfit_line(
-            &format!("the baseline of `{name}`"),
+            &format!(
+                "the baseline of `{name}` does not fit {}",
+                paths.reports.join(name).join("results.json").display()
+            ),
             &check.misfits,
             &format!("cargo xtask baseline {name}"),
         )),

@@ -130,10 +130,17 @@ fn main() -> ExitCode {
         Some(Task::List(dirs)) => list(&dirs.paths()),
         Some(Task::Report(args)) => {
             experiment::rerender(&args.name, &args.dirs.paths()).and_then(|outcome| {
-                if xtask::bisect::rerender(&args.name, &args.dirs.paths())?.is_some() {
-                    eprintln!("bisect: {}", outcome.report.join("bisect.md").display());
+                let bisect = xtask::bisect::rerender(&args.name, &args.dirs.paths())?;
+                let code = finished(outcome.clone());
+                let Some(misfits) = bisect else { return Ok(code) };
+                eprintln!("bisect: {}", outcome.report.join("bisect.md").display());
+                if misfits.is_empty() {
+                    return Ok(code);
                 }
-                Ok(finished(outcome))
+                let what = format!("the bisect baseline of `{}` does not fit its bisect.json", args.name);
+                let remedy = format!("cargo xtask bisect {} --save-baseline", args.name);
+                eprintln!("error: {}", xtask::baseline::misfit_line(&what, &misfits, &remedy));
+                Ok(2)
             })
         }
         Some(Task::Experiment(args)) => {

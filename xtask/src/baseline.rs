@@ -25,6 +25,9 @@ pub struct BaselineCheck {
     pub rows: Vec<BaselineRow>,
     /// What the baseline holds and this run does not (or the other way): never compared.
     pub misfits: Vec<Misfit>,
+    /// The baseline is this very run (saved with it): every raw sample is the same. (Two quick
+    /// runs can finish within the same second of the same commit: the date does not tell.)
+    pub same_run: bool,
 }
 
 /// One figure, then and now.
@@ -307,6 +310,7 @@ pub fn check(now: &ExperimentResults, baseline: &ExperimentResults, tolerance: f
         comparable,
         rows,
         misfits: structural.into_iter().chain(figures).collect(),
+        same_run: now == baseline,
     }
 }
 
@@ -330,4 +334,139 @@ fn workload_changes(before: &Workload, now: &Workload) -> Vec<String> {
         .filter(|k| b.get(*k) != n.get(*k))
         .map(|k| format!("{k} {} -> {}", show(b.get(k)), show(n.get(k))))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `renamed.toml` of the bug log's harness cases: `cached` against `recompute`.
+    const RENAMED: &str = r#"
+description = "baseline stored before a variant was renamed"
+[workload]
+model = "tiny"
+prompt_tokens = 8
+max_new_tokens = 16
+[[variant]]
+name = "recompute"
+reference = true
+optimizations = { kv-cache = false }
+[[variant]]
+name = "cached"
+optimizations = { kv-cache = true }
+"#;
+
+    fn plan(text: &str) -> Vec<Measured> {
+        planned(&Experiment::parse(text, "x.toml").unwrap()).unwrap()
+    }
+
+    /// The misfits of the edited file against a baseline of [`RENAMED`], as `(variant, point, kind)`.
+    fn misfits_after(edit: &str) -> Vec<(String, String, MisfitKind)> {
+        fit(&plan(edit), &plan(RENAMED)).into_iter().map(|m| (m.variant, m.point, m.kind)).collect()
+    }
+
+    fn v(variant: &str, point: &str, kind: MisfitKind) -> (String, String, MisfitKind) {
+        (variant.into(), point.into(), kind)
+    }
+
+    #[test]
+    fn the_same_experiment_fits() {
+        assert_eq!(misfits_after(RENAMED), []);
+        // What a variant is called in the file does not matter, only what it runs.
+        let spelled = RENAMED.replace("{ kv-cache = true }", "{ all = true }");
+        assert_eq!(misfits_after(&spelled), []);
+    }
+
+    #[test]
+    fn a_renamed_candidate_is_missing_and_its_old_name_vanished() {
+        assert_eq!(
+            misfits_after(&RENAMED.replace("\"cached\"", "\"kv-on\"")),
+            [v("kv-on", "", MisfitKind::NoBaseline), v("cached", "", MisfitKind::Vanished)]
+        );
+        let line = misfit_line(
+            "the baseline of `renamed` does not fit the experiment",
+            &fit(&plan(&RENAMED.replace("\"cached\"", "\"kv-on\"")), &plan(RENAMED)),
+            "cargo xtask baseline renamed",
+        );
+        assert_eq!(
+            line,
+            "the baseline of `renamed` does not fit the experiment: `kv-on`: not in the baseline (a new or renamed \
+             variant); `cached`: in the baseline, no longer run (removed or renamed); run `cargo xtask baseline renamed`"
+        );
+    }
+
+    #[test]
+    fn an_added_variant_has_no_baseline_and_a_removed_one_vanished() {
+        let added = format!("{RENAMED}[[variant]]\nname = \"pooled\"\noptimizations = {{ all = false }}\n");
+        assert_eq!(misfits_after(&added), [v("pooled", "", MisfitKind::NoBaseline)]);
+        assert_eq!(fit(&plan(RENAMED), &plan(&added)).len(), 1, "the other way round: vanished");
+    }
+
+    #[test]
+    fn a_different_workload_names_the_field() {
+        assert_eq!(
+            misfits_after(&RENAMED.replace("max_new_tokens = 16", "max_new_tokens = 32")),
+            [
+                v("recompute", "", MisfitKind::Workload(vec!["max_new_tokens 16 -> 32".into()])),
+                v("cached", "", MisfitKind::Workload(vec!["max_new_tokens 16 -> 32".into()])),
+            ]
+        );
+        let prompt = RENAMED.replace(
+            "optimizations = { kv-cache = true }",
+            "optimizations = { kv-cache = true }\nworkload = { prompt = \"hi\" }",
+        );
+        assert_eq!(
+            misfits_after(&prompt),
+            [v(
+                "cached",
+                "",
+                MisfitKind::Workload(vec!["prompt none -> hi".into(), "prompt_tokens 8 -> none".into()])
+            )]
+        );
+    }
+
+    #[test]
+    fn different_toggles_name_the_toggle() {
+        assert_eq!(
+            misfits_after(
+                &RENAMED.replace("{ kv-cache = true }", "{ kv-cache = true, tensor-pool = false }")
+            ),
+            [v("cached", "", MisfitKind::Toggles(vec!["tensor-pool on -> off".into()]))]
+        );
+    }
+
+    #[test]
+    fn a_different_sweep_point_is_named_for_every_variant() {
+        let swept = |values: &str| {
+            RENAMED.replacen("[[variant]]", &format!("[sweep]\nmax_new_tokens = {values}\n[[variant]]"), 1)
+        };
+        let before = plan(&swept("[8, 16]"));
+        let now = plan(&swept("[8, 32]"));
+        let got: Vec<(String, String, MisfitKind)> =
+            fit(&now, &before).into_iter().map(|m| (m.variant, m.point, m.kind)).collect();
+        assert_eq!(
+            got,
+            [
+                v("recompute", "max_new_tokens=32", MisfitKind::NewPoint),
+                v("cached", "max_new_tokens=32", MisfitKind::NewPoint),
+                v("recompute", "max_new_tokens=16", MisfitKind::GonePoint),
+                v("cached", "max_new_tokens=16", MisfitKind::GonePoint),
+            ]
+        );
+        assert_eq!(fit(&now, &now), []);
+    }
+
+    #[test]
+    fn another_reference_is_named() {
+        let swapped = RENAMED
+            .replace("reference = true\n", "")
+            .replace("name = \"cached\"\n", "name = \"cached\"\nreference = true\n");
+        assert_eq!(
+            misfits_after(&swapped),
+            [
+                v("recompute", "", MisfitKind::Reference { now: false }),
+                v("cached", "", MisfitKind::Reference { now: true }),
+            ]
+        );
+    }
 }

@@ -253,7 +253,7 @@ fn headline(r: &ExperimentResults, last: &PointResults, baseline: &BaselineState
         let _ = write!(line, " Hypothesis ({}x): {}.", range(h.speedup), hypothesis_status(h.speedup, &s));
     }
     if let BaselineState::Checked(check) = baseline
-        && !is_this_run(r, check)
+        && !check.same_run
     {
         let n = check.regressions().count();
         let _ = write!(
@@ -296,11 +296,6 @@ fn spread_section(md: &mut String, r: &ExperimentResults) {
         }
     }
     md.push('\n');
-}
-
-/// Whether the stored baseline is this very run (saved with `--save-baseline`).
-fn is_this_run(r: &ExperimentResults, check: &BaselineCheck) -> bool {
-    check.baseline_date == r.finished && check.baseline_commit == r.environment.git_commit
 }
 
 fn phase_section(md: &mut String, p: &PointResults) {
@@ -363,7 +358,7 @@ fn baseline_section(md: &mut String, r: &ExperimentResults, baseline: &BaselineS
         }
         BaselineState::Checked(check) => check,
     };
-    if is_this_run(r, check) {
+    if check.same_run {
         let _ = writeln!(
             md,
             "This run is the stored baseline (`baselines/{}.json`): later runs are compared with it.\n",

@@ -312,9 +312,23 @@ pub fn run(
     write_page(name, &results, before.as_ref(), &report_dir)
 }
 
+/// A bisect page's files, read and checked, ready to be re-rendered.
+#[derive(Debug)]
+pub struct Rerender {
+    name: String,
+    dir: std::path::PathBuf,
+    results: ExperimentResults,
+    before: Option<ExperimentResults>,
+}
+
 /// Re-renders `reports/NAME/bisect.md` and its chart from `bisect.json`, if there is one; then
 /// gives what its baseline does not fit (empty when it fits, or there is none).
 pub fn rerender(name: &str, paths: &Paths) -> Result<Option<Vec<Misfit>>> {
+    read_for_rerender(name, paths)?.map(Rerender::write).transpose()
+}
+
+/// Reads `bisect.json` and the baseline it compared with, if there is a page; nothing is written.
+pub fn read_for_rerender(name: &str, paths: &Paths) -> Result<Option<Rerender>> {
     let report_dir = paths.reports.join(name);
     let path = report_dir.join("bisect.json");
     if !path.is_file() {
@@ -331,11 +345,18 @@ pub fn rerender(name: &str, paths: &Paths) -> Result<Option<Vec<Misfit>>> {
     } else {
         None
     };
-    write_page(name, &results, before.as_ref(), &report_dir)?;
-    let misfits = before
-        .map(|b| baseline_misfits(&baseline::measured(&results), &baseline::measured(&b)))
-        .unwrap_or_default();
-    Ok(Some(misfits))
+    Ok(Some(Rerender { name: name.to_string(), dir: report_dir, results, before }))
+}
+
+impl Rerender {
+    /// Writes the page and its chart; gives what the baseline does not fit.
+    pub fn write(self) -> Result<Vec<Misfit>> {
+        write_page(&self.name, &self.results, self.before.as_ref(), &self.dir)?;
+        Ok(self
+            .before
+            .map(|b| baseline_misfits(&baseline::measured(&self.results), &baseline::measured(&b)))
+            .unwrap_or_default())
+    }
 }
 
 fn write_page(

@@ -148,15 +148,32 @@ pub fn require_fit(name: &str, experiment: &Experiment, stored: &ExperimentResul
     .into())
 }
 
-/// Re-renders `reports/NAME` from its `results.json` and the current baseline.
+/// `cargo xtask report NAME`: re-renders the report and, if there is one, the bisect page, every
+/// file read and checked before anything is written. Gives the report's outcome and what the
+/// bisect page's baseline does not fit (`None`: no bisect page).
+pub fn report(name: &str, paths: &Paths) -> Result<(Outcome, Option<Vec<baseline::Misfit>>)> {
+    let bisect = crate::bisect::read_for_rerender(name, paths)?;
+    let outcome = rerender(name, paths)?;
+    let misfits = bisect.map(crate::bisect::Rerender::write).transpose()?;
+    Ok((outcome, misfits))
+}
+
+/// Re-renders `reports/NAME` from its `results.json` and the current baseline. Both files are
+/// read before anything is written; on failure the report stays as it was.
 pub fn rerender(name: &str, paths: &Paths) -> Result<Outcome> {
     let results = read_results(&paths.reports.join(name).join("results.json"))?;
+    let baseline_path = paths.baselines.join(format!("{name}.json"));
+    if baseline_path.is_file() {
+        read_results(&baseline_path)?;
+    }
     let staging = staging_dir(paths, name)?;
     let old_profiles = paths.reports.join(name).join("profiles");
-    if old_profiles.is_dir() {
-        copy_dir(&old_profiles, &staging.join("profiles"))?;
-    }
-    publish(name, &results, paths, &staging)
+    let published =
+        if old_profiles.is_dir() { copy_dir(&old_profiles, &staging.join("profiles")) } else { Ok(()) }
+            .and_then(|()| publish(name, &results, paths, &staging));
+    published.inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&staging);
+    })
 }
 
 /// Writes `results` as `baselines/NAME.json`, the run every later report is compared with.
@@ -168,21 +185,32 @@ pub fn write_baseline(name: &str, results: &ExperimentResults, paths: &Paths) ->
     Ok(path)
 }
 
-/// Reads a results or baseline file, checking its schema version.
+/// Reads a results or baseline file, checking its schema version and everything the reports
+/// rely on ([`ExperimentResults::validate`]). A file that is not readable as such is a usage
+/// error (exit 2) naming the file, and where the JSON parser says, the line and column.
 pub fn read_results(path: &Path) -> Result<ExperimentResults> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let version = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| v.get("schema_version").and_then(|s| s.as_u64()));
+    parse_results(&bytes, &path.display().to_string())
+}
+
+/// [`read_results`] on bytes already read; `origin` names them in errors.
+pub fn parse_results(bytes: &[u8], origin: &str) -> Result<ExperimentResults> {
+    let invalid = |what: String| UsageError(format!("{origin}: {what}"));
+    let value = serde_json::from_slice::<serde_json::Value>(bytes)
+        .map_err(|e| invalid(format!("not an experiment results file: {e}")))?;
+    let version = value.get("schema_version").and_then(|s| s.as_u64());
     if version != Some(u64::from(SCHEMA_VERSION)) {
-        bail!(
-            "{}: schema version {:?}, this harness reads {SCHEMA_VERSION}; re-run the experiment (and re-save the baseline)",
-            path.display(),
-            version
-        );
+        return Err(invalid(format!(
+            "schema version {}, this harness reads {SCHEMA_VERSION}; re-run the experiment (and re-save the baseline)",
+            version.map_or("missing".to_string(), |v| v.to_string())
+        ))
+        .into());
     }
-    serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: not an experiment results file", path.display()))
+    crate::results::no_negative_numbers(&value, "").map_err(invalid)?;
+    let results: ExperimentResults =
+        serde_json::from_value(value).map_err(|e| invalid(format!("not an experiment results file: {e}")))?;
+    results.validate().map_err(invalid)?;
+    Ok(results)
 }
 
 /// Writes results, charts and README into `staging`, then swaps it in as `reports/NAME`.

@@ -129,18 +129,17 @@ fn main() -> ExitCode {
         Some(Task::Ci) => return xtask::ci::run(),
         Some(Task::List(dirs)) => list(&dirs.paths()),
         Some(Task::Report(args)) => {
-            experiment::rerender(&args.name, &args.dirs.paths()).and_then(|outcome| {
-                let bisect = xtask::bisect::rerender(&args.name, &args.dirs.paths())?;
+            experiment::report(&args.name, &args.dirs.paths()).map(|(outcome, bisect)| {
                 let code = finished(outcome.clone());
-                let Some(misfits) = bisect else { return Ok(code) };
+                let Some(misfits) = bisect else { return code };
                 eprintln!("bisect: {}", outcome.report.join("bisect.md").display());
                 if misfits.is_empty() {
-                    return Ok(code);
+                    return code;
                 }
                 let what = format!("the bisect baseline of `{}` does not fit its bisect.json", args.name);
                 let remedy = format!("cargo xtask bisect {} --save-baseline", args.name);
                 eprintln!("error: {}", xtask::baseline::misfit_line(&what, &misfits, &remedy));
-                Ok(2)
+                2
             })
         }
         Some(Task::Experiment(args)) => {

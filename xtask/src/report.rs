@@ -201,7 +201,11 @@ pub fn comparison(
     nf: f64,
 ) -> (Option<Speedup>, Verdict) {
     if metric.is_exact() {
-        let (r, c) = (median(&p.reference().values(metric)), median(&candidate.values(metric)));
+        let (rv, cv) = (p.reference().values(metric), candidate.values(metric));
+        if rv.is_empty() || cv.is_empty() {
+            return (None, Verdict::NoChange);
+        }
+        let (r, c) = (median(&rv), median(&cv));
         let x = if r == c { 1.0 } else { r / c };
         // Allocation counts and bytes are compared exactly; the peak heap also holds buffers the
         // bench itself sizes from its arguments (a few hundred bytes), so within 1% it is the same.
@@ -299,36 +303,48 @@ fn spread_section(md: &mut String, r: &ExperimentResults) {
 }
 
 fn phase_section(md: &mut String, p: &PointResults) {
-    let with_phases: Vec<(&VariantResults, Vec<f64>, Vec<String>)> = p
+    // Phases are matched by name: every run of the engine reports the same ones, a damaged
+    // results file need not.
+    let names: Vec<String> = match p.variants.iter().flat_map(|v| &v.runs).find_map(|r| r.phases.as_ref()) {
+        Some(first) => first.phases.iter().map(|ph| ph.name.clone()).collect(),
+        None => return,
+    };
+    let with_phases: Vec<(&VariantResults, Vec<Option<f64>>)> = p
         .variants
         .iter()
         .filter_map(|v| {
             let reports: Vec<_> = v.runs.iter().filter_map(|r| r.phases.as_ref()).collect();
-            let first = reports.first()?;
-            let names: Vec<String> = first.phases.iter().map(|ph| ph.name.clone()).collect();
-            let medians = (0..names.len())
-                .map(|i| median(&reports.iter().map(|r| r.phases[i].ms_per_op).collect::<Vec<_>>()))
+            reports.first()?;
+            let medians = names
+                .iter()
+                .map(|name| {
+                    let xs: Vec<f64> = reports
+                        .iter()
+                        .filter_map(|r| r.phases.iter().find(|ph| &ph.name == name).map(|ph| ph.ms_per_op))
+                        .collect();
+                    (!xs.is_empty()).then(|| median(&xs))
+                })
                 .collect();
-            Some((v, medians, names))
+            Some((v, medians))
         })
         .collect();
-    let Some((_, _, names)) = with_phases.first() else { return };
     let _ = writeln!(md, "## Time per phase{}\n", at(&p.point));
     let _ = writeln!(
         md,
         "From the engine's spans, in a pass of its own after each run's measured ops (timing spans costs time, so \
          these shares are indicative; the table above is not affected). Milliseconds per op, median over runs.\n"
     );
-    let header: Vec<String> = with_phases.iter().map(|(v, _, _)| format!("`{}`", v.name)).collect();
+    let header: Vec<String> = with_phases.iter().map(|(v, _)| format!("`{}`", v.name)).collect();
     let _ = writeln!(md, "| phase | {} |", header.join(" | "));
     let _ = writeln!(md, "|---|{}", "---:|".repeat(header.len()));
     for (i, name) in names.iter().enumerate() {
-        let cells: Vec<String> = with_phases.iter().map(|(_, m, _)| format!("{:.3}", m[i])).collect();
+        let cells: Vec<String> =
+            with_phases.iter().map(|(_, m)| m[i].map_or("-".into(), |x| format!("{x:.3}"))).collect();
         let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
     }
     let shares: Vec<String> = with_phases
         .iter()
-        .map(|(v, _, _)| {
+        .map(|(v, _)| {
             let xs: Vec<f64> = v
                 .runs
                 .iter()
@@ -549,7 +565,7 @@ pub fn format_value(metric: Metric, v: f64) -> String {
 
 fn thousands(v: f64) -> String {
     let n = v.round() as i64;
-    let digits = n.abs().to_string();
+    let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {

@@ -1,9 +1,10 @@
 //! `cargo xtask`: the project's tasks. This file declares the command line and dispatches; each
 //! task lives in the `xtask` library.
 //!
-//! Exit codes: 0 ok, 1 error, 2 usage (a bad flag, an unknown or invalid experiment), 3 a
-//! regression against the stored baseline beyond the experiment's tolerance. `check` follows
-//! `git bisect run`: 0 good, 1 regressed, 125 this commit cannot be tested.
+//! Exit codes: 0 ok, 1 error, 2 usage (a bad flag, an unknown or invalid experiment, a damaged
+//! results or baseline file, a baseline that does not fit the experiment), 3 a regression against
+//! the stored baseline beyond the experiment's tolerance. `check` follows `git bisect run`: 0
+//! good, 1 regressed, 125 this commit cannot be tested (and 2 as above).
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -26,7 +27,8 @@ enum Task {
     Baseline(RunArgs),
     /// Re-render reports/NAME/ (and its bisect page) from the results files, without running.
     Report(NameArgs),
-    /// Quick run against the baseline: exit 0 within tolerance, 1 regressed, 125 cannot build.
+    /// Quick run against the baseline: exit 0 within tolerance, 1 regressed, 2 the baseline does
+    /// not fit, 125 cannot build.
     Check(RunArgs),
     /// Attribute every metric to every optimization (toggle lattice); writes reports/NAME/bisect.md.
     Bisect(BisectArgs),
@@ -220,7 +222,7 @@ fn print_tasks() {
         ("report NAME", "re-render reports/NAME/ from its results.json"),
         (
             "check NAME",
-            "quick run against the baseline: exit 0 ok, 1 regressed, 125 cannot build (for git bisect run)",
+            "quick run against the baseline: exit 0 ok, 1 regressed, 2 baseline does not fit, 125 cannot build",
         ),
         (
             "bisect NAME",
@@ -234,6 +236,7 @@ fn print_tasks() {
         println!("  {name:<18} {what}");
     }
     println!(
-        "\nexit codes: 0 ok, 1 error, 2 usage, 3 regression against the baseline (check: 1, and 125 to skip)"
+        "\nexit codes: 0 ok, 1 error, 2 usage (or a baseline that does not fit), 3 regression against the \
+         baseline (check: 1, and 125 to skip)"
     );
 }

@@ -659,4 +659,51 @@ mod tests {
         assert!((ranked[0].change.point - 0.7).abs() < 0.03, "{ranked:?}");
         assert!(ranked[1..].iter().all(|s| (s.change.point - 1.0).abs() < 0.03), "{ranked:?}");
     }
+
+    fn measured(p: &PointResults) -> Vec<Measured> {
+        p.variants
+            .iter()
+            .map(|v| Measured {
+                point: p.point.label.clone(),
+                variant: v.name.clone(),
+                reference: v.reference,
+                workload: v.workload.clone(),
+                optimizations: v.optimizations,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_bisect_baseline_fits_when_the_ranked_sets_match() {
+        let lattice = measured(&synthetic(&configs(false)));
+        let full = measured(&synthetic(&configs(true)));
+        assert_eq!(baseline_misfits(&lattice, &lattice), []);
+        // A --full run against a lattice baseline (or the other way): the ranked sets are in both.
+        assert_eq!(baseline_misfits(&full, &lattice), []);
+        assert_eq!(baseline_misfits(&lattice, &full), []);
+    }
+
+    #[test]
+    fn a_bisect_baseline_of_another_workload_or_without_a_ranked_set_does_not_fit() {
+        let now = synthetic(&configs(false));
+        let mut other = now.clone();
+        for v in &mut other.variants {
+            v.workload.max_new_tokens = 64;
+        }
+        let misfits = baseline_misfits(&measured(&now), &measured(&other));
+        assert_eq!(misfits.len(), now.variants.len(), "{misfits:?}");
+        assert!(
+            misfits
+                .iter()
+                .all(|m| matches!(&m.kind, MisfitKind::Workload(d) if d == &["max_new_tokens 64 -> 8"]))
+        );
+        let mut fewer = now.clone();
+        fewer.variants.retain(|v| v.name != config_name(without(Optimization::KvCache)));
+        let misfits = baseline_misfits(&measured(&now), &measured(&fewer));
+        assert_eq!(misfits.len(), 1, "{misfits:?}");
+        assert_eq!(
+            misfits[0].to_string(),
+            "`tensor-pool+batched-matmul+fused-softmax`: not in the baseline (a new or renamed variant)"
+        );
+    }
 }

@@ -101,7 +101,10 @@ impl ExperimentResults {
             }
             for (i, v) in p.variants.iter().enumerate() {
                 if !is_valid_name(&v.name) {
-                    return Err(format!("variant name `{}`{at}: letters, digits, `-` and `_` only", v.name));
+                    return Err(format!(
+                        "variant name `{}`{at}: letters, digits, `-`, `_` and `+` only",
+                        v.name
+                    ));
                 }
                 if p.variants[..i].iter().any(|w| w.name == v.name) {
                     return Err(format!("two variants are named `{}`{at}", v.name));

@@ -351,7 +351,7 @@ impl Experiment {
             bail!("two variants are named `{}`", w[0]);
         }
         if let Some(v) = self.variants.iter().find(|v| !is_valid_name(&v.name)) {
-            bail!("variant name `{}`: use letters, digits, `-` and `_` only (it names files)", v.name);
+            bail!("variant name `{}`: use letters, digits, `-`, `_` and `+` only (it names files)", v.name);
         }
         if let Some(h) = &self.hypothesis {
             if let Some(c) = &h.candidate
@@ -511,9 +511,10 @@ pub fn plain(v: &serde_json::Value) -> String {
     }
 }
 
-/// Whether `name` may name a variant: letters, digits, `-` and `_` (it names files).
+/// Whether `name` may name a variant: letters, digits, `-`, `_` and `+` (it names files; `bisect`
+/// names its toggle sets like `tensor-pool+kv-cache`).
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_+".contains(c))
 }
 
 /// 1-based line and column of byte `offset` in `text` (an offset inside a character counts as

@@ -214,19 +214,23 @@ fn crafted_experiment_files_give_one_line_and_never_panic() {
 /// stored baseline, and the bisect page's `bisect.json`; `cargo xtask report` reads all three.
 #[test]
 fn crafted_results_and_baseline_files_give_one_line_and_never_panic() {
-    let original = std::fs::read(xtask::project_root().join("reports/smoke/results.json")).unwrap();
+    let repo = xtask::project_root();
+    let original = std::fs::read(repo.join("reports/smoke/results.json")).unwrap();
+    // A lattice (toggle sets named like `tensor-pool+kv-cache`) for the bisect page's role.
+    let lattice = std::fs::read(repo.join("reports/kv-cache/bisect.json")).unwrap();
     // The same run as pretty JSON too, so that truncating at every line means something.
     let value: serde_json::Value = serde_json::from_slice(&original).unwrap();
     let pretty = serde_json::to_vec_pretty(&value).unwrap();
     let mut failures = Vec::new();
     // One reader serves the three roles: the first gets the most cases.
-    for (role, file, seed, samples) in [
-        ("results.json", "reports/smoke/results.json", 100, SAMPLES),
-        ("baseline", "baselines/smoke.json", 200, SAMPLES / 3),
-        ("bisect.json", "reports/smoke/bisect.json", 300, SAMPLES / 3),
+    for (role, file, source, seed, samples) in [
+        ("results.json", "reports/smoke/results.json", &original, 100, SAMPLES),
+        ("baseline", "baselines/smoke.json", &original, 200, SAMPLES / 3),
+        ("bisect.json", "reports/smoke/bisect.json", &lattice, 300, SAMPLES / 3),
     ] {
         let name = Path::new(file).file_name().unwrap().to_string_lossy().into_owned();
-        let mut cases = variants(&original, seed, samples);
+        experiment::parse_results(source, &name).expect("the unchanged file is read");
+        let mut cases = variants(source, seed, samples);
         if samples == SAMPLES {
             cases.extend(every_line(&pretty).into_iter().map(|(c, b)| (format!("pretty, {c}"), b)));
         }
@@ -289,4 +293,29 @@ fn results_files_that_reports_cannot_rely_on_are_refused_naming_the_place() {
     ops[0]["alloc_count"] = u64::MAX.into();
     ops.push(ops[0].clone());
     assert!(experiment::parse_results(&serde_json::to_vec(&v).unwrap(), "r.json").is_ok());
+}
+
+/// The checks refuse nothing the harness itself wrote: every committed results, baseline and
+/// bisect file reads without complaint.
+#[test]
+fn every_committed_results_file_passes_the_reader() {
+    let repo = xtask::project_root();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(repo.join("reports")).unwrap() {
+        let dir = entry.unwrap().path();
+        for name in ["results.json", "bisect.json", "bisect-before.json", "calibration.json"] {
+            files.push(dir.join(name));
+        }
+    }
+    for entry in std::fs::read_dir(repo.join("baselines")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    let files: Vec<_> =
+        files.into_iter().filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "json")).collect();
+    assert!(files.len() > 10, "{files:?}");
+    for f in files {
+        if let Err(e) = experiment::read_results(&f) {
+            panic!("{e}");
+        }
+    }
 }

@@ -507,3 +507,35 @@ optimizations = { kv-cache = true }
     assert!(stdout.contains("kv-on vs recompute decode_tok_s speedup"), "{stdout}");
     assert!(!stdout.contains("NOT COMPARED"), "{stdout}");
 }
+
+/// A bisect baseline of another workload stops `bisect` before it builds or measures anything.
+#[test]
+fn bisect_refuses_a_bisect_baseline_that_does_not_fit() {
+    let root = tempfile::tempdir().unwrap();
+    let d = dirs(root.path());
+    for dir in ["experiments", "baselines"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    let repo = xtask::project_root();
+    // The committed lattice ran the reference workload at the sweep's last point, 512 tokens.
+    std::fs::copy(
+        repo.join("reports/kv-cache/bisect.json"),
+        root.path().join("baselines/kv-cache.bisect.json"),
+    )
+    .unwrap();
+    let file = std::fs::read_to_string(repo.join("experiments/kv-cache.toml")).unwrap();
+    let shorter =
+        file.replace("max_new_tokens = [32, 64, 128, 256, 512]", "max_new_tokens = [32, 64, 128, 256]");
+    assert_ne!(shorter, file, "the sweep line of experiments/kv-cache.toml changed; update this test");
+    std::fs::write(root.path().join("experiments/kv-cache.toml"), shorter).unwrap();
+    let out = xtask(&with_dirs(&["bisect", "kv-cache", "--full"], &d));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line, nothing built: {stderr}");
+    assert!(
+        stderr.starts_with("error: the bisect baseline of `kv-cache` does not fit the experiment: `all-off`: workload differs from the baseline's (max_new_tokens 512 -> 256)")
+            && stderr.trim_end().ends_with("run `cargo xtask bisect kv-cache --save-baseline --full`"),
+        "{stderr}"
+    );
+    assert!(!root.path().join("reports").exists(), "nothing written");
+}

@@ -25,7 +25,7 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
         ))
         .into());
     }
-    let stored = experiment::read_results(&baseline_path)?;
+    let stored = experiment::read_stored_baseline(name, &baseline_path)?;
     experiment::require_fit(name, &experiment, &stored)?;
     let options = RunOptions { quick: options.iterations.is_none(), no_profiles: true, ..options.clone() };
     let scratch = runner::target_dir().join("xtask").join("check").join(name);

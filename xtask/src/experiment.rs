@@ -88,9 +88,19 @@ pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths)
     if options.iterations == Some(0) {
         return Err(UsageError("--iterations must be at least 1".into()).into());
     }
+    // The stored baseline must be readable and fit, or be about to be replaced.
     let baseline_path = paths.baselines.join(format!("{name}.json"));
-    if baseline_path.is_file() && !save_baseline {
-        require_fit(name, &experiment, &read_results(&baseline_path)?)?;
+    let mut unreadable_baseline = false;
+    if baseline_path.is_file() {
+        match (read_results(&baseline_path), save_baseline) {
+            (Ok(stored), false) => require_fit(name, &experiment, &stored)?,
+            (Err(e), false) => return Err(unreadable(name, &e)),
+            (Ok(_), true) => {}
+            (Err(e), true) => {
+                eprintln!("{name}: {e:#}; this run replaces it");
+                unreadable_baseline = true;
+            }
+        }
     }
     let engine =
         runner::build_engine(experiment.profiles.heap && !options.no_profiles, &options.engine_features)?;
@@ -112,7 +122,7 @@ pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths)
             place_profiles(&mut results, &profile_dir, name)?;
             // A first baseline is this run, and the report says so; an existing one is replaced
             // only after the report has been compared with it.
-            let first_baseline = save_baseline && !paths.baselines.join(format!("{name}.json")).is_file();
+            let first_baseline = save_baseline && (unreadable_baseline || !baseline_path.is_file());
             if first_baseline {
                 write_baseline(name, &results, paths)?;
             }
@@ -131,6 +141,15 @@ pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths)
     outcome.inspect_err(|_| {
         let _ = std::fs::remove_dir_all(&staging);
     })
+}
+
+/// Reads `baselines/NAME.json`; an unreadable one is a usage error saying how to replace it.
+pub fn read_stored_baseline(name: &str, path: &Path) -> Result<ExperimentResults> {
+    read_results(path).map_err(|e| unreadable(name, &e))
+}
+
+fn unreadable(name: &str, e: &anyhow::Error) -> anyhow::Error {
+    UsageError(format!("{e:#}; run `cargo xtask baseline {name}` to replace it")).into()
 }
 
 /// A usage error naming every variant the stored baseline does not fit, from the experiment

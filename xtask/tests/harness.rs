@@ -506,6 +506,25 @@ optimizations = { kv-cache = true }
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("kv-on vs recompute decode_tok_s speedup"), "{stdout}");
     assert!(!stdout.contains("NOT COMPARED"), "{stdout}");
+
+    // A damaged baseline: refused with one line saying how to replace it, which then works.
+    let baseline = root.path().join("baselines/renamed.json");
+    let bytes = std::fs::read(&baseline).unwrap();
+    std::fs::write(&baseline, &bytes[..bytes.len() / 2]).unwrap();
+    for task in ["check", "experiment"] {
+        let out = xtask(&with_dirs(&[task, "renamed", "--quick", "--no-profiles"], &d));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{task}: {stderr}");
+        assert!(
+            stderr.lines().count() == 1
+                && stderr.contains("renamed.json: not an experiment results file: EOF while parsing")
+                && stderr.trim_end().ends_with("run `cargo xtask baseline renamed` to replace it"),
+            "{task}: {stderr}"
+        );
+    }
+    let out = xtask(&with_dirs(&["baseline", "renamed", "--quick", "--no-profiles"], &d));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(xtask::experiment::read_results(&baseline).is_ok());
 }
 
 /// A bisect baseline of another workload stops `bisect` before it builds or measures anything.

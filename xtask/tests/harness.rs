@@ -558,3 +558,38 @@ fn bisect_refuses_a_bisect_baseline_that_does_not_fit() {
     );
     assert!(!root.path().join("reports").exists(), "nothing written");
 }
+
+/// Every committed baseline fits its committed experiment (and the bisect baseline its lattice),
+/// so that `cargo xtask check NAME` compares everything: editing an experiment file means storing
+/// its baseline again.
+#[test]
+fn every_committed_baseline_fits_its_experiment() {
+    let paths = xtask::experiment::Paths::default();
+    let mut checked = 0;
+    for (name, _) in xtask::experiment::list(&paths).unwrap() {
+        let e = xtask::experiment::load(&name, &paths).unwrap();
+        let stored = paths.baselines.join(format!("{name}.json"));
+        if stored.is_file() {
+            let stored = xtask::experiment::read_results(&stored).unwrap();
+            if let Err(err) = xtask::experiment::require_fit(&name, &e, &stored) {
+                panic!("{err}");
+            }
+            checked += 1;
+        }
+        let bisect = paths.baselines.join(format!("{name}.bisect.json"));
+        if bisect.is_file() {
+            let stored = xtask::experiment::read_results(&bisect).unwrap();
+            let named: Vec<_> = xtask::bisect::configs(false)
+                .into_iter()
+                .map(|o| (xtask::bisect::config_name(o), o))
+                .collect();
+            let lattice = e.derived(&named).unwrap();
+            let misfits = xtask::bisect::baseline_misfits(
+                &xtask::baseline::planned(&lattice).unwrap(),
+                &xtask::baseline::measured(&stored),
+            );
+            assert!(misfits.is_empty(), "{name} bisect: {misfits:?}");
+        }
+    }
+    assert!(checked >= 5, "{checked} baselines checked");
+}

@@ -1,5 +1,7 @@
 //! The harness end to end: the report renderer against a golden file, baseline verdicts and exit
-//! codes, an interrupted run, and `cargo xtask experiment smoke` into a temporary directory.
+//! codes, an interrupted run, and `cargo xtask experiment smoke` into a temporary directory; a
+//! baseline that does not fit (each kind on synthetic results, the renamed-variant case end to
+//! end, a bisect baseline of another workload), and every committed baseline fitting its file.
 //!
 //! Set `UPDATE_GOLDEN=1` to rewrite `test_data/report.md` after an intended change to the report.
 

@@ -3,7 +3,12 @@
 //! all 16), interleaved and checked for identical output like any experiment. Writes
 //! `reports/NAME/bisect.md` with a chart; with a stored bisect baseline, ranks the toggles whose
 //! contribution fell (the suspects of a regression) and links their profiles before and after.
+//!
+//! A bisect baseline must fit: the toggle sets the ranking reads (all on, and all on but one)
+//! with the same workload. One that does not stops `bisect` before it measures (exit 2) unless
+//! `--save-baseline` replaces it, and the page then names what does not fit instead of ranking.
 
+use crate::baseline::{self, Measured, Misfit, MisfitKind};
 use crate::compare::{Speedup, paired_speedup};
 use crate::experiment::{self, Paths};
 use crate::results::{ExperimentResults, PointResults, pairs_between};
@@ -179,6 +184,26 @@ pub fn suspects(now: &PointResults, before: &PointResults) -> Vec<Suspect> {
     out
 }
 
+/// What a bisect baseline does not fit in a lattice run: any set both ran with another workload
+/// or toggles, and any set the suspects are ranked from (all on, all on but one) missing on
+/// either side. The other sets may differ (a `--full` run against a lattice baseline).
+pub fn baseline_misfits(now: &[Measured], before: &[Measured]) -> Vec<Misfit> {
+    let ranked: Vec<String> = std::iter::once(Optimizations::all())
+        .chain(Optimization::ALL.iter().map(|&t| without(t)))
+        .map(config_name)
+        .collect();
+    baseline::fit(now, before)
+        .into_iter()
+        .filter(|m| {
+            let absent = matches!(
+                m.kind,
+                MisfitKind::NoBaseline | MisfitKind::Vanished | MisfitKind::NewPoint | MisfitKind::GonePoint
+            );
+            !absent || ranked.contains(&m.variant)
+        })
+        .collect()
+}
+
 /// Runs the lattice for experiment `name` and writes `reports/NAME/bisect.md`.
 pub fn run(
     name: &str,
@@ -196,6 +221,19 @@ pub fn run(
     lattice.profiles.seconds = 1.0;
     // The phase pass feeds no figure here; skipping it keeps the lattice affordable.
     lattice.measurement.phase_iterations = 0;
+    let baseline_path = paths.baselines.join(format!("{name}.bisect.json"));
+    if baseline_path.is_file() && !save_baseline {
+        let stored = experiment::read_results(&baseline_path)?;
+        let misfits = baseline_misfits(&baseline::planned(&lattice)?, &baseline::measured(&stored));
+        if !misfits.is_empty() {
+            return Err(crate::UsageError(baseline::misfit_line(
+                &format!("the bisect baseline of `{name}` does not fit the experiment"),
+                &misfits,
+                &format!("cargo xtask bisect {name} --save-baseline{}", if full { " --full" } else { "" }),
+            ))
+            .into());
+        }
+    }
     let engine = runner::build_engine(lattice.profiles.heap, &options.engine_features)?;
     let scratch = runner::target_dir().join("xtask").join("bisect").join(name);
     let staging = paths.reports.join(format!(".{name}.bisect.staging"));
@@ -231,7 +269,6 @@ pub fn run(
         record.beside_report = true;
     }
     let _ = std::fs::remove_dir_all(&staging);
-    let baseline_path = paths.baselines.join(format!("{name}.bisect.json"));
     let before = if baseline_path.is_file() { Some(experiment::read_results(&baseline_path)?) } else { None };
     // The baseline's flame graphs are copied beside the page, so that its "before" links keep
     // working after `--save-baseline` replaces the baseline.
@@ -275,8 +312,23 @@ pub fn run(
     write_page(name, &results, before.as_ref(), &report_dir)
 }
 
-/// Re-renders `reports/NAME/bisect.md` and its chart from `bisect.json`, if there is one.
-pub fn rerender(name: &str, paths: &Paths) -> Result<Option<String>> {
+/// A bisect page's files, read and checked, ready to be re-rendered.
+#[derive(Debug)]
+pub struct Rerender {
+    name: String,
+    dir: std::path::PathBuf,
+    results: ExperimentResults,
+    before: Option<ExperimentResults>,
+}
+
+/// Re-renders `reports/NAME/bisect.md` and its chart from `bisect.json`, if there is one; then
+/// gives what its baseline does not fit (empty when it fits, or there is none).
+pub fn rerender(name: &str, paths: &Paths) -> Result<Option<Vec<Misfit>>> {
+    read_for_rerender(name, paths)?.map(Rerender::write).transpose()
+}
+
+/// Reads `bisect.json` and the baseline it compared with, if there is a page; nothing is written.
+pub fn read_for_rerender(name: &str, paths: &Paths) -> Result<Option<Rerender>> {
     let report_dir = paths.reports.join(name);
     let path = report_dir.join("bisect.json");
     if !path.is_file() {
@@ -293,7 +345,18 @@ pub fn rerender(name: &str, paths: &Paths) -> Result<Option<String>> {
     } else {
         None
     };
-    write_page(name, &results, before.as_ref(), &report_dir).map(Some)
+    Ok(Some(Rerender { name: name.to_string(), dir: report_dir, results, before }))
+}
+
+impl Rerender {
+    /// Writes the page and its chart; gives what the baseline does not fit.
+    pub fn write(self) -> Result<Vec<Misfit>> {
+        write_page(&self.name, &self.results, self.before.as_ref(), &self.dir)?;
+        Ok(self
+            .before
+            .map(|b| baseline_misfits(&baseline::measured(&self.results), &baseline::measured(&b)))
+            .unwrap_or_default())
+    }
 }
 
 fn write_page(
@@ -405,6 +468,20 @@ pub fn render(r: &ExperimentResults, before: Option<&ExperimentResults>, full: b
                  bisect then ranks the optimizations whose contribution fell.\n",
                 r.experiment
             );
+        }
+        Some(b) if !baseline_misfits(&baseline::measured(r), &baseline::measured(b)).is_empty() => {
+            let _ = writeln!(
+                md,
+                "The bisect baseline (commit `{}`, {}) does not fit this run, so no suspects are ranked (`cargo \
+                 xtask bisect {} --save-baseline` stores one that fits):\n",
+                crate::report::short(&b.environment.git_commit),
+                b.finished,
+                r.experiment
+            );
+            for misfit in baseline_misfits(&baseline::measured(r), &baseline::measured(b)) {
+                let _ = writeln!(md, "- {misfit}");
+            }
+            md.push('\n');
         }
         Some(b) => {
             let _ = writeln!(
@@ -581,5 +658,52 @@ mod tests {
         assert_eq!(ranked[0].toggle, Optimization::FusedSoftmax, "{ranked:?}");
         assert!((ranked[0].change.point - 0.7).abs() < 0.03, "{ranked:?}");
         assert!(ranked[1..].iter().all(|s| (s.change.point - 1.0).abs() < 0.03), "{ranked:?}");
+    }
+
+    fn measured(p: &PointResults) -> Vec<Measured> {
+        p.variants
+            .iter()
+            .map(|v| Measured {
+                point: p.point.label.clone(),
+                variant: v.name.clone(),
+                reference: v.reference,
+                workload: v.workload.clone(),
+                optimizations: v.optimizations,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_bisect_baseline_fits_when_the_ranked_sets_match() {
+        let lattice = measured(&synthetic(&configs(false)));
+        let full = measured(&synthetic(&configs(true)));
+        assert_eq!(baseline_misfits(&lattice, &lattice), []);
+        // A --full run against a lattice baseline (or the other way): the ranked sets are in both.
+        assert_eq!(baseline_misfits(&full, &lattice), []);
+        assert_eq!(baseline_misfits(&lattice, &full), []);
+    }
+
+    #[test]
+    fn a_bisect_baseline_of_another_workload_or_without_a_ranked_set_does_not_fit() {
+        let now = synthetic(&configs(false));
+        let mut other = now.clone();
+        for v in &mut other.variants {
+            v.workload.max_new_tokens = 64;
+        }
+        let misfits = baseline_misfits(&measured(&now), &measured(&other));
+        assert_eq!(misfits.len(), now.variants.len(), "{misfits:?}");
+        assert!(
+            misfits
+                .iter()
+                .all(|m| matches!(&m.kind, MisfitKind::Workload(d) if d == &["max_new_tokens 64 -> 8"]))
+        );
+        let mut fewer = now.clone();
+        fewer.variants.retain(|v| v.name != config_name(without(Optimization::KvCache)));
+        let misfits = baseline_misfits(&measured(&now), &measured(&fewer));
+        assert_eq!(misfits.len(), 1, "{misfits:?}");
+        assert_eq!(
+            misfits[0].to_string(),
+            "`tensor-pool+batched-matmul+fused-softmax`: not in the baseline (a new or renamed variant)"
+        );
     }
 }

@@ -1,6 +1,10 @@
 //! `cargo xtask check NAME`: a quick run of an experiment against its stored baseline, with exit
 //! codes `git bisect run` understands: 0 within tolerance, 1 regressed (or wrong output), 125
 //! when this commit cannot be tested (the engine does not build, or cannot run the workload).
+//!
+//! A baseline that does not fit the experiment (a variant renamed, added or removed, a workload,
+//! sweep point or toggle set changed) is a usage error, exit 2, found before anything is built or
+//! measured: comparing less than the baseline holds is never "within tolerance".
 
 use crate::experiment::{self, Paths};
 use crate::runner::{self, RunOptions, Untestable};
@@ -21,7 +25,8 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
         ))
         .into());
     }
-    let stored = experiment::read_results(&baseline_path)?;
+    let stored = experiment::read_stored_baseline(name, &baseline_path)?;
+    experiment::require_fit(name, &experiment, &stored)?;
     let options = RunOptions { quick: options.iterations.is_none(), no_profiles: true, ..options.clone() };
     let scratch = runner::target_dir().join("xtask").join("check").join(name);
     let command = format!("cargo xtask check {name}");
@@ -59,6 +64,17 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
             report::two(row.change.high)
         );
     }
+    if !check.misfits.is_empty() {
+        for misfit in &check.misfits {
+            println!("{:<9} {misfit}", "NOT COMPARED");
+        }
+        return Err(UsageError(baseline::misfit_line(
+            &format!("the baseline of `{name}` does not fit this run"),
+            &check.misfits,
+            &format!("cargo xtask baseline {name}"),
+        ))
+        .into());
+    }
     let regressed = check.regressions().count();
     println!(
         "{name}: {} against the baseline of commit {} (tolerance {:.0}%, {} rounds)",
@@ -67,7 +83,7 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
         } else {
             format!("{regressed} figure(s) regressed")
         },
-        &check.baseline_commit[..check.baseline_commit.len().min(10)],
+        report::short(&check.baseline_commit),
         tolerance * 100.0,
         results.rounds
     );

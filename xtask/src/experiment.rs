@@ -42,6 +42,8 @@ impl Default for Paths {
 pub struct Outcome {
     pub report: PathBuf,
     pub regressions: Vec<String>,
+    /// One line naming what the baseline does not fit (exit 2), if it does not.
+    pub misfit: Option<String>,
 }
 
 /// Every experiment file: name and description, or the error that keeps it from parsing.
@@ -78,11 +80,27 @@ pub fn load(name: &str, paths: &Paths) -> Result<Experiment> {
     Experiment::load(&path).map_err(|e| UsageError(e.to_string()).into())
 }
 
-/// Runs experiment `name` and writes its report (and baseline when `save_baseline`).
+/// Runs experiment `name` and writes its report (and baseline when `save_baseline`). A stored
+/// baseline that does not fit the experiment stops it before anything runs, unless this run is
+/// to replace it.
 pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths) -> Result<Outcome> {
     let experiment = load(name, paths)?;
     if options.iterations == Some(0) {
         return Err(UsageError("--iterations must be at least 1".into()).into());
+    }
+    // The stored baseline must be readable and fit, or be about to be replaced.
+    let baseline_path = paths.baselines.join(format!("{name}.json"));
+    let mut unreadable_baseline = false;
+    if baseline_path.is_file() {
+        match (read_results(&baseline_path), save_baseline) {
+            (Ok(stored), false) => require_fit(name, &experiment, &stored)?,
+            (Err(e), false) => return Err(unreadable(name, &e)),
+            (Ok(_), true) => {}
+            (Err(e), true) => {
+                eprintln!("{name}: {e:#}; this run replaces it");
+                unreadable_baseline = true;
+            }
+        }
     }
     let engine =
         runner::build_engine(experiment.profiles.heap && !options.no_profiles, &options.engine_features)?;
@@ -104,13 +122,17 @@ pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths)
             place_profiles(&mut results, &profile_dir, name)?;
             // A first baseline is this run, and the report says so; an existing one is replaced
             // only after the report has been compared with it.
-            let first_baseline = save_baseline && !paths.baselines.join(format!("{name}.json")).is_file();
+            let first_baseline = save_baseline && (unreadable_baseline || !baseline_path.is_file());
             if first_baseline {
                 write_baseline(name, &results, paths)?;
             }
-            let outcome = publish(name, &results, paths, &staging)?;
+            let mut outcome = publish(name, &results, paths, &staging)?;
             if save_baseline && !first_baseline {
                 write_baseline(name, &results, paths)?;
+                // The report compares with the baseline it replaced; the new one fits.
+                if outcome.misfit.take().is_some() {
+                    eprintln!("{name}: the previous baseline did not fit; the report names what");
+                }
             }
             Ok(outcome)
         },
@@ -121,15 +143,56 @@ pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths)
     })
 }
 
-/// Re-renders `reports/NAME` from its `results.json` and the current baseline.
+/// Reads `baselines/NAME.json`; an unreadable one is a usage error saying how to replace it.
+pub fn read_stored_baseline(name: &str, path: &Path) -> Result<ExperimentResults> {
+    read_results(path).map_err(|e| unreadable(name, &e))
+}
+
+fn unreadable(name: &str, e: &anyhow::Error) -> anyhow::Error {
+    UsageError(format!("{e:#}; run `cargo xtask baseline {name}` to replace it")).into()
+}
+
+/// A usage error naming every variant the stored baseline does not fit, from the experiment
+/// file and the baseline alone (nothing is measured).
+pub fn require_fit(name: &str, experiment: &Experiment, stored: &ExperimentResults) -> Result<()> {
+    let misfits = baseline::fit(&baseline::planned(experiment)?, &baseline::measured(stored));
+    if misfits.is_empty() {
+        return Ok(());
+    }
+    Err(UsageError(baseline::misfit_line(
+        &format!("the baseline of `{name}` does not fit the experiment"),
+        &misfits,
+        &format!("cargo xtask baseline {name}"),
+    ))
+    .into())
+}
+
+/// `cargo xtask report NAME`: re-renders the report and, if there is one, the bisect page, every
+/// file read and checked before anything is written. Gives the report's outcome and what the
+/// bisect page's baseline does not fit (`None`: no bisect page).
+pub fn report(name: &str, paths: &Paths) -> Result<(Outcome, Option<Vec<baseline::Misfit>>)> {
+    let bisect = crate::bisect::read_for_rerender(name, paths)?;
+    let outcome = rerender(name, paths)?;
+    let misfits = bisect.map(crate::bisect::Rerender::write).transpose()?;
+    Ok((outcome, misfits))
+}
+
+/// Re-renders `reports/NAME` from its `results.json` and the current baseline. Both files are
+/// read before anything is written; on failure the report stays as it was.
 pub fn rerender(name: &str, paths: &Paths) -> Result<Outcome> {
     let results = read_results(&paths.reports.join(name).join("results.json"))?;
+    let baseline_path = paths.baselines.join(format!("{name}.json"));
+    if baseline_path.is_file() {
+        read_results(&baseline_path)?;
+    }
     let staging = staging_dir(paths, name)?;
     let old_profiles = paths.reports.join(name).join("profiles");
-    if old_profiles.is_dir() {
-        copy_dir(&old_profiles, &staging.join("profiles"))?;
-    }
-    publish(name, &results, paths, &staging)
+    let published =
+        if old_profiles.is_dir() { copy_dir(&old_profiles, &staging.join("profiles")) } else { Ok(()) }
+            .and_then(|()| publish(name, &results, paths, &staging));
+    published.inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&staging);
+    })
 }
 
 /// Writes `results` as `baselines/NAME.json`, the run every later report is compared with.
@@ -141,21 +204,32 @@ pub fn write_baseline(name: &str, results: &ExperimentResults, paths: &Paths) ->
     Ok(path)
 }
 
-/// Reads a results or baseline file, checking its schema version.
+/// Reads a results or baseline file, checking its schema version and everything the reports
+/// rely on ([`ExperimentResults::validate`]). A file that is not readable as such is a usage
+/// error (exit 2) naming the file, and where the JSON parser says, the line and column.
 pub fn read_results(path: &Path) -> Result<ExperimentResults> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let version = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| v.get("schema_version").and_then(|s| s.as_u64()));
+    parse_results(&bytes, &path.display().to_string())
+}
+
+/// [`read_results`] on bytes already read; `origin` names them in errors.
+pub fn parse_results(bytes: &[u8], origin: &str) -> Result<ExperimentResults> {
+    let invalid = |what: String| UsageError(format!("{origin}: {what}"));
+    let value = serde_json::from_slice::<serde_json::Value>(bytes)
+        .map_err(|e| invalid(format!("not an experiment results file: {e}")))?;
+    let version = value.get("schema_version").and_then(|s| s.as_u64());
     if version != Some(u64::from(SCHEMA_VERSION)) {
-        bail!(
-            "{}: schema version {:?}, this harness reads {SCHEMA_VERSION}; re-run the experiment (and re-save the baseline)",
-            path.display(),
-            version
-        );
+        return Err(invalid(format!(
+            "schema version {}, this harness reads {SCHEMA_VERSION}; re-run the experiment (and re-save the baseline)",
+            version.map_or("missing".to_string(), |v| v.to_string())
+        ))
+        .into());
     }
-    serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: not an experiment results file", path.display()))
+    crate::results::no_negative_numbers(&value, "").map_err(invalid)?;
+    let results: ExperimentResults =
+        serde_json::from_value(value).map_err(|e| invalid(format!("not an experiment results file: {e}")))?;
+    results.validate().map_err(invalid)?;
+    Ok(results)
 }
 
 /// Writes results, charts and README into `staging`, then swaps it in as `reports/NAME`.
@@ -210,7 +284,18 @@ fn publish(name: &str, results: &ExperimentResults, paths: &Paths, staging: &Pat
             .collect(),
         BaselineState::Missing => Vec::new(),
     };
-    Ok(Outcome { report, regressions })
+    let misfit = match &state {
+        BaselineState::Checked(check) if !check.misfits.is_empty() => Some(baseline::misfit_line(
+            &format!(
+                "the baseline of `{name}` does not fit {}",
+                paths.reports.join(name).join("results.json").display()
+            ),
+            &check.misfits,
+            &format!("cargo xtask baseline {name}"),
+        )),
+        _ => None,
+    };
+    Ok(Outcome { report, regressions, misfit })
 }
 
 /// Profiles under 1 MB move beside the report; larger ones to `target/experiments/NAME/`.

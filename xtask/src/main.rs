@@ -1,9 +1,10 @@
 //! `cargo xtask`: the project's tasks. This file declares the command line and dispatches; each
 //! task lives in the `xtask` library.
 //!
-//! Exit codes: 0 ok, 1 error, 2 usage (a bad flag, an unknown or invalid experiment), 3 a
-//! regression against the stored baseline beyond the experiment's tolerance. `check` follows
-//! `git bisect run`: 0 good, 1 regressed, 125 this commit cannot be tested.
+//! Exit codes: 0 ok, 1 error, 2 usage (a bad flag, an unknown or invalid experiment, a damaged
+//! results or baseline file, a baseline that does not fit the experiment), 3 a regression against
+//! the stored baseline beyond the experiment's tolerance. `check` follows `git bisect run`: 0
+//! good, 1 regressed, 125 this commit cannot be tested (and 2 as above).
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -26,7 +27,8 @@ enum Task {
     Baseline(RunArgs),
     /// Re-render reports/NAME/ (and its bisect page) from the results files, without running.
     Report(NameArgs),
-    /// Quick run against the baseline: exit 0 within tolerance, 1 regressed, 125 cannot build.
+    /// Quick run against the baseline: exit 0 within tolerance, 1 regressed, 2 the baseline does
+    /// not fit, 125 cannot build.
     Check(RunArgs),
     /// Attribute every metric to every optimization (toggle lattice); writes reports/NAME/bisect.md.
     Bisect(BisectArgs),
@@ -129,11 +131,17 @@ fn main() -> ExitCode {
         Some(Task::Ci) => return xtask::ci::run(),
         Some(Task::List(dirs)) => list(&dirs.paths()),
         Some(Task::Report(args)) => {
-            experiment::rerender(&args.name, &args.dirs.paths()).and_then(|outcome| {
-                if xtask::bisect::rerender(&args.name, &args.dirs.paths())?.is_some() {
-                    eprintln!("bisect: {}", outcome.report.join("bisect.md").display());
+            experiment::report(&args.name, &args.dirs.paths()).map(|(outcome, bisect)| {
+                let code = finished(outcome.clone());
+                let Some(misfits) = bisect else { return code };
+                eprintln!("bisect: {}", outcome.report.join("bisect.md").display());
+                if misfits.is_empty() {
+                    return code;
                 }
-                Ok(finished(outcome))
+                let what = format!("the bisect baseline of `{}` does not fit its bisect.json", args.name);
+                let remedy = format!("cargo xtask bisect {} --save-baseline", args.name);
+                eprintln!("error: {}", xtask::baseline::misfit_line(&what, &misfits, &remedy));
+                2
             })
         }
         Some(Task::Experiment(args)) => {
@@ -176,13 +184,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// Reports where the report went; 3 when something regressed against the baseline.
+/// Reports where the report went; 2 when the baseline does not fit the run (the report names
+/// what was not compared), else 3 when something regressed against the baseline.
 fn finished(outcome: experiment::Outcome) -> u8 {
     eprintln!("report: {}", outcome.report.join("README.md").display());
-    if outcome.regressions.is_empty() {
+    if !outcome.regressions.is_empty() {
+        eprintln!("REGRESSION against the baseline: {}", outcome.regressions.join("; "));
+    }
+    if let Some(misfit) = &outcome.misfit {
+        eprintln!("error: {misfit}");
+        2
+    } else if outcome.regressions.is_empty() {
         0
     } else {
-        eprintln!("REGRESSION against the baseline: {}", outcome.regressions.join("; "));
         3
     }
 }
@@ -208,7 +222,7 @@ fn print_tasks() {
         ("report NAME", "re-render reports/NAME/ from its results.json"),
         (
             "check NAME",
-            "quick run against the baseline: exit 0 ok, 1 regressed, 125 cannot build (for git bisect run)",
+            "quick run against the baseline: exit 0 ok, 1 regressed, 2 baseline does not fit, 125 cannot build",
         ),
         (
             "bisect NAME",
@@ -222,6 +236,7 @@ fn print_tasks() {
         println!("  {name:<18} {what}");
     }
     println!(
-        "\nexit codes: 0 ok, 1 error, 2 usage, 3 regression against the baseline (check: 1, and 125 to skip)"
+        "\nexit codes: 0 ok, 1 error, 2 usage (or a baseline that does not fit), 3 regression against the \
+         baseline (check: 1, and 125 to skip)"
     );
 }

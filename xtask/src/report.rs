@@ -127,12 +127,7 @@ pub fn render(r: &ExperimentResults, baseline: &BaselineState, charts: &[ChartRe
                     format_value(metric, median(&cv)),
                     speedup.map_or("n/a".into(), |s| format_speedup(metric, &s)),
                     verdict_word(metric, verdict),
-                    baseline_cell(
-                        baseline,
-                        &p.point.label,
-                        &format!("{} vs {}", candidate.name, reference.name),
-                        metric
-                    )
+                    baseline_cell(baseline, &p.point.label, candidate, reference, metric)
                 );
             }
             let _ =
@@ -206,7 +201,11 @@ pub fn comparison(
     nf: f64,
 ) -> (Option<Speedup>, Verdict) {
     if metric.is_exact() {
-        let (r, c) = (median(&p.reference().values(metric)), median(&candidate.values(metric)));
+        let (rv, cv) = (p.reference().values(metric), candidate.values(metric));
+        if rv.is_empty() || cv.is_empty() {
+            return (None, Verdict::NoChange);
+        }
+        let (r, c) = (median(&rv), median(&cv));
         let x = if r == c { 1.0 } else { r / c };
         // Allocation counts and bytes are compared exactly; the peak heap also holds buffers the
         // bench itself sizes from its arguments (a few hundred bytes), so within 1% it is the same.
@@ -258,13 +257,19 @@ fn headline(r: &ExperimentResults, last: &PointResults, baseline: &BaselineState
         let _ = write!(line, " Hypothesis ({}x): {}.", range(h.speedup), hypothesis_status(h.speedup, &s));
     }
     if let BaselineState::Checked(check) = baseline
-        && !is_this_run(r, check)
+        && !check.same_run
     {
         let n = check.regressions().count();
         let _ = write!(
             line,
             " Baseline: {}.",
-            if n == 0 { "no regression".to_string() } else { format!("**{n} regression(s)**") }
+            if !check.misfits.is_empty() {
+                format!("**does not fit** ({} not compared)", check.misfits.len())
+            } else if n == 0 {
+                "no regression".to_string()
+            } else {
+                format!("**{n} regression(s)**")
+            }
         );
     }
     line
@@ -297,42 +302,49 @@ fn spread_section(md: &mut String, r: &ExperimentResults) {
     md.push('\n');
 }
 
-/// Whether the stored baseline is this very run (saved with `--save-baseline`).
-fn is_this_run(r: &ExperimentResults, check: &BaselineCheck) -> bool {
-    check.baseline_date == r.finished && check.baseline_commit == r.environment.git_commit
-}
-
 fn phase_section(md: &mut String, p: &PointResults) {
-    let with_phases: Vec<(&VariantResults, Vec<f64>, Vec<String>)> = p
+    // Phases are matched by name: every run of the engine reports the same ones, a damaged
+    // results file need not.
+    let names: Vec<String> = match p.variants.iter().flat_map(|v| &v.runs).find_map(|r| r.phases.as_ref()) {
+        Some(first) => first.phases.iter().map(|ph| ph.name.clone()).collect(),
+        None => return,
+    };
+    let with_phases: Vec<(&VariantResults, Vec<Option<f64>>)> = p
         .variants
         .iter()
         .filter_map(|v| {
             let reports: Vec<_> = v.runs.iter().filter_map(|r| r.phases.as_ref()).collect();
-            let first = reports.first()?;
-            let names: Vec<String> = first.phases.iter().map(|ph| ph.name.clone()).collect();
-            let medians = (0..names.len())
-                .map(|i| median(&reports.iter().map(|r| r.phases[i].ms_per_op).collect::<Vec<_>>()))
+            reports.first()?;
+            let medians = names
+                .iter()
+                .map(|name| {
+                    let xs: Vec<f64> = reports
+                        .iter()
+                        .filter_map(|r| r.phases.iter().find(|ph| &ph.name == name).map(|ph| ph.ms_per_op))
+                        .collect();
+                    (!xs.is_empty()).then(|| median(&xs))
+                })
                 .collect();
-            Some((v, medians, names))
+            Some((v, medians))
         })
         .collect();
-    let Some((_, _, names)) = with_phases.first() else { return };
     let _ = writeln!(md, "## Time per phase{}\n", at(&p.point));
     let _ = writeln!(
         md,
         "From the engine's spans, in a pass of its own after each run's measured ops (timing spans costs time, so \
          these shares are indicative; the table above is not affected). Milliseconds per op, median over runs.\n"
     );
-    let header: Vec<String> = with_phases.iter().map(|(v, _, _)| format!("`{}`", v.name)).collect();
+    let header: Vec<String> = with_phases.iter().map(|(v, _)| format!("`{}`", v.name)).collect();
     let _ = writeln!(md, "| phase | {} |", header.join(" | "));
     let _ = writeln!(md, "|---|{}", "---:|".repeat(header.len()));
     for (i, name) in names.iter().enumerate() {
-        let cells: Vec<String> = with_phases.iter().map(|(_, m, _)| format!("{:.3}", m[i])).collect();
+        let cells: Vec<String> =
+            with_phases.iter().map(|(_, m)| m[i].map_or("-".into(), |x| format!("{x:.3}"))).collect();
         let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
     }
     let shares: Vec<String> = with_phases
         .iter()
-        .map(|(v, _, _)| {
+        .map(|(v, _)| {
             let xs: Vec<f64> = v
                 .runs
                 .iter()
@@ -362,7 +374,7 @@ fn baseline_section(md: &mut String, r: &ExperimentResults, baseline: &BaselineS
         }
         BaselineState::Checked(check) => check,
     };
-    if is_this_run(r, check) {
+    if check.same_run {
         let _ = writeln!(
             md,
             "This run is the stored baseline (`baselines/{}.json`): later runs are compared with it.\n",
@@ -383,6 +395,21 @@ fn baseline_section(md: &mut String, r: &ExperimentResults, baseline: &BaselineS
             md,
             "Different machine: absolute figures not compared (speedups and allocation counts are).\n"
         );
+    }
+    if !check.misfits.is_empty() {
+        let _ = writeln!(
+            md,
+            "**The baseline does not fit this run**, so this comparison is not a pass. Not compared (`cargo xtask \
+             baseline {}` stores a baseline that fits):\n",
+            r.experiment
+        );
+        for misfit in &check.misfits {
+            let _ = writeln!(md, "- {misfit}");
+        }
+        md.push('\n');
+        if check.rows.is_empty() {
+            return;
+        }
     }
     let _ = writeln!(md, "| point | subject | metric | baseline | now | change [95% CI] | status |");
     let _ = writeln!(md, "|---|---|---|---:|---:|---|---|");
@@ -441,7 +468,14 @@ fn profile_section(md: &mut String, r: &ExperimentResults) {
     );
 }
 
-fn baseline_cell(baseline: &BaselineState, point: &str, subject: &str, metric: Metric) -> String {
+fn baseline_cell(
+    baseline: &BaselineState,
+    point: &str,
+    candidate: &VariantResults,
+    reference: &VariantResults,
+    metric: Metric,
+) -> String {
+    let subject = format!("{} vs {}", candidate.name, reference.name);
     match baseline {
         BaselineState::Missing => "no baseline".into(),
         BaselineState::Checked(check) => check
@@ -450,14 +484,23 @@ fn baseline_cell(baseline: &BaselineState, point: &str, subject: &str, metric: M
             .find(|row| {
                 row.point == point && row.subject == subject && row.metric == metric && row.is_speedup
             })
-            .map_or("-".into(), |row| {
-                format!(
-                    "{}x -> {}x{}",
-                    two(row.before),
-                    two(row.now),
-                    if row.regressed { " **regressed**" } else { "" }
-                )
-            }),
+            .map_or_else(
+                || {
+                    let unfit = check.misfits.iter().any(|m| {
+                        m.point == point && (m.variant == candidate.name || m.variant == reference.name)
+                    });
+                    let compared = [Metric::DecodeTokS, Metric::TtftMs].contains(&metric);
+                    if unfit && compared { "does not fit".into() } else { "-".into() }
+                },
+                |row| {
+                    format!(
+                        "{}x -> {}x{}",
+                        two(row.before),
+                        two(row.now),
+                        if row.regressed { " **regressed**" } else { "" }
+                    )
+                },
+            ),
     }
 }
 
@@ -522,7 +565,7 @@ pub fn format_value(metric: Metric, v: f64) -> String {
 
 fn thousands(v: f64) -> String {
     let n = v.round() as i64;
-    let digits = n.abs().to_string();
+    let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
@@ -556,7 +599,7 @@ pub fn provenance(env: &smallmind::bench::env::Environment, finished: &str, comm
 
 /// The first 10 characters of a commit hash.
 pub fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(10)]
+    commit.char_indices().nth(10).map_or(commit, |(end, _)| &commit[..end])
 }
 
 fn short_digest(d: &str) -> String {

@@ -2,7 +2,7 @@
 //! the experiment as run, the environment and the command. Reports are derived from this file
 //! alone; nothing in a report is typed by hand.
 
-use crate::spec::{Experiment, Metric, SweepPoint, Workload};
+use crate::spec::{Experiment, Metric, SweepPoint, Workload, at_label, is_valid_name};
 use serde::{Deserialize, Serialize};
 use smallmind::Optimizations;
 use smallmind::bench::env::Environment;
@@ -84,6 +84,66 @@ pub struct ProfileRecord {
     pub beside_report: bool,
 }
 
+impl ExperimentResults {
+    /// What every report relies on, beyond the JSON's types: the experiment as run is valid, at
+    /// least one point, exactly one reference per point, variants named once each, and every
+    /// figure finite. A file that fails is a crafted or damaged one; the error says where.
+    pub fn validate(&self) -> Result<(), String> {
+        self.spec.validate().map_err(|e| format!("spec: {e}"))?;
+        if self.points.is_empty() {
+            return Err("no points: a results file holds at least one".into());
+        }
+        for p in &self.points {
+            let at = at_label(&p.point.label);
+            let references = p.variants.iter().filter(|v| v.reference).count();
+            if references != 1 {
+                return Err(format!("{references} reference variants{at}; a point has exactly one"));
+            }
+            for (i, v) in p.variants.iter().enumerate() {
+                if !is_valid_name(&v.name) {
+                    return Err(format!(
+                        "variant name `{}`{at}: letters, digits, `-`, `_` and `+` only",
+                        v.name
+                    ));
+                }
+                if p.variants[..i].iter().any(|w| w.name == v.name) {
+                    return Err(format!("two variants are named `{}`{at}", v.name));
+                }
+                for run in &v.runs {
+                    if let Some(metric) =
+                        Metric::ALL.into_iter().find(|&m| run.value(m).is_some_and(|x| !x.is_finite()))
+                    {
+                        return Err(format!(
+                            "`{}`{at} round {}: {} is not finite",
+                            v.name,
+                            run.round,
+                            metric.name()
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An error naming the first negative number in `value` (a results file holds none: times,
+/// rates, counts and settings are all at least 0), by its path such as `points[0].rounds`.
+pub fn no_negative_numbers(value: &serde_json::Value, path: &str) -> Result<(), String> {
+    match value {
+        serde_json::Value::Number(n) if n.as_f64().is_some_and(|x| x < 0.0) => {
+            Err(format!("{path} is negative ({n}); a results file holds no negative number"))
+        }
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().try_for_each(|(i, v)| no_negative_numbers(v, &format!("{path}[{i}]")))
+        }
+        serde_json::Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            no_negative_numbers(v, &if path.is_empty() { k.clone() } else { format!("{path}.{k}") })
+        }),
+        _ => Ok(()),
+    }
+}
+
 impl RunRecord {
     /// This run's value of `metric`: the median of its ops for times and throughputs, the mean
     /// for allocations (SmallMind's per-op figure), the highest peak for the heap.
@@ -93,8 +153,9 @@ impl RunRecord {
             let xs: Vec<f64> = its.iter().filter_map(f).collect();
             (!xs.is_empty()).then(|| crate::compare::median(&xs))
         };
+        // Summed as floats: counts read from a file may be anything up to u64::MAX.
         let mean_of = |f: fn(&Iteration) -> u64| {
-            (!its.is_empty()).then(|| its.iter().map(f).sum::<u64>() as f64 / its.len() as f64)
+            (!its.is_empty()).then(|| its.iter().map(|i| f(i) as f64).sum::<f64>() / its.len() as f64)
         };
         match metric {
             Metric::DecodeTokS => median_of(|i| i.decode_tok_s),

@@ -282,6 +282,25 @@ fn one_f32() -> f32 {
     1.0
 }
 
+/// The most points a sweep may have: more would be days of measuring, or a crafted file.
+pub const MAX_POINTS: usize = 1000;
+
+impl Sweep {
+    /// The swept fields with their values, in declaration order; fields without values are left out.
+    fn axes(&self) -> Vec<(String, Vec<serde_json::Value>)> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map
+                .into_iter()
+                .filter_map(|(k, v)| match v {
+                    serde_json::Value::Array(values) if !values.is_empty() => Some((k, values)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// One point of the sweep: the swept fields' values, and a label such as `max_new_tokens=64`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SweepPoint {
@@ -311,7 +330,9 @@ impl Experiment {
         Ok(experiment)
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks what the types cannot: one reference, distinct names, sensible numbers, and a
+    /// sweep of at most [`MAX_POINTS`] points.
+    pub fn validate(&self) -> Result<()> {
         let references: Vec<&str> =
             self.variants.iter().filter(|v| v.reference).map(|v| v.name.as_str()).collect();
         if self.variants.len() < 2 {
@@ -329,9 +350,8 @@ impl Experiment {
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
             bail!("two variants are named `{}`", w[0]);
         }
-        if let Some(v) = self.variants.iter().find(|v| v.name.is_empty() || !v.name.chars().all(is_name_char))
-        {
-            bail!("variant name `{}`: use letters, digits, `-` and `_` only (it names files)", v.name);
+        if let Some(v) = self.variants.iter().find(|v| !is_valid_name(&v.name)) {
+            bail!("variant name `{}`: use letters, digits, `-`, `_` and `+` only (it names files)", v.name);
         }
         if let Some(h) = &self.hypothesis {
             if let Some(c) = &h.candidate
@@ -346,6 +366,30 @@ impl Experiment {
         let m = &self.measurement;
         if m.iterations == 0 || m.ops_per_run == 0 || m.quick_iterations == 0 {
             bail!("measurement.iterations, ops_per_run and quick_iterations must be at least 1");
+        }
+        if !(self.profiles.seconds.is_finite() && self.profiles.seconds > 0.0) {
+            bail!("profiles.seconds must be a positive number of seconds");
+        }
+        let points = self.sweep.axes().iter().try_fold(1usize, |n, (_, values)| n.checked_mul(values.len()));
+        if points.is_none_or(|n| n > MAX_POINTS) {
+            bail!("the sweep has more than {MAX_POINTS} points (the product of its value lists); split it");
+        }
+        // Checked where they are written: a NaN would not survive the workload's assembly.
+        let written = |base: f32, swept: &Option<Vec<f32>>, patch: fn(&WorkloadPatch) -> Option<f32>| {
+            std::iter::once(base)
+                .chain(swept.iter().flatten().copied())
+                .chain(self.variants.iter().filter_map(move |v| patch(&v.workload)))
+                .collect::<Vec<f32>>()
+        };
+        if !written(self.workload.temperature, &self.sweep.temperature, |p| p.temperature)
+            .iter()
+            .all(|t| t.is_finite() && *t >= 0.0)
+        {
+            bail!("temperature must be a number >= 0 (0: greedy)");
+        }
+        if !written(self.workload.top_p, &self.sweep.top_p, |p| p.top_p).iter().all(|p| *p > 0.0 && *p <= 1.0)
+        {
+            bail!("top_p must be in (0, 1]");
         }
         let t = &self.thresholds;
         if !(0.0..1.0).contains(&t.noise_floor) || !(0.0..1.0).contains(&t.regression) {
@@ -406,18 +450,8 @@ impl Experiment {
 
     /// The sweep's points in order (the last field varies fastest); one empty point without a sweep.
     pub fn sweep_points(&self) -> Vec<SweepPoint> {
-        let axes: Vec<(String, Vec<serde_json::Value>)> = match serde_json::to_value(&self.sweep) {
-            Ok(serde_json::Value::Object(map)) => map
-                .into_iter()
-                .filter_map(|(k, v)| match v {
-                    serde_json::Value::Array(values) if !values.is_empty() => Some((k, values)),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
         let mut points = vec![SweepPoint::default()];
-        for (field, values) in axes {
+        for (field, values) in self.sweep.axes() {
             points = points
                 .into_iter()
                 .flat_map(|p| {
@@ -477,13 +511,20 @@ pub fn plain(v: &serde_json::Value) -> String {
     }
 }
 
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+/// Whether `name` may name a variant: letters, digits, `-`, `_` and `+` (it names files; `bisect`
+/// names its toggle sets like `tensor-pool+kv-cache`).
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_+".contains(c))
 }
 
-/// 1-based line and column of byte `offset` in `text`.
+/// 1-based line and column of byte `offset` in `text` (an offset inside a character counts as
+/// that character).
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
@@ -584,5 +625,23 @@ workload = { prompt = "hello" }
             .replace("prompt_tokens = 8\n", "prompt_tokens = 8\nprompt = \"x\"\n")
             .replace("workload = { prompt = \"hello\" }\n", "");
         assert!(error_of(&both).contains("exactly one of workload.prompt and workload.prompt_tokens"));
+    }
+
+    #[test]
+    fn numbers_a_run_cannot_use_are_refused() {
+        let with = |table: &str| GOOD.replace("[sweep]", &format!("{table}\n[sweep]"));
+        assert!(error_of(&with("temperature = nan")).contains("temperature must be a number >= 0"));
+        assert!(error_of(&with("temperature = -1.0")).contains("temperature must be a number >= 0"));
+        assert!(error_of(&with("top_p = 0.0")).contains("top_p must be in (0, 1]"));
+        assert!(error_of(&with("top_p = inf")).contains("top_p must be in (0, 1]"));
+        let seconds = format!("{GOOD}[profiles]\nseconds = -inf\n");
+        assert!(error_of(&seconds).contains("profiles.seconds must be a positive number"));
+        // A sweep whose product explodes is refused before a point is made.
+        let values = format!("[{}]", (1..=40).map(|i| i.to_string()).collect::<Vec<_>>().join(", "));
+        let huge = GOOD.replace(
+            "threads = [1, 2]",
+            &format!("threads = {values}\ntop_k = {values}\nseed = {values}\nprompt_tokens = {values}"),
+        );
+        assert!(error_of(&huge).contains("the sweep has more than 1000 points"), "{}", error_of(&huge));
     }
 }

@@ -1,5 +1,7 @@
 //! The harness end to end: the report renderer against a golden file, baseline verdicts and exit
-//! codes, an interrupted run, and `cargo xtask experiment smoke` into a temporary directory.
+//! codes, an interrupted run, and `cargo xtask experiment smoke` into a temporary directory; a
+//! baseline that does not fit (each kind on synthetic results, the renamed-variant case end to
+//! end, a bisect baseline of another workload), and every committed baseline fitting its file.
 //!
 //! Set `UPDATE_GOLDEN=1` to rewrite `test_data/report.md` after an intended change to the report.
 
@@ -8,7 +10,7 @@ use smallmind::bench::results::{Iteration, PoolReport};
 use smallmind::{Optimizations, pool::PoolStats};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use xtask::baseline;
+use xtask::baseline::{self, MisfitKind};
 use xtask::report::{self, BaselineState, ChartRef};
 use xtask::results::*;
 use xtask::spec::{Experiment, Metric};
@@ -288,11 +290,308 @@ fn smoke_runs_end_to_end_and_a_failed_run_keeps_the_old_report() {
         format!("{smoke}\n[sweep]\nmodel = [\"tiny\", \"no-such-model\"]\n"),
     )
     .unwrap();
-    let out = xtask(&with_dirs(&["experiment", "smoke", "--quick", "--no-profiles"], &d));
+    // (`--save-baseline`: the new point does not fit the stored baseline, which would otherwise
+    // refuse the run before it starts; a failed run must leave the baseline alone too.)
+    let baseline_before = std::fs::read(root.path().join("baselines/smoke.json")).unwrap();
+    let out = xtask(&with_dirs(&["experiment", "smoke", "--quick", "--no-profiles", "--save-baseline"], &d));
     assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(root.path().join("baselines/smoke.json")).unwrap(), baseline_before);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-model"));
     assert_eq!(std::fs::read_to_string(report.join("README.md")).unwrap(), readme);
     let leftovers: Vec<_> =
         std::fs::read_dir(root.path().join("reports")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers, ["smoke"], "no staging folder left behind");
+}
+
+/// `check` on synthetic results whose baseline does not fit: `(variant, point, kind)` per misfit.
+fn misfits(now: &ExperimentResults, before: &ExperimentResults) -> Vec<(String, String, MisfitKind)> {
+    baseline::check(now, before, 0.1).misfits.into_iter().map(|m| (m.variant, m.point, m.kind)).collect()
+}
+
+fn renamed(r: &mut ExperimentResults, from: &str, to: &str) {
+    for p in &mut r.points {
+        for v in p.variants.iter_mut().filter(|v| v.name == from) {
+            v.name = to.into();
+        }
+    }
+}
+
+#[test]
+fn a_matching_baseline_fits_and_compares_every_variant() {
+    let check = baseline::check(&fixture(3.0, "a"), &stored(3.0, "a"), 0.1);
+    assert_eq!(check.misfits, []);
+    let subjects: Vec<&str> = check.rows.iter().map(|r| r.subject.as_str()).collect();
+    for s in ["plain", "fast", "fast vs plain"] {
+        assert!(subjects.contains(&s), "{s} not compared: {subjects:?}");
+    }
+}
+
+#[test]
+fn a_renamed_candidate_is_named_per_variant_and_never_a_pass() {
+    let mut before = stored(3.0, "a");
+    renamed(&mut before, "fast", "cached");
+    let now = fixture(3.0, "a");
+    assert_eq!(
+        misfits(&now, &before),
+        [
+            ("fast".into(), String::new(), MisfitKind::NoBaseline),
+            ("cached".into(), String::new(), MisfitKind::Vanished)
+        ]
+    );
+    let check = baseline::check(&now, &before, 0.1);
+    assert!(check.rows.iter().all(|r| r.subject == "plain"), "only the reference compared: {:?}", check.rows);
+    let markdown = report::render(&now, &BaselineState::Checked(check), &[]);
+    for needle in [
+        "Baseline: **does not fit** (2 not compared).",
+        "**The baseline does not fit this run**, so this comparison is not a pass.",
+        "- `fast`: not in the baseline (a new or renamed variant)",
+        "- `cached`: in the baseline, no longer run (removed or renamed)",
+        "`cargo xtask baseline fixture`",
+        "| does not fit |",
+    ] {
+        assert!(markdown.contains(needle), "`{needle}` not in the report:\n{markdown}");
+    }
+    assert!(!markdown.contains("no regression"));
+}
+
+#[test]
+fn a_different_workload_toggle_set_or_sweep_point_is_named() {
+    let now = fixture(3.0, "a");
+    let mut before = stored(3.0, "a");
+    before.points[0].variants[1].workload.max_new_tokens = 8;
+    assert_eq!(
+        misfits(&now, &before),
+        [("fast".into(), String::new(), MisfitKind::Workload(vec!["max_new_tokens 8 -> 4".into()]))]
+    );
+    let check = baseline::check(&now, &before, 0.1);
+    assert!(check.rows.iter().all(|r| r.subject == "plain"), "{:?}", check.rows);
+
+    let mut before = stored(3.0, "a");
+    before.points[0].variants[1].optimizations.kv_cache = false;
+    assert_eq!(
+        misfits(&now, &before),
+        [("fast".into(), String::new(), MisfitKind::Toggles(vec!["kv-cache off -> on".into()]))]
+    );
+
+    // The baseline ran at another sweep point: every variant is named at both points.
+    let mut before = stored(3.0, "a");
+    before.points[0].point.label = "max_new_tokens=4".into();
+    let got = misfits(&now, &before);
+    assert_eq!(
+        got,
+        [
+            ("plain".into(), String::new(), MisfitKind::NewPoint),
+            ("fast".into(), String::new(), MisfitKind::NewPoint),
+            ("plain".into(), "max_new_tokens=4".into(), MisfitKind::GonePoint),
+            ("fast".into(), "max_new_tokens=4".into(), MisfitKind::GonePoint),
+        ]
+    );
+    assert!(baseline::check(&now, &before, 0.1).rows.is_empty());
+}
+
+#[test]
+fn a_figure_only_the_baseline_holds_is_named() {
+    let now = {
+        let mut r = fixture(3.0, "a");
+        for run in &mut r.points[0].variants[1].runs {
+            run.iterations[0].decode_tok_s = None;
+        }
+        r
+    };
+    let got = misfits(&now, &stored(3.0, "a"));
+    assert_eq!(
+        got,
+        [
+            (
+                "fast".into(),
+                String::new(),
+                MisfitKind::Figure { metric: Metric::DecodeTokS, speedup: true, in_baseline: true }
+            ),
+            (
+                "fast".into(),
+                String::new(),
+                MisfitKind::Figure { metric: Metric::DecodeTokS, speedup: false, in_baseline: true }
+            ),
+        ]
+    );
+}
+
+#[test]
+fn report_exits_2_when_the_baseline_does_not_fit_and_names_it() {
+    let root = tempfile::tempdir().unwrap();
+    let d = dirs(root.path());
+    for dir in ["experiments", "reports/fixture", "baselines"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    let mut before = stored(3.0, "a");
+    renamed(&mut before, "fast", "cached");
+    std::fs::write(root.path().join("baselines/fixture.json"), serde_json::to_vec(&before).unwrap()).unwrap();
+    std::fs::write(
+        root.path().join("reports/fixture/results.json"),
+        serde_json::to_vec(&fixture(3.0, "a")).unwrap(),
+    )
+    .unwrap();
+    let out = xtask(&with_dirs(&["report", "fixture"], &d));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error: the baseline of `fixture` does not fit")
+            && stderr.contains("`fast`: not in the baseline")
+            && stderr.contains("`cached`: in the baseline, no longer run")
+            && stderr.contains("run `cargo xtask baseline fixture`"),
+        "{stderr}"
+    );
+    let readme = std::fs::read_to_string(root.path().join("reports/fixture/README.md")).unwrap();
+    assert!(readme.contains("**The baseline does not fit this run**"));
+}
+
+/// The bug log's case (`harness_cases.sh`): a baseline saved with variants `recompute` and
+/// `cached`, then `cached` renamed to `kv-on`. `check` and `experiment` must refuse it before
+/// building or measuring anything; re-saving the baseline makes the two fit again.
+#[test]
+fn a_renamed_variant_fails_check_before_measuring() {
+    let root = tempfile::tempdir().unwrap();
+    let d = dirs(root.path());
+    let experiments = root.path().join("experiments");
+    std::fs::create_dir_all(&experiments).unwrap();
+    let file = r#"
+description = "baseline stored before a variant was renamed"
+[workload]
+model = "tiny"
+prompt_tokens = 8
+max_new_tokens = 16
+[measurement]
+warmup = 0
+iterations = 2
+quick_iterations = 2
+[profiles]
+flamegraph = false
+[[variant]]
+name = "recompute"
+reference = true
+optimizations = { kv-cache = false }
+[[variant]]
+name = "cached"
+optimizations = { kv-cache = true }
+"#;
+    std::fs::write(experiments.join("renamed.toml"), file).unwrap();
+    let out = xtask(&with_dirs(&["baseline", "renamed", "--quick", "--no-profiles"], &d));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let report_before = std::fs::read_to_string(root.path().join("reports/renamed/README.md")).unwrap();
+
+    std::fs::write(experiments.join("renamed.toml"), file.replace("\"cached\"", "\"kv-on\"")).unwrap();
+    let expected = "error: the baseline of `renamed` does not fit the experiment: `kv-on`: not in the baseline \
+                    (a new or renamed variant); `cached`: in the baseline, no longer run (removed or renamed); run \
+                    `cargo xtask baseline renamed`\n";
+    for task in ["check", "experiment"] {
+        let out = xtask(&with_dirs(&[task, "renamed", "--quick", "--no-profiles"], &d));
+        // One line and nothing else: no build, no measurement, no report.
+        assert_eq!(out.status.code(), Some(2), "{task}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), expected, "{task}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "", "{task}");
+    }
+    let report_now = std::fs::read_to_string(root.path().join("reports/renamed/README.md")).unwrap();
+    assert_eq!(report_now, report_before, "the refused runs left the report alone");
+
+    // Replacing the baseline: the report names what the old one did not fit, and the run is not
+    // refused (exit 0, or 3 should the fitting reference's timings have moved on a busy machine).
+    let out =
+        xtask(&with_dirs(&["experiment", "renamed", "--quick", "--no-profiles", "--save-baseline"], &d));
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", String::from_utf8_lossy(&out.stderr));
+    let readme = std::fs::read_to_string(root.path().join("reports/renamed/README.md")).unwrap();
+    assert!(
+        readme.contains("- `kv-on`: not in the baseline") && readme.contains("- `cached`: in the baseline")
+    );
+    // Now it fits: check compares the renamed variant (its timing verdict is not this test's business).
+    let out = xtask(&with_dirs(&["check", "renamed"], &d));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("kv-on vs recompute decode_tok_s speedup"), "{stdout}");
+    assert!(!stdout.contains("NOT COMPARED"), "{stdout}");
+
+    // A damaged baseline: refused with one line saying how to replace it, which then works.
+    let baseline = root.path().join("baselines/renamed.json");
+    let bytes = std::fs::read(&baseline).unwrap();
+    std::fs::write(&baseline, &bytes[..bytes.len() / 2]).unwrap();
+    for task in ["check", "experiment"] {
+        let out = xtask(&with_dirs(&[task, "renamed", "--quick", "--no-profiles"], &d));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{task}: {stderr}");
+        assert!(
+            stderr.lines().count() == 1
+                && stderr.contains("renamed.json: not an experiment results file: EOF while parsing")
+                && stderr.trim_end().ends_with("run `cargo xtask baseline renamed` to replace it"),
+            "{task}: {stderr}"
+        );
+    }
+    let out = xtask(&with_dirs(&["baseline", "renamed", "--quick", "--no-profiles"], &d));
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(xtask::experiment::read_results(&baseline).is_ok());
+}
+
+/// A bisect baseline of another workload stops `bisect` before it builds or measures anything.
+#[test]
+fn bisect_refuses_a_bisect_baseline_that_does_not_fit() {
+    let root = tempfile::tempdir().unwrap();
+    let d = dirs(root.path());
+    for dir in ["experiments", "baselines"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    let repo = xtask::project_root();
+    // The committed lattice ran the reference workload at the sweep's last point, 512 tokens.
+    std::fs::copy(
+        repo.join("reports/kv-cache/bisect.json"),
+        root.path().join("baselines/kv-cache.bisect.json"),
+    )
+    .unwrap();
+    let file = std::fs::read_to_string(repo.join("experiments/kv-cache.toml")).unwrap();
+    let shorter =
+        file.replace("max_new_tokens = [32, 64, 128, 256, 512]", "max_new_tokens = [32, 64, 128, 256]");
+    assert_ne!(shorter, file, "the sweep line of experiments/kv-cache.toml changed; update this test");
+    std::fs::write(root.path().join("experiments/kv-cache.toml"), shorter).unwrap();
+    let out = xtask(&with_dirs(&["bisect", "kv-cache", "--full"], &d));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line, nothing built: {stderr}");
+    assert!(
+        stderr.starts_with("error: the bisect baseline of `kv-cache` does not fit the experiment: `all-off`: workload differs from the baseline's (max_new_tokens 512 -> 256)")
+            && stderr.trim_end().ends_with("run `cargo xtask bisect kv-cache --save-baseline --full`"),
+        "{stderr}"
+    );
+    assert!(!root.path().join("reports").exists(), "nothing written");
+}
+
+/// Every committed baseline fits its committed experiment (and the bisect baseline its lattice),
+/// so that `cargo xtask check NAME` compares everything: editing an experiment file means storing
+/// its baseline again.
+#[test]
+fn every_committed_baseline_fits_its_experiment() {
+    let paths = xtask::experiment::Paths::default();
+    let mut checked = 0;
+    for (name, _) in xtask::experiment::list(&paths).unwrap() {
+        let e = xtask::experiment::load(&name, &paths).unwrap();
+        let stored = paths.baselines.join(format!("{name}.json"));
+        if stored.is_file() {
+            let stored = xtask::experiment::read_results(&stored).unwrap();
+            if let Err(err) = xtask::experiment::require_fit(&name, &e, &stored) {
+                panic!("{err}");
+            }
+            checked += 1;
+        }
+        let bisect = paths.baselines.join(format!("{name}.bisect.json"));
+        if bisect.is_file() {
+            let stored = xtask::experiment::read_results(&bisect).unwrap();
+            let named: Vec<_> = xtask::bisect::configs(false)
+                .into_iter()
+                .map(|o| (xtask::bisect::config_name(o), o))
+                .collect();
+            let lattice = e.derived(&named).unwrap();
+            let misfits = xtask::bisect::baseline_misfits(
+                &xtask::baseline::planned(&lattice).unwrap(),
+                &xtask::baseline::measured(&stored),
+            );
+            assert!(misfits.is_empty(), "{name} bisect: {misfits:?}");
+        }
+    }
+    assert!(checked >= 5, "{checked} baselines checked");
 }

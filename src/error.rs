@@ -41,7 +41,14 @@ pub enum Error {
         "non-finite logits at generation step {step} (position {position}): {count} of {vocab} are NaN or infinite \
          (first: id {first_id} = {first_value}); the model's weights or activations overflowed"
     )]
-    NonFiniteLogits { step: usize, position: usize, count: usize, vocab: usize, first_id: usize, first_value: f32 },
+    NonFiniteLogits {
+        step: usize,
+        position: usize,
+        count: usize,
+        vocab: usize,
+        first_id: usize,
+        first_value: f32,
+    },
 }
 
 impl Error {

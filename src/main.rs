@@ -25,7 +25,8 @@ fn main() -> ExitCode {
         Err(err) => {
             let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
             eprintln!("error: {}", chain.join(": "));
-            let code = err.chain().find_map(|e| e.downcast_ref::<smallmind::Error>()).map_or(2, |e| e.exit_code());
+            let code =
+                err.chain().find_map(|e| e.downcast_ref::<smallmind::Error>()).map_or(2, |e| e.exit_code());
             ExitCode::from(code)
         }
     }

@@ -86,7 +86,7 @@ impl Gpt2 {
 
     /// Bytes of the weights as stored in memory (f32), counting a tied LM head once.
     pub fn weight_bytes(&self) -> usize {
-        self.config.parameter_count() * size_of::<f32>()
+        self.config.parameter_count().saturating_mul(size_of::<f32>())
     }
 }
 

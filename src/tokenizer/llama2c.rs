@@ -50,29 +50,64 @@ impl Llama2cTokenizer {
             .map_err(|reason| Error::Tokenizer { path: path.to_path_buf(), reason })
     }
 
-    /// Parses the bytes of a `tokenizer.bin` holding (at least) `vocab_size` tokens.
+    /// Parses the bytes of a `tokenizer.bin` holding (at least) `vocab_size` tokens. Every
+    /// length is checked against the bytes left before anything is allocated: the file must be
+    /// able to hold `vocab_size` tokens (8 bytes each at least), the max token length must be
+    /// between 0 and the file's length, and each token's length between 0 and the max.
+    ///
+    /// # Errors
+    /// One line saying which field of which token is wrong, and where.
     pub fn parse(bytes: &[u8], vocab_size: usize) -> std::result::Result<Llama2cTokenizer, String> {
-        let mut at = 0usize;
-        let mut take = |n: usize, what: &str| -> std::result::Result<&[u8], String> {
-            let slice = bytes.get(at..at + n).ok_or_else(|| {
-                format!(
-                    "truncated tokenizer.bin: {what} at byte {at} needs {n} bytes, the file has {}",
-                    bytes.len()
-                )
-            })?;
-            at += n;
-            Ok(slice)
+        const HEADER: usize = 4;
+        const PER_TOKEN: usize = 8; // score and length
+        let room = bytes.len().saturating_sub(HEADER) / PER_TOKEN;
+        if bytes.len() < HEADER || vocab_size > room {
+            return Err(format!(
+                "truncated tokenizer.bin: the model has {vocab_size} tokens, which need at least {} bytes, \
+                 the file has {}",
+                vocab_size.saturating_mul(PER_TOKEN).saturating_add(HEADER),
+                bytes.len()
+            ));
+        }
+        // The next `n` bytes from `at`, moving `at` past them; `None` past the end.
+        fn take<'b>(bytes: &'b [u8], at: &mut usize, n: usize) -> Option<&'b [u8]> {
+            let slice = bytes.get(*at..at.checked_add(n)?)?;
+            *at += n;
+            Some(slice)
+        }
+        let truncated = |what: String, at: usize, n: usize| {
+            format!(
+                "truncated tokenizer.bin: {what} at byte {at} needs {n} bytes, the file has {}",
+                bytes.len()
+            )
         };
         let word = |b: &[u8]| [b[0], b[1], b[2], b[3]];
-        let max_token_length = i32::from_le_bytes(word(take(4, "the max token length")?));
+        let max_token_length = i32::from_le_bytes(word(&bytes[..HEADER]));
+        let mut at = HEADER;
+        if max_token_length < 0 || max_token_length as usize > bytes.len() {
+            return Err(format!(
+                "the max token length is {max_token_length}, outside 0..={} (the file's length)",
+                bytes.len()
+            ));
+        }
         let (mut vocab, mut scores) = (Vec::with_capacity(vocab_size), Vec::with_capacity(vocab_size));
         for id in 0..vocab_size {
-            let score = f32::from_le_bytes(word(take(4, &format!("token {id}'s score"))?));
-            let len = i32::from_le_bytes(word(take(4, &format!("token {id}'s length"))?));
-            if len < 0 || len > max_token_length.max(0) {
+            let start = at;
+            let score =
+                take(bytes, &mut at, 4).ok_or_else(|| truncated(format!("token {id}'s score"), start, 4))?;
+            let score = f32::from_le_bytes(word(score));
+            if score.is_nan() {
+                return Err(format!("token {id}'s merge score is NaN"));
+            }
+            let len = take(bytes, &mut at, 4)
+                .ok_or_else(|| truncated(format!("token {id}'s length"), start + 4, 4))?;
+            let len = i32::from_le_bytes(word(len));
+            if len < 0 || len > max_token_length {
                 return Err(format!("token {id} has length {len}, outside 0..={max_token_length}"));
             }
-            vocab.push(take(len as usize, &format!("token {id}'s bytes"))?.to_vec());
+            let token = take(bytes, &mut at, len as usize)
+                .ok_or_else(|| truncated(format!("token {id}'s bytes"), start + 8, len as usize))?;
+            vocab.push(token.to_vec());
             scores.push(score);
         }
         Ok(Llama2cTokenizer::new(vocab, scores))

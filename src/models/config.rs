@@ -175,3 +175,53 @@ pub(crate) fn human_bytes(bytes: u64) -> String {
     }
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Gpt2Config {
+        Gpt2Config {
+            vocab_size: 10,
+            n_ctx: 8,
+            n_embd: 4,
+            n_head: 2,
+            n_layer: 2,
+            n_inner: 16,
+            layer_norm_epsilon: 1e-5,
+            tie_word_embeddings: true,
+        }
+    }
+
+    #[test]
+    fn parameter_counts_are_checked_and_saturate() {
+        assert_eq!(
+            config().checked_parameter_count(),
+            Some(10 * 4 + 8 * 4 + 2 * (16 + 60 + 20 + 64 + 16 + 68) + 8)
+        );
+        let huge = Gpt2Config { n_embd: 1 << 32, n_head: 1, ..config() };
+        assert_eq!(huge.checked_parameter_count(), None);
+        assert_eq!(huge.parameter_count(), usize::MAX);
+        let err = huge.validate().unwrap_err().to_string();
+        assert!(err.contains("weights") && err.contains("overflow 64-bit"), "{err}");
+    }
+
+    #[test]
+    fn shapes_beyond_the_memory_are_refused_with_what_they_need() {
+        // A context of 2^40 positions: the KV cache alone is 2 * 2 * 2^40 * 4 * 4 bytes.
+        let err = Gpt2Config { n_ctx: 1 << 40, ..config() }.validate().unwrap_err().to_string();
+        assert!(err.contains("needs") && err.contains("KV cache 64.0 TiB"), "{err}");
+        assert_eq!(err.lines().count(), 1);
+        let parts = [("weights", Some(3 << 30)), ("KV cache", Some(1 << 30))];
+        assert!(require_footprint_within(&parts, 4 << 30, "4 GiB").is_ok());
+        let err = require_footprint_within(&parts, (4 << 30) - 1, "a budget").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid model config: this shape needs 4.0 GiB of memory to run (weights 3.0 GiB, KV cache 1.0 GiB), \
+             more than a budget, 4.0 GiB"
+        );
+        let err =
+            require_footprint_within(&[("a", Some(usize::MAX)), ("b", Some(2))], u64::MAX, "x").unwrap_err();
+        assert!(err.to_string().contains("the b of this shape would overflow"), "{err}");
+    }
+}

@@ -580,4 +580,127 @@ mod tests {
         bad[16..20].copy_from_slice(&3i32.to_le_bytes()); // n_kv_heads 3 does not divide n_heads 4
         assert!(LlamaWeights::parse(&bad).unwrap_err().to_string().contains("n_kv_heads 3"));
     }
+
+    /// The 64-byte legacy file of the bug report (`llama2c_overflow_header.py`): each field
+    /// valid, the tensor sizes overflowing 64-bit arithmetic (their wrapped sum is 2 floats).
+    fn overflow_header() -> Vec<u8> {
+        let fields = [1 << 30, 2, 1 << 28, 1 << 29, 1 << 29, i32::MAX, 1];
+        let mut bytes: Vec<u8> = fields.iter().flat_map(|v: &i32| v.to_le_bytes()).collect();
+        bytes.resize(64, 0);
+        bytes
+    }
+
+    #[test]
+    fn sizes_that_overflow_are_refused_in_one_line() {
+        let err = LlamaWeights::parse(&overflow_header()).unwrap_err().to_string();
+        assert!(err.contains("wq") && err.contains("64-bit"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        let c = LlamaConfig {
+            dim: 1 << 30,
+            n_layers: 1 << 28,
+            n_heads: 1 << 29,
+            n_kv_heads: 1 << 29,
+            ..config(true)
+        };
+        assert_eq!(c.tensor_sizes()[2], ("wq", usize::MAX), "saturates, never wraps");
+        assert_eq!(c.checked_parameter_count(), None);
+    }
+
+    #[test]
+    fn a_context_no_machine_can_hold_is_refused_saying_what_it_needs() {
+        // seq_len is backed by no tensor: 2^31 positions in 2^20 layers of 4-float keys and
+        // values need 64 PiB of KV cache, more than any machine has.
+        let c = LlamaConfig { seq_len: i32::MAX as usize, n_layers: 1 << 20, ..config(true) };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("needs") && err.contains("KV cache 64.0 PiB"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    /// llama2.c's `export.py --version 1` layout, built by hand from the documented order.
+    fn v1_by_hand(w: &LlamaWeights) -> Vec<u8> {
+        let c = &w.config;
+        let mut out = Vec::new();
+        out.extend_from_slice(&0x616b_3432u32.to_le_bytes());
+        out.extend_from_slice(&1i32.to_le_bytes());
+        for v in [c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len] {
+            out.extend_from_slice(&(v as i32).to_le_bytes());
+        }
+        out.push(c.shared_classifier as u8);
+        out.resize(256, 0);
+        let order = [
+            &w.rms_att,
+            &w.rms_ffn,
+            &w.rms_final,
+            &w.token_embedding,
+            &w.wq,
+            &w.wk,
+            &w.wv,
+            &w.wo,
+            &w.w1,
+            &w.w2,
+            &w.w3,
+        ];
+        for t in order.into_iter().chain(w.classifier.as_ref()) {
+            out.extend(t.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        out
+    }
+
+    #[test]
+    fn version_1_files_give_the_weights_of_the_legacy_file() {
+        for shared in [true, false] {
+            let w = weights(shared);
+            let v1 = v1_by_hand(&w);
+            assert_eq!(w.to_v1_bytes().unwrap(), v1, "the writer follows llama2.c's layout");
+            let legacy = LlamaWeights::parse(&w.to_bytes().unwrap()).unwrap();
+            assert_eq!(LlamaWeights::parse(&v1).unwrap(), legacy);
+            assert_eq!(legacy, w);
+        }
+    }
+
+    #[test]
+    fn other_versions_are_refused_by_name_or_number() {
+        let mut v2 = weights(true).to_v1_bytes().unwrap();
+        v2[4..8].copy_from_slice(&2i32.to_le_bytes());
+        let err = LlamaWeights::parse(&v2).unwrap_err().to_string();
+        assert!(err.contains("version 2") && err.contains("Q8_0") && !err.contains("divide"), "{err}");
+        let mut v7 = v2.clone();
+        v7[4..8].copy_from_slice(&7i32.to_le_bytes());
+        let err = LlamaWeights::parse(&v7).unwrap_err().to_string();
+        assert!(err.contains("unknown llama2.c checkpoint version 7"), "{err}");
+        let err = LlamaWeights::parse(&v2[..100]).unwrap_err().to_string();
+        assert!(err.contains("256 bytes") && err.contains("the file has 100"), "{err}");
+        let mut flag = weights(true).to_v1_bytes().unwrap();
+        flag[36] = 5;
+        let err = LlamaWeights::parse(&flag).unwrap_err().to_string();
+        assert!(err.contains("shared-classifier flag is 5"), "{err}");
+        for e in [&v2, &v7, &flag] {
+            assert_eq!(LlamaWeights::parse(e).unwrap_err().to_string().lines().count(), 1);
+        }
+    }
+
+    #[test]
+    fn non_finite_weights_and_extra_bytes_are_refused() {
+        let w = weights(false);
+        let mut bytes = w.to_bytes().unwrap();
+        // wk, 3 floats in: after the header, the embedding (80), rms_att (16) and wq (128).
+        let at = HEADER_BYTES + (80 + 16 + 128 + 3) * 4;
+        bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        match LlamaWeights::parse(&bytes).unwrap_err() {
+            Error::NonFiniteWeight { name, index, value, .. } => {
+                assert_eq!((name.as_str(), index), ("wk", 3));
+                assert!(value.is_nan());
+            }
+            other => panic!("{other}"),
+        }
+        let mut v1 = w.to_v1_bytes().unwrap();
+        let last = v1.len() - 4;
+        v1[last..].copy_from_slice(&f32::NEG_INFINITY.to_le_bytes());
+        let err = LlamaWeights::parse(&v1).unwrap_err().to_string();
+        assert!(err.contains("`classifier` holds -inf at index 79"), "{err}");
+        let mut long = w.to_bytes().unwrap();
+        long.extend_from_slice(&[0; 4]);
+        let err = LlamaWeights::parse(&long).unwrap_err().to_string();
+        assert!(err.contains("longer than its header says"), "{err}");
+    }
 }

@@ -262,4 +262,35 @@ mod tests {
         let err = Llama2cTokenizer::parse(&bytes, t.vocab.len() + 1).unwrap_err();
         assert!(err.contains("token 268's score"), "{err}");
     }
+
+    #[test]
+    fn lengths_from_the_file_are_checked_before_anything_is_allocated() {
+        let t = tokenizer(EXTRA);
+        let bytes = t.to_bytes();
+        // A model of 2^31 - 1 tokens cannot take its vocabulary from a small file.
+        let err = Llama2cTokenizer::parse(&bytes, i32::MAX as usize).unwrap_err();
+        assert!(
+            err.contains("2147483647 tokens") && err.contains(&format!("the file has {}", bytes.len())),
+            "{err}"
+        );
+        let with_max = |max: i32| {
+            let mut b = bytes.clone();
+            b[..4].copy_from_slice(&max.to_le_bytes());
+            Llama2cTokenizer::parse(&b, t.vocab.len())
+        };
+        assert!(with_max(-1).unwrap_err().contains("max token length is -1"));
+        assert!(with_max(i32::MAX).unwrap_err().contains("max token length is 2147483647"));
+        assert!(with_max(0).unwrap_err().contains("token 0 has length 5, outside 0..=0"));
+        // A token length beyond the file.
+        let mut b = bytes.clone();
+        b[8..12].copy_from_slice(&(bytes.len() as i32).to_le_bytes());
+        b[..4].copy_from_slice(&(bytes.len() as i32).to_le_bytes());
+        let err = Llama2cTokenizer::parse(&b, t.vocab.len()).unwrap_err();
+        assert!(err.contains("token 0's bytes at byte 12"), "{err}");
+        let mut b = bytes;
+        b[4..8].copy_from_slice(&f32::NAN.to_le_bytes());
+        assert!(
+            Llama2cTokenizer::parse(&b, t.vocab.len()).unwrap_err().contains("token 0's merge score is NaN")
+        );
+    }
 }

@@ -60,9 +60,10 @@ impl Gpt2Config {
         ])
     }
 
-    /// Columns of one attention head.
+    /// Columns of one attention head (0 when `n_head` is 0, a shape
+    /// [`Gpt2Config::validate`] refuses).
     pub fn head_dim(&self) -> usize {
-        self.n_embd / self.n_head
+        self.n_embd.checked_div(self.n_head).unwrap_or(0)
     }
 
     /// Parameters, counting a tied LM head once; `usize::MAX` for a shape whose count overflows

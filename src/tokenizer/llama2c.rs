@@ -51,24 +51,23 @@ impl Llama2cTokenizer {
     }
 
     /// Parses the bytes of a `tokenizer.bin` holding (at least) `vocab_size` tokens. Every
-    /// length is checked against the bytes left before anything is allocated: the file must be
-    /// able to hold `vocab_size` tokens (8 bytes each at least), the max token length must be
+    /// length is checked against the bytes left before it is used: the lists are sized for at
+    /// most the tokens the file can hold (8 bytes each at least), the max token length must be
     /// between 0 and the file's length, and each token's length between 0 and the max.
     ///
     /// # Errors
     /// One line saying which field of which token is wrong, and where.
     pub fn parse(bytes: &[u8], vocab_size: usize) -> std::result::Result<Llama2cTokenizer, String> {
         const HEADER: usize = 4;
-        const PER_TOKEN: usize = 8; // score and length
-        let room = bytes.len().saturating_sub(HEADER) / PER_TOKEN;
-        if bytes.len() < HEADER || vocab_size > room {
+        const PER_TOKEN: usize = 8; // score and length, before the bytes
+        if bytes.len() < HEADER {
             return Err(format!(
-                "truncated tokenizer.bin: the model has {vocab_size} tokens, which need at least {} bytes, \
-                 the file has {}",
-                vocab_size.saturating_mul(PER_TOKEN).saturating_add(HEADER),
+                "truncated tokenizer.bin: {} bytes, the max token length alone is 4",
                 bytes.len()
             ));
         }
+        // The file holds at most this many tokens: the lists never grow beyond it.
+        let room = (bytes.len() - HEADER) / PER_TOKEN;
         // The next `n` bytes from `at`, moving `at` past them; `None` past the end.
         fn take<'b>(bytes: &'b [u8], at: &mut usize, n: usize) -> Option<&'b [u8]> {
             let slice = bytes.get(*at..at.checked_add(n)?)?;
@@ -90,7 +89,8 @@ impl Llama2cTokenizer {
                 bytes.len()
             ));
         }
-        let (mut vocab, mut scores) = (Vec::with_capacity(vocab_size), Vec::with_capacity(vocab_size));
+        let capacity = vocab_size.min(room);
+        let (mut vocab, mut scores) = (Vec::with_capacity(capacity), Vec::with_capacity(capacity));
         for id in 0..vocab_size {
             let start = at;
             let score =
@@ -264,15 +264,17 @@ mod tests {
     }
 
     #[test]
-    fn lengths_from_the_file_are_checked_before_anything_is_allocated() {
+    fn lengths_from_the_file_are_checked_before_they_are_used() {
         let t = tokenizer(EXTRA);
         let bytes = t.to_bytes();
         // A model of 2^31 - 1 tokens cannot take its vocabulary from a small file.
         let err = Llama2cTokenizer::parse(&bytes, i32::MAX as usize).unwrap_err();
+        // (The lists are sized for the file's 463 possible tokens, not for the model's.)
         assert!(
-            err.contains("2147483647 tokens") && err.contains(&format!("the file has {}", bytes.len())),
+            err.contains("token 268's score") && err.contains(&format!("the file has {}", bytes.len())),
             "{err}"
         );
+        assert!(Llama2cTokenizer::parse(&bytes[..3], 1).unwrap_err().contains("3 bytes"));
         let with_max = |max: i32| {
             let mut b = bytes.clone();
             b[..4].copy_from_slice(&max.to_le_bytes());

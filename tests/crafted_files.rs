@@ -620,6 +620,14 @@ fn every_loader_refuses_crafted_files_in_one_line_without_panicking_or_allocatin
         truncations(subject.original(), &(0..subject.original().len()).collect::<Vec<_>>(), 0, &mut rng);
     variants.extend(json_field_edits(subject.original(), &keys, &JSON_SIZES));
     variants.extend(json_field_edits(subject.original(), &["layer_norm_epsilon"], &JSON_FLOATS));
+    // Sizes a machine could run but this small file cannot hold (a context, a depth, a
+    // vocabulary): refused before the tensor list of the config's shape is built.
+    let moderate = ["n_layer", "n_positions", "vocab_size", "n_inner"];
+    variants.extend(
+        json_field_edits(subject.original(), &moderate, &["100000"])
+            .into_iter()
+            .map(|v| Variant { needle: Some("the config does not describe these weights".into()), ..v }),
+    );
     variants.extend(flips(subject.original(), 32, &mut rng));
     check(&subject, variants, &mut report);
 
@@ -654,6 +662,14 @@ fn every_loader_refuses_crafted_files_in_one_line_without_panicking_or_allocatin
         truncations(subject.original(), &(0..subject.original().len()).collect::<Vec<_>>(), 0, &mut rng);
     variants.extend(json_field_edits(subject.original(), &keys, &JSON_SIZES));
     variants.extend(json_field_edits(subject.original(), &["rms_norm_eps", "rope_theta"], &JSON_FLOATS));
+    // As for GPT-2; not max_position_embeddings, which no tensor backs (a machine that can hold
+    // the KV cache of 100000 positions runs this model with them).
+    let moderate = ["intermediate_size", "num_hidden_layers", "vocab_size"];
+    variants.extend(
+        json_field_edits(subject.original(), &moderate, &["100000"])
+            .into_iter()
+            .map(|v| Variant { needle: Some("the config does not describe these weights".into()), ..v }),
+    );
     variants.extend(flips(subject.original(), 32, &mut rng));
     check(&subject, variants, &mut report);
 

@@ -10,6 +10,16 @@
 //! rms_final (dim); two legacy RoPE tables of seq_len * head_size / 2 floats each (skipped on
 //! read, written as the frequencies llama2.c's exporter wrote); the classifier (vocab, dim) when
 //! not shared.
+//!
+//! The versioned format of llama2.c's `export.py --version N`: a 256-byte header (the magic
+//! `0x616b3432`, "ak42" read as a little-endian `u32`; an `i32` version; the 7 ints above with a
+//! positive vocab_size; a shared-classifier byte; zero padding). Version 1 (float32) is read and
+//! written: the same arrays as the legacy file, in the order rms_att, rms_ffn, rms_final, token
+//! embedding, wq, wk, wv, wo, w1, w2, w3, then the classifier when not shared, without RoPE
+//! tables. Version 2 (int8 groups, "Q8_0") and any other version are refused by name or number.
+//!
+//! Every size read from a file is computed in checked arithmetic, and [`LlamaConfig::validate`]
+//! refuses a shape whose run-time memory this machine cannot hold, before anything is allocated.
 
 use super::config::{product, require_footprint};
 use crate::error::{Error, Result};
@@ -231,6 +241,7 @@ impl LlamaWeights {
         }
     }
 
+    /// The legacy format: 7 ints, the tensors, the RoPE tables, the classifier if separate.
     fn parse_legacy(bytes: &[u8]) -> Result<LlamaWeights> {
         let header = bytes.get(..HEADER_BYTES).ok_or_else(|| {
             Error::Config(format!(
@@ -245,6 +256,7 @@ impl LlamaWeights {
         Self::from_file_tensors(config, bytes, HEADER_BYTES, &sizes)
     }
 
+    /// The versioned format (the magic is checked by the caller): version 1, or an error.
     fn parse_versioned(bytes: &[u8]) -> Result<LlamaWeights> {
         let header = bytes.get(..V1_HEADER_BYTES).ok_or_else(|| {
             Error::Config(format!(

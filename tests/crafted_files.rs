@@ -387,6 +387,7 @@ fn every_loader_refuses_crafted_files_in_one_line_without_panicking_or_allocatin
         "num_key_value_heads",
         "vocab_size",
         "max_position_embeddings",
+        "head_dim", // absent from the file: added
     ];
     let mut variants =
         truncations(subject.original(), &(0..subject.original().len()).collect::<Vec<_>>(), 0, &mut rng);

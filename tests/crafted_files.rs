@@ -563,3 +563,20 @@ fn the_command_line_names_a_non_finite_weight() {
     let out = smallmind(&["info", "--model", path.to_str().unwrap()]);
     assert_usage_error(&out, &["model.bin", "tensor `w2` holds inf at index 7"]);
 }
+
+#[test]
+fn the_command_line_refuses_a_context_no_machine_holds_saying_what_it_needs() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // max_position_embeddings is backed by no tensor: tiny weights can ask for 2^40 positions.
+    let dir = tempfile::tempdir().unwrap();
+    hf_llama::export_dir(&random_llama(llama_config(false), 6), dir.path(), safetensors::Dtype::F32).unwrap();
+    let path = dir.path().join(checkpoint::CONFIG_FILE);
+    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["max_position_embeddings"] = (1u64 << 40).into();
+    std::fs::write(&path, config.to_string()).unwrap();
+    let model = dir.path().to_str().unwrap();
+    let needles = ["config.json", "needs", "KV cache for 1099511627776 positions: 64.0 TiB"];
+    assert_usage_error(&smallmind(&["info", "--model", model]), &needles);
+    let generate = ["generate", "--model", model, "--prompt-ids", "1,2", "--max-new-tokens", "2"];
+    assert_usage_error(&smallmind(&generate), &needles);
+}

@@ -54,9 +54,10 @@ impl Gpt2Config {
             return Err(Error::Config("layer_norm_epsilon must be a positive number".into()));
         }
         let (l, p, c) = (self.n_layer, self.n_ctx, self.n_embd);
+        let kv_cache = format!("KV cache for {p} positions");
         require_footprint(&[
             ("weights", self.checked_parameter_count().and_then(|n| n.checked_mul(size_of::<f32>()))),
-            ("KV cache", product(&[l, p, c, 2, size_of::<f32>()])),
+            (&kv_cache, product(&[l, p, c, 2, size_of::<f32>()])),
         ])
     }
 
@@ -154,7 +155,7 @@ pub(crate) fn require_footprint_within(
     }
     if total > budget {
         let each: Vec<String> =
-            parts.iter().map(|(name, b)| format!("{name} {}", human_bytes(b.unwrap_or(0) as u64))).collect();
+            parts.iter().map(|(name, b)| format!("{name}: {}", human_bytes(b.unwrap_or(0) as u64))).collect();
         return Err(Error::Config(format!(
             "this shape needs {} of memory to run ({}), more than {budget_name}, {}",
             human_bytes(total),
@@ -211,14 +212,17 @@ mod tests {
     fn shapes_beyond_the_memory_are_refused_with_what_they_need() {
         // A context of 2^40 positions: the KV cache alone is 2 * 2 * 2^40 * 4 * 4 bytes.
         let err = Gpt2Config { n_ctx: 1 << 40, ..config() }.validate().unwrap_err().to_string();
-        assert!(err.contains("needs") && err.contains("KV cache 64.0 TiB"), "{err}");
+        assert!(
+            err.contains("needs") && err.contains("KV cache for 1099511627776 positions: 64.0 TiB"),
+            "{err}"
+        );
         assert_eq!(err.lines().count(), 1);
         let parts = [("weights", Some(3 << 30)), ("KV cache", Some(1 << 30))];
         assert!(require_footprint_within(&parts, 4 << 30, "4 GiB").is_ok());
         let err = require_footprint_within(&parts, (4 << 30) - 1, "a budget").unwrap_err().to_string();
         assert_eq!(
             err,
-            "invalid model config: this shape needs 4.0 GiB of memory to run (weights 3.0 GiB, KV cache 1.0 GiB), \
+            "invalid model config: this shape needs 4.0 GiB of memory to run (weights: 3.0 GiB, KV cache: 1.0 GiB), \
              more than a budget, 4.0 GiB"
         );
         let err =

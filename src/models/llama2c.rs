@@ -101,10 +101,12 @@ impl LlamaConfig {
             )));
         }
         let f32_bytes = size_of::<f32>();
+        let (kv_cache, rope_table) =
+            (format!("KV cache for {} positions", self.seq_len), format!("RoPE table for {}", self.seq_len));
         require_footprint(&[
             ("weights", self.checked_parameter_count().and_then(|n| n.checked_mul(f32_bytes))),
-            ("KV cache", product(&[self.n_layers, self.seq_len, self.kv_dim(), 2, f32_bytes])),
-            ("RoPE table", product(&[self.seq_len, self.head_size(), f32_bytes])),
+            (&kv_cache, product(&[self.n_layers, self.seq_len, self.kv_dim(), 2, f32_bytes])),
+            (&rope_table, product(&[self.seq_len, self.head_size(), f32_bytes])),
         ])
     }
 
@@ -624,7 +626,10 @@ mod tests {
         // values need 64 PiB of KV cache, more than any machine has.
         let c = LlamaConfig { seq_len: i32::MAX as usize, n_layers: 1 << 20, ..config(true) };
         let err = c.validate().unwrap_err().to_string();
-        assert!(err.contains("needs") && err.contains("KV cache 64.0 PiB"), "{err}");
+        assert!(
+            err.contains("needs") && err.contains("KV cache for 2147483647 positions: 64.0 PiB"),
+            "{err}"
+        );
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 

@@ -159,6 +159,7 @@ pub fn load_dir(dir: &Path) -> Result<(Gpt2, Vec<String>)> {
     let (config, mut warnings) = read_config(&dir.join(CONFIG_FILE))?;
     let path = dir.join(WEIGHTS_FILE);
     let bytes = read(&path)?;
+    require_room_for(&path, bytes.len(), config.checked_parameter_count())?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::Safetensors { path: path.clone(), reason: e.to_string() })?;
     let model = Gpt2::from_tensors(config, |spec| read_tensor(&st, &path, spec))?;
@@ -379,13 +380,22 @@ pub fn config_json(config: &Gpt2Config) -> String {
     serde_json::to_string_pretty(&json).expect("JSON values serialise")
 }
 
-/// One tensor as f32, found under its name or `transformer.` + its name, with its shape checked.
+/// One tensor as f32, found under its name or `transformer.` + its name, with its shape checked
+/// and every value finite.
+///
+/// # Errors
+/// [`Error::MissingTensor`], [`Error::ShapeMismatch`], [`Error::UnsupportedDtype`], or
+/// [`Error::NonFiniteWeight`] naming the tensor as the file does, the first bad value and its
+/// index.
 pub(crate) fn read_tensor(st: &SafeTensors, path: &Path, spec: &TensorSpec) -> Result<Vec<f32>> {
     let prefixed = format!("transformer.{}", spec.name);
-    let view = st
-        .tensor(&spec.name)
-        .or_else(|_| st.tensor(&prefixed))
-        .map_err(|_| Error::MissingTensor { path: path.to_path_buf(), name: spec.name.clone() })?;
+    let (name, view) = match st.tensor(&spec.name) {
+        Ok(view) => (&spec.name, view),
+        Err(_) => match st.tensor(&prefixed) {
+            Ok(view) => (&prefixed, view),
+            Err(_) => return Err(Error::MissingTensor { path: path.to_path_buf(), name: spec.name.clone() }),
+        },
+    };
     if view.shape() != spec.shape.as_slice() {
         return Err(Error::ShapeMismatch {
             path: path.to_path_buf(),
@@ -395,7 +405,7 @@ pub(crate) fn read_tensor(st: &SafeTensors, path: &Path, spec: &TensorSpec) -> R
         });
     }
     let data = view.data();
-    let values = match view.dtype() {
+    let values: Vec<f32> = match view.dtype() {
         Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
         Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         Dtype::BF16 => {
@@ -409,5 +419,33 @@ pub(crate) fn read_tensor(st: &SafeTensors, path: &Path, spec: &TensorSpec) -> R
             });
         }
     };
+    if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+        let value = values[index];
+        return Err(Error::NonFiniteWeight { path: path.to_path_buf(), name: name.clone(), index, value });
+    }
     Ok(values)
+}
+
+/// The fewest bytes a safetensors file holding `parameters` values can have: two per value
+/// (F16 and BF16, the smallest dtypes we read).
+const MIN_BYTES_PER_PARAMETER: usize = 2;
+
+/// An error when a weights file of `file_len` bytes at `path` is too small to hold the
+/// `parameters` values its config asks for (`None`: a count that overflows), checked before the
+/// tensor list of the config's shape is built, so a small file with a huge config allocates
+/// nothing in proportion to the config.
+pub(crate) fn require_room_for(path: &Path, file_len: usize, parameters: Option<usize>) -> Result<()> {
+    let needed = parameters.and_then(|n| n.checked_mul(MIN_BYTES_PER_PARAMETER));
+    match needed {
+        Some(needed) if needed <= file_len => Ok(()),
+        _ => Err(Error::Safetensors {
+            path: path.to_path_buf(),
+            reason: format!(
+                "config.json's shape has {} parameters, at least {} bytes in F16, and the file has {file_len} bytes: \
+                 the config does not describe these weights",
+                parameters.map_or("more than 2^64".to_string(), |n| n.to_string()),
+                needed.map_or("more than 2^64".to_string(), |n| n.to_string()),
+            ),
+        }),
+    }
 }

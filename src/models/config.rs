@@ -1,4 +1,6 @@
-//! Hyperparameters of a GPT-2-architecture model, validated once at load.
+//! Hyperparameters of a GPT-2-architecture model, validated once at load; and the checks both
+//! architectures' configs share: positive dimensions, sizes computed in checked arithmetic, and
+//! a run-time footprint (weights, KV cache, RoPE table) this machine can hold.
 
 use crate::error::{Error, Result};
 
@@ -37,7 +39,11 @@ fn yes() -> bool {
 }
 
 impl Gpt2Config {
-    /// Checks the invariants every kernel relies on.
+    /// Checks the invariants every kernel relies on, and that running this shape (its weights
+    /// and KV cache, sizes computed in checked arithmetic) fits this machine's memory.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first dimension or size that is wrong.
     pub fn validate(&self) -> Result<()> {
         let fields = [
             ("vocab_size", self.vocab_size),
@@ -60,12 +66,18 @@ impl Gpt2Config {
         if !(self.layer_norm_epsilon.is_finite() && self.layer_norm_epsilon > 0.0) {
             return Err(Error::Config("layer_norm_epsilon must be a positive number".into()));
         }
-        Ok(())
+        let (l, p, c) = (self.n_layer, self.n_ctx, self.n_embd);
+        let kv_cache = format!("KV cache for {p} positions");
+        require_footprint(&[
+            ("weights", self.checked_parameter_count().and_then(|n| n.checked_mul(size_of::<f32>()))),
+            (&kv_cache, product(&[l, p, c, 2, size_of::<f32>()])),
+        ])
     }
 
-    /// Columns of one attention head.
+    /// Columns of one attention head (0 when `n_head` is 0, a shape
+    /// [`Gpt2Config::validate`] refuses).
     pub fn head_dim(&self) -> usize {
-        self.n_embd / self.n_head
+        self.n_embd.checked_div(self.n_head).unwrap_or(0)
     }
 
     /// What layer `layer_idx`'s scores `q·kᵀ` are multiplied by: `1 / sqrt(head_dim)` when
@@ -77,16 +89,28 @@ impl Gpt2Config {
         (1.0 / (by_head * by_layer)) as f32
     }
 
-    /// Parameters, counting a tied LM head once.
+    /// Parameters, counting a tied LM head once; `usize::MAX` for a shape whose count overflows
+    /// (which [`Gpt2Config::validate`] refuses).
     pub fn parameter_count(&self) -> usize {
-        let (c, l) = (self.n_embd, self.n_layer);
-        let per_block = 2 * 2 * c // ln_1, ln_2
-            + c * 3 * c + 3 * c // c_attn
-            + c * c + c // attn.c_proj
-            + c * self.n_inner + self.n_inner // mlp.c_fc
-            + self.n_inner * c + c; // mlp.c_proj
-        let head = if self.tie_word_embeddings { 0 } else { self.vocab_size * c };
-        self.vocab_size * c + self.n_ctx * c + l * per_block + 2 * c + head
+        self.checked_parameter_count().unwrap_or(usize::MAX)
+    }
+
+    /// Parameters, counting a tied LM head once, or `None` when the count overflows `usize`.
+    pub fn checked_parameter_count(&self) -> Option<usize> {
+        let (c, l, v, inner) = (self.n_embd, self.n_layer, self.vocab_size, self.n_inner);
+        let per_block = sum_of_products(&[
+            &[2, 2, c],  // ln_1, ln_2
+            &[c, 3, c],  // attn.c_attn.weight
+            &[3, c],     // attn.c_attn.bias
+            &[c, c],     // attn.c_proj.weight
+            &[c],        // attn.c_proj.bias
+            &[c, inner], // mlp.c_fc.weight
+            &[inner],    // mlp.c_fc.bias
+            &[inner, c], // mlp.c_proj.weight
+            &[c],        // mlp.c_proj.bias
+        ])?;
+        let head = if self.tie_word_embeddings { 0 } else { v };
+        sum_of_products(&[&[v, c], &[self.n_ctx, c], &[l, per_block], &[2, c], &[head, c]])
     }
 }
 
@@ -95,5 +119,138 @@ pub(crate) fn require_positive(fields: &[(&str, usize)]) -> Result<()> {
     match fields.iter().find(|(_, value)| *value == 0) {
         Some((name, _)) => Err(Error::Config(format!("{name} must be positive"))),
         None => Ok(()),
+    }
+}
+
+/// The product of `factors`, or `None` when it overflows `usize`.
+pub(crate) fn product(factors: &[usize]) -> Option<usize> {
+    factors.iter().try_fold(1usize, |acc, &f| acc.checked_mul(f))
+}
+
+/// The sum of the products of each of `terms`, or `None` when any of it overflows `usize`.
+pub(crate) fn sum_of_products(terms: &[&[usize]]) -> Option<usize> {
+    terms.iter().try_fold(0usize, |acc, t| acc.checked_add(product(t)?))
+}
+
+/// Bytes of memory this machine has, RAM plus swap (`MemTotal` + `SwapTotal` of
+/// `/proc/meminfo`), read once; `None` where that file cannot be read.
+pub fn machine_memory_bytes() -> Option<u64> {
+    static MEMORY: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *MEMORY.get_or_init(|| {
+        let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let kib = |key: &str| -> Option<u64> {
+            let line = text.lines().find(|l| l.starts_with(key))?;
+            line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+        };
+        kib("MemTotal:")?.checked_add(kib("SwapTotal:").unwrap_or(0))?.checked_mul(1024)
+    })
+}
+
+/// The memory a model may need when `/proc/meminfo` cannot be read: 16 TiB, beyond any machine
+/// this engine runs on, so that only absurd shapes are refused there.
+const MEMORY_WHEN_UNKNOWN: u64 = 1 << 44;
+
+/// An error when the run-time allocations `parts` (name, bytes; `None` where the size overflows
+/// `usize`) add up to more than this machine's memory ([`machine_memory_bytes`]), saying what the
+/// shape would need.
+pub(crate) fn require_footprint(parts: &[(&str, Option<usize>)]) -> Result<()> {
+    match machine_memory_bytes() {
+        Some(bytes) => require_footprint_within(parts, bytes, "this machine's memory (RAM + swap)"),
+        None => require_footprint_within(parts, MEMORY_WHEN_UNKNOWN, "16 TiB (no /proc/meminfo to read)"),
+    }
+}
+
+/// [`require_footprint`] against `budget` bytes, described as `budget_name` in the message.
+pub(crate) fn require_footprint_within(
+    parts: &[(&str, Option<usize>)],
+    budget: u64,
+    budget_name: &str,
+) -> Result<()> {
+    let mut total: u64 = 0;
+    for (name, bytes) in parts {
+        let bytes = bytes.and_then(|b| u64::try_from(b).ok()).and_then(|b| total.checked_add(b));
+        total = bytes.ok_or_else(|| {
+            Error::Config(format!(
+                "the {name} of this shape would overflow 64-bit sizes: the dimensions are corrupt"
+            ))
+        })?;
+    }
+    if total > budget {
+        let each: Vec<String> =
+            parts.iter().map(|(name, b)| format!("{name}: {}", human_bytes(b.unwrap_or(0) as u64))).collect();
+        return Err(Error::Config(format!(
+            "this shape needs {} of memory to run ({}), more than {budget_name}, {}",
+            human_bytes(total),
+            each.join(", "),
+            human_bytes(budget)
+        )));
+    }
+    Ok(())
+}
+
+/// `bytes` in the largest binary unit that keeps a number of at least 1 (`1.5 GiB`).
+pub(crate) fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Gpt2Config {
+        Gpt2Config {
+            vocab_size: 10,
+            n_ctx: 8,
+            n_embd: 4,
+            n_head: 2,
+            n_layer: 2,
+            n_inner: 16,
+            layer_norm_epsilon: 1e-5,
+            tie_word_embeddings: true,
+            scale_attn_weights: true,
+            scale_attn_by_inverse_layer_idx: false,
+        }
+    }
+
+    #[test]
+    fn parameter_counts_are_checked_and_saturate() {
+        assert_eq!(
+            config().checked_parameter_count(),
+            Some(10 * 4 + 8 * 4 + 2 * (16 + 60 + 20 + 64 + 16 + 68) + 8)
+        );
+        let huge = Gpt2Config { n_embd: 1 << 32, n_head: 1, ..config() };
+        assert_eq!(huge.checked_parameter_count(), None);
+        assert_eq!(huge.parameter_count(), usize::MAX);
+        let err = huge.validate().unwrap_err().to_string();
+        assert!(err.contains("weights") && err.contains("overflow 64-bit"), "{err}");
+    }
+
+    #[test]
+    fn shapes_beyond_the_memory_are_refused_with_what_they_need() {
+        // A context of 2^40 positions: the KV cache alone is 2 * 2 * 2^40 * 4 * 4 bytes.
+        let err = Gpt2Config { n_ctx: 1 << 40, ..config() }.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("needs") && err.contains("KV cache for 1099511627776 positions: 64.0 TiB"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1);
+        let parts = [("weights", Some(3 << 30)), ("KV cache", Some(1 << 30))];
+        assert!(require_footprint_within(&parts, 4 << 30, "4 GiB").is_ok());
+        let err = require_footprint_within(&parts, (4 << 30) - 1, "a budget").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid model config: this shape needs 4.0 GiB of memory to run (weights: 3.0 GiB, KV cache: 1.0 GiB), \
+             more than a budget, 4.0 GiB"
+        );
+        let err =
+            require_footprint_within(&[("a", Some(usize::MAX)), ("b", Some(2))], u64::MAX, "x").unwrap_err();
+        assert!(err.to_string().contains("the b of this shape would overflow"), "{err}");
     }
 }

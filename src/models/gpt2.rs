@@ -86,7 +86,7 @@ impl Gpt2 {
 
     /// Bytes of the weights as stored in memory (f32), counting a tied LM head once.
     pub fn weight_bytes(&self) -> usize {
-        self.config.parameter_count() * size_of::<f32>()
+        self.config.parameter_count().saturating_mul(size_of::<f32>())
     }
 }
 
@@ -99,17 +99,20 @@ pub struct TensorSpec {
 
 impl Gpt2 {
     /// Every tensor of a checkpoint of this shape, in checkpoint order. `lm_head.weight` is
-    /// listed only when the head is not tied.
+    /// listed only when the head is not tied. The list has `12 * n_layer + 4` entries: loaders
+    /// validate the config and check that the file can hold its parameters first.
     pub fn tensor_specs(config: &Gpt2Config) -> Vec<TensorSpec> {
         let (v, c, p, inner) = (config.vocab_size, config.n_embd, config.n_ctx, config.n_inner);
+        // Saturating: a shape whose sizes overflow is refused by `validate`, never wrapped.
+        let c3 = c.saturating_mul(3);
         let spec = |name: String, shape: &[usize]| TensorSpec { name, shape: shape.to_vec() };
         let mut specs = vec![spec("wte.weight".into(), &[v, c]), spec("wpe.weight".into(), &[p, c])];
         for i in 0..config.n_layer {
             let layer = [
                 ("ln_1.weight", vec![c]),
                 ("ln_1.bias", vec![c]),
-                ("attn.c_attn.weight", vec![c, 3 * c]),
-                ("attn.c_attn.bias", vec![3 * c]),
+                ("attn.c_attn.weight", vec![c, c3]),
+                ("attn.c_attn.bias", vec![c3]),
                 ("attn.c_proj.weight", vec![c, c]),
                 ("attn.c_proj.bias", vec![c]),
                 ("ln_2.weight", vec![c]),
@@ -138,7 +141,8 @@ impl Gpt2 {
         let specs = Self::tensor_specs(&config);
         let mut tensors = specs.iter().map(|s| {
             take(s).inspect(|t| {
-                assert_eq!(t.len(), s.shape.iter().product::<usize>(), "tensor {}: element count", s.name);
+                let len = s.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+                assert_eq!(Some(t.len()), len, "tensor {}: element count", s.name);
             })
         });
         let mut next = || tensors.next().expect("a spec per tensor");

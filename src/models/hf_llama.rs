@@ -222,6 +222,7 @@ pub fn load_dir(dir: &Path) -> Result<(Llama, Vec<String>)> {
     let (c, mut warnings) = read_config(&dir.join(CONFIG_FILE))?;
     let path = dir.join(WEIGHTS_FILE);
     let bytes = checkpoint::read(&path)?;
+    checkpoint::require_room_for(&path, bytes.len(), c.checked_parameter_count())?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::Safetensors { path: path.clone(), reason: e.to_string() })?;
     let specs = tensor_specs(&c);

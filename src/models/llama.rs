@@ -100,13 +100,13 @@ impl Llama {
     /// Parameters, counting a shared classifier once: the checkpoint's tensors without the
     /// legacy RoPE tables.
     pub fn parameter_count(&self) -> usize {
-        let sizes = self.config.tensor_sizes();
-        sizes.iter().filter(|(name, _)| !name.starts_with("freq_cis")).map(|(_, n)| n).sum()
+        // Validated at construction, so the count fits; saturating keeps a mutated config honest.
+        self.config.checked_parameter_count().unwrap_or(usize::MAX)
     }
 
     /// Bytes of the weights as stored in memory (f32).
     pub fn weight_bytes(&self) -> usize {
-        self.parameter_count() * size_of::<f32>()
+        self.parameter_count().saturating_mul(size_of::<f32>())
     }
 
     /// The model from llama2.c's tensors (whose per-layer tensors are stacked), checking the

@@ -10,10 +10,22 @@
 //! rms_final (dim); two legacy RoPE tables of seq_len * head_size / 2 floats each (skipped on
 //! read, written as the frequencies llama2.c's exporter wrote); the classifier (vocab, dim) when
 //! not shared.
+//!
+//! The versioned format of llama2.c's `export.py --version N`: a 256-byte header (the magic
+//! `0x616b3432`, "ak42" read as a little-endian `u32`; an `i32` version; the 7 ints above with a
+//! positive vocab_size; a shared-classifier byte; zero padding). Version 1 (float32) is read and
+//! written: the same arrays as the legacy file, in the order rms_att, rms_ffn, rms_final, token
+//! embedding, wq, wk, wv, wo, w1, w2, w3, then the classifier when not shared, without RoPE
+//! tables. Version 2 (int8 groups, "Q8_0") and any other version are refused by name or number.
+//!
+//! Every size read from a file is computed in checked arithmetic, and [`LlamaConfig::validate`]
+//! refuses a shape whose run-time memory this machine cannot hold, before anything is allocated.
 
+use super::config::{product, require_footprint};
 use crate::error::{Error, Result};
 use crate::kernels::rope;
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 /// The shape of a Llama model, as llama2.c's header gives it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -44,7 +56,13 @@ pub const LLAMA2C_NORM_EPS: f32 = 1e-5;
 pub const LLAMA2C_ROPE_THETA: f32 = 10000.0;
 
 impl LlamaConfig {
-    /// Checks the invariants the forward pass relies on.
+    /// Checks the invariants the forward pass relies on, and that running this shape (weights,
+    /// KV cache and RoPE table, sizes computed in checked arithmetic) fits this machine's memory.
+    /// `seq_len` is backed by no tensor, so this is what stops a small file from asking for an
+    /// absurd context.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first dimension or size that is wrong.
     pub fn validate(&self) -> Result<()> {
         let fields = [
             ("dim", self.dim),
@@ -77,43 +95,75 @@ impl LlamaConfig {
         if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
             return Err(Error::Config("rope_theta must be a number above 1".into()));
         }
-        Ok(())
+        if let Some((name, _)) = self.checked_tensor_sizes().into_iter().find(|(_, n)| n.is_none()) {
+            return Err(Error::Config(format!(
+                "tensor {name} of this shape has more elements than 64-bit sizes can count: the dimensions are corrupt"
+            )));
+        }
+        let f32_bytes = size_of::<f32>();
+        let (kv_cache, rope_table) =
+            (format!("KV cache for {} positions", self.seq_len), format!("RoPE table for {}", self.seq_len));
+        require_footprint(&[
+            ("weights", self.checked_parameter_count().and_then(|n| n.checked_mul(f32_bytes))),
+            (&kv_cache, product(&[self.n_layers, self.seq_len, self.kv_dim(), 2, f32_bytes])),
+            (&rope_table, product(&[self.seq_len, self.head_size(), f32_bytes])),
+        ])
     }
 
-    /// `dim / n_heads`.
+    /// `dim / n_heads` (0 when `n_heads` is 0, a shape [`LlamaConfig::validate`] refuses).
     pub fn head_size(&self) -> usize {
-        self.dim / self.n_heads
+        self.dim.checked_div(self.n_heads).unwrap_or(0)
     }
 
-    /// `n_kv_heads * head_size`: the width of a key or value row.
+    /// `n_kv_heads * head_size`: the width of a key or value row (saturating at `usize::MAX`
+    /// for a shape [`LlamaConfig::validate`] refuses).
     pub fn kv_dim(&self) -> usize {
-        self.n_kv_heads * self.head_size()
+        self.n_kv_heads.saturating_mul(self.head_size())
     }
 
-    /// The tensors in file order: name and number of floats (the RoPE tables included).
+    /// The tensors in file order: name and number of floats (the RoPE tables included). A size
+    /// that overflows `usize` is `usize::MAX` here; [`LlamaConfig::validate`] refuses such shapes.
     pub fn tensor_sizes(&self) -> Vec<(&'static str, usize)> {
-        let (d, h, l, v) = (self.dim, self.hidden_dim, self.n_layers, self.vocab_size);
-        let rope = self.seq_len * self.head_size() / 2;
+        self.checked_tensor_sizes().into_iter().map(|(name, n)| (name, n.unwrap_or(usize::MAX))).collect()
+    }
+
+    /// [`LlamaConfig::tensor_sizes`] in checked arithmetic: `None` for a size that overflows.
+    pub fn checked_tensor_sizes(&self) -> Vec<(&'static str, Option<usize>)> {
+        let (d, h, l, v, kv) = (self.dim, self.hidden_dim, self.n_layers, self.vocab_size, self.kv_dim());
+        let rope = product(&[self.seq_len, self.head_size() / 2]);
         let mut sizes = vec![
-            ("token_embedding", v * d),
-            ("rms_att", l * d),
-            ("wq", l * d * d),
-            ("wk", l * d * self.kv_dim()),
-            ("wv", l * d * self.kv_dim()),
-            ("wo", l * d * d),
-            ("rms_ffn", l * d),
-            ("w1", l * h * d),
-            ("w2", l * d * h),
-            ("w3", l * h * d),
-            ("rms_final", d),
+            ("token_embedding", product(&[v, d])),
+            ("rms_att", product(&[l, d])),
+            ("wq", product(&[l, d, d])),
+            ("wk", product(&[l, d, kv])),
+            ("wv", product(&[l, d, kv])),
+            ("wo", product(&[l, d, d])),
+            ("rms_ffn", product(&[l, d])),
+            ("w1", product(&[l, h, d])),
+            ("w2", product(&[l, d, h])),
+            ("w3", product(&[l, h, d])),
+            ("rms_final", Some(d)),
             ("freq_cis_real", rope),
             ("freq_cis_imag", rope),
         ];
         if !self.shared_classifier {
-            sizes.push(("classifier", v * d));
+            sizes.push(("classifier", product(&[v, d])));
         }
         sizes
     }
+
+    /// Parameters: every tensor but the legacy RoPE tables, a shared classifier counted once;
+    /// `None` when the count overflows `usize`.
+    pub fn checked_parameter_count(&self) -> Option<usize> {
+        let sizes = self.checked_tensor_sizes();
+        let mut weights = sizes.iter().filter(|(name, _)| !is_legacy_rope_table(name));
+        weights.try_fold(0usize, |total, (_, n)| total.checked_add((*n)?))
+    }
+}
+
+/// Whether `name` is one of the legacy format's RoPE tables (read past, never used).
+fn is_legacy_rope_table(name: &str) -> bool {
+    name.starts_with("freq_cis")
 }
 
 /// Every tensor of a llama2.c checkpoint, row-major as in the file (per-layer tensors stacked).
@@ -147,64 +197,163 @@ pub struct LlamaWeights {
     pub classifier: Option<Vec<f32>>,
 }
 
-/// The header's size in bytes.
+/// The legacy header's size in bytes.
 const HEADER_BYTES: usize = 7 * 4;
+/// The magic number that starts llama2.c's versioned checkpoints: "ak42" as a little-endian u32.
+pub const LLAMA2C_MAGIC: u32 = 0x616b_3432;
+/// The versioned header's size in bytes: magic, version, the 7 legacy ints, the
+/// shared-classifier byte, zero padding.
+const V1_HEADER_BYTES: usize = 256;
+/// The version-1 (float32) tensor order: the norms first, no RoPE tables, then the classifier
+/// when it is not shared.
+const V1_ORDER: [&str; 11] =
+    ["rms_att", "rms_ffn", "rms_final", "token_embedding", "wq", "wk", "wv", "wo", "w1", "w2", "w3"];
 
 impl LlamaWeights {
-    /// Reads a llama2.c `.bin` checkpoint.
+    /// Reads a llama2.c `.bin` checkpoint, legacy or version 1 (see [`LlamaWeights::parse`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`], or [`LlamaWeights::parse`]'s errors with the file's path.
     pub fn read(path: &Path) -> Result<LlamaWeights> {
         let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         Self::parse(&bytes).map_err(|e| match e {
             Error::Config(reason) => Error::Config(format!("{}: {reason}", path.display())),
+            Error::NonFiniteWeight { name, index, value, .. } => {
+                Error::NonFiniteWeight { path: path.to_path_buf(), name, index, value }
+            }
             other => other,
         })
     }
 
-    /// Parses the bytes of a llama2.c checkpoint.
+    /// Parses the bytes of a llama2.c checkpoint: the legacy format (7 ints, then the tensors
+    /// and RoPE tables) or, when the file starts with [`LLAMA2C_MAGIC`], the versioned format's
+    /// version 1 (float32). Every size is computed in checked arithmetic and compared with the
+    /// file's length before anything is allocated; the file must hold exactly what its header
+    /// describes.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a short, long or corrupt file, version 2 (int8 "Q8_0") or an
+    /// unknown version; [`Error::NonFiniteWeight`] (with an empty path, which
+    /// [`LlamaWeights::read`] fills in) for a NaN or infinite weight.
     pub fn parse(bytes: &[u8]) -> Result<LlamaWeights> {
+        if bytes.get(..4) == Some(LLAMA2C_MAGIC.to_le_bytes().as_slice()) {
+            Self::parse_versioned(bytes)
+        } else {
+            Self::parse_legacy(bytes)
+        }
+    }
+
+    /// The legacy format: 7 ints, the tensors, the RoPE tables, the classifier if separate.
+    fn parse_legacy(bytes: &[u8]) -> Result<LlamaWeights> {
         let header = bytes.get(..HEADER_BYTES).ok_or_else(|| {
             Error::Config(format!(
                 "not a llama2.c checkpoint: {} bytes, the header alone is {HEADER_BYTES}",
                 bytes.len()
             ))
         })?;
-        let field = |i: usize| i32::from_le_bytes(header[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
-        let positive = |i: usize, name: &str| -> Result<usize> {
-            usize::try_from(field(i))
-                .map_err(|_| Error::Config(format!("header field {name} is {}, not a size", field(i))))
-        };
-        let vocab = field(5);
-        let config = LlamaConfig {
-            dim: positive(0, "dim")?,
-            hidden_dim: positive(1, "hidden_dim")?,
-            n_layers: positive(2, "n_layers")?,
-            n_heads: positive(3, "n_heads")?,
-            n_kv_heads: positive(4, "n_kv_heads")?,
-            vocab_size: vocab.unsigned_abs() as usize,
-            seq_len: positive(6, "seq_len")?,
-            shared_classifier: vocab > 0,
-            norm_eps: LLAMA2C_NORM_EPS,
-            rope_theta: LLAMA2C_ROPE_THETA,
-        };
-        config.validate()?;
+        let fields = read_header_ints(header);
+        let vocab = fields[5];
+        let config = config_from_header(&fields, vocab.unsigned_abs() as usize, vocab > 0)?;
         let sizes = config.tensor_sizes();
-        let floats: usize = sizes.iter().map(|(_, n)| n).sum();
-        let expected = HEADER_BYTES + floats * 4;
+        Self::from_file_tensors(config, bytes, HEADER_BYTES, &sizes)
+    }
+
+    /// The versioned format (the magic is checked by the caller): version 1, or an error.
+    fn parse_versioned(bytes: &[u8]) -> Result<LlamaWeights> {
+        let header = bytes.get(..V1_HEADER_BYTES).ok_or_else(|| {
+            Error::Config(format!(
+                "truncated llama2.c checkpoint: it starts with the version magic \"ak42\", whose header is \
+                 {V1_HEADER_BYTES} bytes; the file has {}",
+                bytes.len()
+            ))
+        })?;
+        let version = i32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        match version {
+            1 => {}
+            2 => {
+                return Err(Error::Config(
+                    "llama2.c checkpoint version 2 (int8 groups, \"Q8_0\") is not supported: export version 1 \
+                     (float32) or the legacy format with llama2.c's export.py --version 1 or 0"
+                        .into(),
+                ));
+            }
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown llama2.c checkpoint version {other}: this reader knows the legacy format (no magic) \
+                     and version 1 (float32); version 2 (Q8_0) is refused"
+                )));
+            }
+        }
+        let fields = read_header_ints(&header[8..8 + HEADER_BYTES]);
+        let shared = match header[8 + HEADER_BYTES] {
+            0 => false,
+            1 => true,
+            flag => {
+                return Err(Error::Config(format!(
+                    "llama2.c version 1 header: the shared-classifier flag is {flag}, not 0 or 1"
+                )));
+            }
+        };
+        let vocab = usize::try_from(fields[5])
+            .map_err(|_| Error::Config(format!("header field vocab_size is {}, not a size", fields[5])))?;
+        let config = config_from_header(&fields, vocab, shared)?;
+        let sizes = config.tensor_sizes();
+        let size = |name: &str| sizes.iter().find(|(n, _)| *n == name).map_or(0, |(_, n)| *n);
+        let order: Vec<(&'static str, usize)> = V1_ORDER
+            .iter()
+            .chain(if shared { None } else { Some(&"classifier") })
+            .map(|&name| (name, size(name)))
+            .collect();
+        Self::from_file_tensors(config, bytes, V1_HEADER_BYTES, &order)
+    }
+
+    /// The weights of `config` from the f32 tensors `order` lists (name, floats), stored one
+    /// after the other from byte `start` to the end of `bytes`; the legacy RoPE tables are read
+    /// past, every other value must be finite.
+    fn from_file_tensors(
+        config: LlamaConfig,
+        bytes: &[u8],
+        start: usize,
+        order: &[(&'static str, usize)],
+    ) -> Result<LlamaWeights> {
+        let floats = order.iter().try_fold(0usize, |total, (_, n)| total.checked_add(*n));
+        let expected = floats.and_then(|n| n.checked_mul(4)).and_then(|n| n.checked_add(start));
+        let Some(expected) = expected else {
+            return Err(Error::Config(format!(
+                "the tensor sizes of the header ({config:?}) overflow 64-bit sizes"
+            )));
+        };
         if bytes.len() < expected {
             return Err(Error::Config(format!(
                 "truncated llama2.c checkpoint: the header ({config:?}) needs {expected} bytes, the file has {}",
                 bytes.len()
             )));
         }
-        let mut at = HEADER_BYTES;
-        Self::from_tensors(config, |_, n| {
-            let t: Vec<f32> = bytes[at..at + n * 4]
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                .collect();
+        if bytes.len() > expected {
+            return Err(Error::Config(format!(
+                "llama2.c checkpoint longer than its header says: the header ({config:?}) accounts for {expected} \
+                 bytes, the file has {} (a different format, or a wrong shared-classifier field?)",
+                bytes.len()
+            )));
+        }
+        let mut tensors = HashMap::with_capacity(order.len());
+        let mut at = start;
+        for &(name, n) in order {
+            // In bounds: the file holds exactly the sum of these sizes after `start`.
+            let data = &bytes[at..at + n * 4];
             at += n * 4;
-            Ok(t)
-        })
+            if is_legacy_rope_table(name) {
+                continue;
+            }
+            let values: Vec<f32> =
+                data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+                let (name, value) = (name.to_string(), values[index]);
+                return Err(Error::NonFiniteWeight { path: PathBuf::new(), name, index, value });
+            }
+            tensors.insert(name, values);
+        }
+        Self::from_tensors(config, |name, _| Ok(tensors.remove(name).unwrap_or_default()))
     }
 
     /// Weights of `config`'s shape from `take(name, len)`, called once per entry of
@@ -257,29 +406,21 @@ impl LlamaWeights {
         ]
     }
 
-    /// The bytes of this checkpoint in llama2.c's format, which has no field for the RMSNorm
-    /// epsilon or the RoPE base: a model with other values than llama2.c's cannot be written.
+    /// The bytes of this checkpoint in llama2.c's legacy format, which has no field for the
+    /// RMSNorm epsilon or the RoPE base: a model with other values than llama2.c's cannot be
+    /// written.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for such a model, or a dimension beyond the header's `i32`.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let c = &self.config;
-        if c.norm_eps != LLAMA2C_NORM_EPS || c.rope_theta != LLAMA2C_ROPE_THETA {
-            return Err(Error::Config(format!(
-                "llama2.c's format fixes the RMSNorm epsilon at {LLAMA2C_NORM_EPS:e} and the RoPE base at \
-                 {LLAMA2C_ROPE_THETA}; this model has {:e} and {}: export it as a Hugging Face directory",
-                c.norm_eps, c.rope_theta
-            )));
+        let mut header = self.header_ints()?;
+        if !c.shared_classifier {
+            header[5] = -header[5];
         }
-        let vocab = if c.shared_classifier { c.vocab_size as i32 } else { -(c.vocab_size as i32) };
-        let header = [
-            c.dim as i32,
-            c.hidden_dim as i32,
-            c.n_layers as i32,
-            c.n_heads as i32,
-            c.n_kv_heads as i32,
-            vocab,
-            c.seq_len as i32,
-        ];
-        let mut out =
-            Vec::with_capacity(HEADER_BYTES + c.tensor_sizes().iter().map(|(_, n)| n * 4).sum::<usize>());
+        let mut out = Vec::with_capacity(
+            HEADER_BYTES + c.tensor_sizes().iter().map(|(_, n)| n.saturating_mul(4)).sum::<usize>(),
+        );
         for v in header {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -292,6 +433,88 @@ impl LlamaWeights {
         }
         Ok(out)
     }
+
+    /// The bytes of this checkpoint in llama2.c's versioned format, version 1 (float32):
+    /// what llama2.c's `export.py --version 1` writes.
+    ///
+    /// # Errors
+    /// As [`LlamaWeights::to_bytes`].
+    pub fn to_v1_bytes(&self) -> Result<Vec<u8>> {
+        let header = self.header_ints()?;
+        let mut out = Vec::with_capacity(V1_HEADER_BYTES);
+        out.extend_from_slice(&LLAMA2C_MAGIC.to_le_bytes());
+        out.extend_from_slice(&1i32.to_le_bytes());
+        for v in header {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.push(u8::from(self.config.shared_classifier));
+        out.resize(V1_HEADER_BYTES, 0);
+        let by_name: HashMap<&str, &[f32]> = self.tensors().into_iter().collect();
+        let tensors = V1_ORDER.iter().map(|name| by_name[name]);
+        for t in tensors.chain(self.classifier.as_deref()) {
+            for v in t {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The 7 header ints (the vocabulary positive), after checking that llama2.c's format can
+    /// hold this model: its RMSNorm epsilon and RoPE base are llama2.c's, every dimension fits
+    /// an `i32`.
+    fn header_ints(&self) -> Result<[i32; 7]> {
+        let c = &self.config;
+        if c.norm_eps != LLAMA2C_NORM_EPS || c.rope_theta != LLAMA2C_ROPE_THETA {
+            return Err(Error::Config(format!(
+                "llama2.c's format fixes the RMSNorm epsilon at {LLAMA2C_NORM_EPS:e} and the RoPE base at \
+                 {LLAMA2C_ROPE_THETA}; this model has {:e} and {}: export it as a Hugging Face directory",
+                c.norm_eps, c.rope_theta
+            )));
+        }
+        let dims = [c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len];
+        let mut header = [0i32; 7];
+        for (slot, (dim, name)) in header.iter_mut().zip(dims.into_iter().zip(HEADER_FIELDS)) {
+            *slot = i32::try_from(dim).map_err(|_| {
+                Error::Config(format!("{name} {dim} does not fit llama2.c's 32-bit header field"))
+            })?;
+        }
+        Ok(header)
+    }
+}
+
+/// The legacy header's fields, in order.
+const HEADER_FIELDS: [&str; 7] =
+    ["dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"];
+
+/// The 7 little-endian `i32` of `header` (at least 28 bytes).
+fn read_header_ints(header: &[u8]) -> [i32; 7] {
+    std::array::from_fn(|i| {
+        i32::from_le_bytes([header[4 * i], header[4 * i + 1], header[4 * i + 2], header[4 * i + 3]])
+    })
+}
+
+/// The validated config of a header's 7 ints, with the vocabulary and sharing as the format
+/// encodes them.
+fn config_from_header(fields: &[i32; 7], vocab_size: usize, shared_classifier: bool) -> Result<LlamaConfig> {
+    let size = |i: usize| -> Result<usize> {
+        usize::try_from(fields[i]).map_err(|_| {
+            Error::Config(format!("header field {} is {}, not a size", HEADER_FIELDS[i], fields[i]))
+        })
+    };
+    let config = LlamaConfig {
+        dim: size(0)?,
+        hidden_dim: size(1)?,
+        n_layers: size(2)?,
+        n_heads: size(3)?,
+        n_kv_heads: size(4)?,
+        vocab_size,
+        seq_len: size(6)?,
+        shared_classifier,
+        norm_eps: LLAMA2C_NORM_EPS,
+        rope_theta: LLAMA2C_ROPE_THETA,
+    };
+    config.validate()?;
+    Ok(config)
 }
 
 /// The cos/sin tables llama2.c's exporter wrote (unused by readers, kept for compatibility).
@@ -370,5 +593,131 @@ mod tests {
         let mut bad = bytes;
         bad[16..20].copy_from_slice(&3i32.to_le_bytes()); // n_kv_heads 3 does not divide n_heads 4
         assert!(LlamaWeights::parse(&bad).unwrap_err().to_string().contains("n_kv_heads 3"));
+    }
+
+    /// The 64-byte legacy file of the bug report (`llama2c_overflow_header.py`): each field
+    /// valid, the tensor sizes overflowing 64-bit arithmetic (their wrapped sum is 2 floats).
+    fn overflow_header() -> Vec<u8> {
+        let fields = [1 << 30, 2, 1 << 28, 1 << 29, 1 << 29, i32::MAX, 1];
+        let mut bytes: Vec<u8> = fields.iter().flat_map(|v: &i32| v.to_le_bytes()).collect();
+        bytes.resize(64, 0);
+        bytes
+    }
+
+    #[test]
+    fn sizes_that_overflow_are_refused_in_one_line() {
+        let err = LlamaWeights::parse(&overflow_header()).unwrap_err().to_string();
+        assert!(err.contains("wq") && err.contains("64-bit"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        let c = LlamaConfig {
+            dim: 1 << 30,
+            n_layers: 1 << 28,
+            n_heads: 1 << 29,
+            n_kv_heads: 1 << 29,
+            ..config(true)
+        };
+        assert_eq!(c.tensor_sizes()[2], ("wq", usize::MAX), "saturates, never wraps");
+        assert_eq!(c.checked_parameter_count(), None);
+    }
+
+    #[test]
+    fn a_context_no_machine_can_hold_is_refused_saying_what_it_needs() {
+        // seq_len is backed by no tensor: 2^31 positions in 2^20 layers of 4-float keys and
+        // values need 64 PiB of KV cache, more than any machine has.
+        let c = LlamaConfig { seq_len: i32::MAX as usize, n_layers: 1 << 20, ..config(true) };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("needs") && err.contains("KV cache for 2147483647 positions: 64.0 PiB"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    /// llama2.c's `export.py --version 1` layout, built by hand from the documented order.
+    fn v1_by_hand(w: &LlamaWeights) -> Vec<u8> {
+        let c = &w.config;
+        let mut out = Vec::new();
+        out.extend_from_slice(&0x616b_3432u32.to_le_bytes());
+        out.extend_from_slice(&1i32.to_le_bytes());
+        for v in [c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len] {
+            out.extend_from_slice(&(v as i32).to_le_bytes());
+        }
+        out.push(c.shared_classifier as u8);
+        out.resize(256, 0);
+        let order = [
+            &w.rms_att,
+            &w.rms_ffn,
+            &w.rms_final,
+            &w.token_embedding,
+            &w.wq,
+            &w.wk,
+            &w.wv,
+            &w.wo,
+            &w.w1,
+            &w.w2,
+            &w.w3,
+        ];
+        for t in order.into_iter().chain(w.classifier.as_ref()) {
+            out.extend(t.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        out
+    }
+
+    #[test]
+    fn version_1_files_give_the_weights_of_the_legacy_file() {
+        for shared in [true, false] {
+            let w = weights(shared);
+            let v1 = v1_by_hand(&w);
+            assert_eq!(w.to_v1_bytes().unwrap(), v1, "the writer follows llama2.c's layout");
+            let legacy = LlamaWeights::parse(&w.to_bytes().unwrap()).unwrap();
+            assert_eq!(LlamaWeights::parse(&v1).unwrap(), legacy);
+            assert_eq!(legacy, w);
+        }
+    }
+
+    #[test]
+    fn other_versions_are_refused_by_name_or_number() {
+        let mut v2 = weights(true).to_v1_bytes().unwrap();
+        v2[4..8].copy_from_slice(&2i32.to_le_bytes());
+        let err = LlamaWeights::parse(&v2).unwrap_err().to_string();
+        assert!(err.contains("version 2") && err.contains("Q8_0") && !err.contains("divide"), "{err}");
+        let mut v7 = v2.clone();
+        v7[4..8].copy_from_slice(&7i32.to_le_bytes());
+        let err = LlamaWeights::parse(&v7).unwrap_err().to_string();
+        assert!(err.contains("unknown llama2.c checkpoint version 7"), "{err}");
+        let err = LlamaWeights::parse(&v2[..100]).unwrap_err().to_string();
+        assert!(err.contains("256 bytes") && err.contains("the file has 100"), "{err}");
+        let mut flag = weights(true).to_v1_bytes().unwrap();
+        flag[36] = 5;
+        let err = LlamaWeights::parse(&flag).unwrap_err().to_string();
+        assert!(err.contains("shared-classifier flag is 5"), "{err}");
+        for e in [&v2, &v7, &flag] {
+            assert_eq!(LlamaWeights::parse(e).unwrap_err().to_string().lines().count(), 1);
+        }
+    }
+
+    #[test]
+    fn non_finite_weights_and_extra_bytes_are_refused() {
+        let w = weights(false);
+        let mut bytes = w.to_bytes().unwrap();
+        // wk, 3 floats in: after the header, the embedding (80), rms_att (16) and wq (128).
+        let at = HEADER_BYTES + (80 + 16 + 128 + 3) * 4;
+        bytes[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        match LlamaWeights::parse(&bytes).unwrap_err() {
+            Error::NonFiniteWeight { name, index, value, .. } => {
+                assert_eq!((name.as_str(), index), ("wk", 3));
+                assert!(value.is_nan());
+            }
+            other => panic!("{other}"),
+        }
+        let mut v1 = w.to_v1_bytes().unwrap();
+        let last = v1.len() - 4;
+        v1[last..].copy_from_slice(&f32::NEG_INFINITY.to_le_bytes());
+        let err = LlamaWeights::parse(&v1).unwrap_err().to_string();
+        assert!(err.contains("`classifier` holds -inf at index 79"), "{err}");
+        let mut long = w.to_bytes().unwrap();
+        long.extend_from_slice(&[0; 4]);
+        let err = LlamaWeights::parse(&long).unwrap_err().to_string();
+        assert!(err.contains("longer than its header says"), "{err}");
     }
 }

@@ -50,29 +50,64 @@ impl Llama2cTokenizer {
             .map_err(|reason| Error::Tokenizer { path: path.to_path_buf(), reason })
     }
 
-    /// Parses the bytes of a `tokenizer.bin` holding (at least) `vocab_size` tokens.
+    /// Parses the bytes of a `tokenizer.bin` holding (at least) `vocab_size` tokens. Every
+    /// length is checked against the bytes left before it is used: the lists are sized for at
+    /// most the tokens the file can hold (8 bytes each at least), the max token length must be
+    /// between 0 and the file's length, and each token's length between 0 and the max.
+    ///
+    /// # Errors
+    /// One line saying which field of which token is wrong, and where.
     pub fn parse(bytes: &[u8], vocab_size: usize) -> std::result::Result<Llama2cTokenizer, String> {
-        let mut at = 0usize;
-        let mut take = |n: usize, what: &str| -> std::result::Result<&[u8], String> {
-            let slice = bytes.get(at..at + n).ok_or_else(|| {
-                format!(
-                    "truncated tokenizer.bin: {what} at byte {at} needs {n} bytes, the file has {}",
-                    bytes.len()
-                )
-            })?;
-            at += n;
-            Ok(slice)
+        const HEADER: usize = 4;
+        const PER_TOKEN: usize = 8; // score and length, before the bytes
+        if bytes.len() < HEADER {
+            return Err(format!(
+                "truncated tokenizer.bin: {} bytes, the max token length alone is 4",
+                bytes.len()
+            ));
+        }
+        // The file holds at most this many tokens: the lists never grow beyond it.
+        let room = (bytes.len() - HEADER) / PER_TOKEN;
+        // The next `n` bytes from `at`, moving `at` past them; `None` past the end.
+        fn take<'b>(bytes: &'b [u8], at: &mut usize, n: usize) -> Option<&'b [u8]> {
+            let slice = bytes.get(*at..at.checked_add(n)?)?;
+            *at += n;
+            Some(slice)
+        }
+        let truncated = |what: String, at: usize, n: usize| {
+            format!(
+                "truncated tokenizer.bin: {what} at byte {at} needs {n} bytes, the file has {}",
+                bytes.len()
+            )
         };
         let word = |b: &[u8]| [b[0], b[1], b[2], b[3]];
-        let max_token_length = i32::from_le_bytes(word(take(4, "the max token length")?));
-        let (mut vocab, mut scores) = (Vec::with_capacity(vocab_size), Vec::with_capacity(vocab_size));
+        let max_token_length = i32::from_le_bytes(word(&bytes[..HEADER]));
+        let mut at = HEADER;
+        if max_token_length < 0 || max_token_length as usize > bytes.len() {
+            return Err(format!(
+                "the max token length is {max_token_length}, outside 0..={} (the file's length)",
+                bytes.len()
+            ));
+        }
+        let capacity = vocab_size.min(room);
+        let (mut vocab, mut scores) = (Vec::with_capacity(capacity), Vec::with_capacity(capacity));
         for id in 0..vocab_size {
-            let score = f32::from_le_bytes(word(take(4, &format!("token {id}'s score"))?));
-            let len = i32::from_le_bytes(word(take(4, &format!("token {id}'s length"))?));
-            if len < 0 || len > max_token_length.max(0) {
+            let start = at;
+            let score =
+                take(bytes, &mut at, 4).ok_or_else(|| truncated(format!("token {id}'s score"), start, 4))?;
+            let score = f32::from_le_bytes(word(score));
+            if score.is_nan() {
+                return Err(format!("token {id}'s merge score is NaN"));
+            }
+            let len = take(bytes, &mut at, 4)
+                .ok_or_else(|| truncated(format!("token {id}'s length"), start + 4, 4))?;
+            let len = i32::from_le_bytes(word(len));
+            if len < 0 || len > max_token_length {
                 return Err(format!("token {id} has length {len}, outside 0..={max_token_length}"));
             }
-            vocab.push(take(len as usize, &format!("token {id}'s bytes"))?.to_vec());
+            let token = take(bytes, &mut at, len as usize)
+                .ok_or_else(|| truncated(format!("token {id}'s bytes"), start + 8, len as usize))?;
+            vocab.push(token.to_vec());
             scores.push(score);
         }
         Ok(Llama2cTokenizer::new(vocab, scores))
@@ -226,5 +261,38 @@ mod tests {
         assert!(err.contains("truncated tokenizer.bin") && err.contains("token 267"), "{err}");
         let err = Llama2cTokenizer::parse(&bytes, t.vocab.len() + 1).unwrap_err();
         assert!(err.contains("token 268's score"), "{err}");
+    }
+
+    #[test]
+    fn lengths_from_the_file_are_checked_before_they_are_used() {
+        let t = tokenizer(EXTRA);
+        let bytes = t.to_bytes();
+        // A model of 2^31 - 1 tokens cannot take its vocabulary from a small file.
+        let err = Llama2cTokenizer::parse(&bytes, i32::MAX as usize).unwrap_err();
+        // (The lists are sized for the file's 463 possible tokens, not for the model's.)
+        assert!(
+            err.contains("token 268's score") && err.contains(&format!("the file has {}", bytes.len())),
+            "{err}"
+        );
+        assert!(Llama2cTokenizer::parse(&bytes[..3], 1).unwrap_err().contains("3 bytes"));
+        let with_max = |max: i32| {
+            let mut b = bytes.clone();
+            b[..4].copy_from_slice(&max.to_le_bytes());
+            Llama2cTokenizer::parse(&b, t.vocab.len())
+        };
+        assert!(with_max(-1).unwrap_err().contains("max token length is -1"));
+        assert!(with_max(i32::MAX).unwrap_err().contains("max token length is 2147483647"));
+        assert!(with_max(0).unwrap_err().contains("token 0 has length 5, outside 0..=0"));
+        // A token length beyond the file.
+        let mut b = bytes.clone();
+        b[8..12].copy_from_slice(&(bytes.len() as i32).to_le_bytes());
+        b[..4].copy_from_slice(&(bytes.len() as i32).to_le_bytes());
+        let err = Llama2cTokenizer::parse(&b, t.vocab.len()).unwrap_err();
+        assert!(err.contains("token 0's bytes at byte 12"), "{err}");
+        let mut b = bytes;
+        b[4..8].copy_from_slice(&f32::NAN.to_le_bytes());
+        assert!(
+            Llama2cTokenizer::parse(&b, t.vocab.len()).unwrap_err().contains("token 0's merge score is NaN")
+        );
     }
 }

@@ -29,10 +29,25 @@ impl Tokenizer {
     }
 
     /// Loads a Hugging Face `tokenizer.json`.
+    ///
+    /// The file is parsed as JSON first and handed to the `tokenizers` crate as a parsed value:
+    /// its own reader panics on some malformed files (`tokenizers` 0.22 `decoders/mod.rs`
+    /// calls `expect("Helper")` on a truncated decoder), which it cannot do on valid JSON; a
+    /// panic from it all the same becomes an error here, never a crash.
+    ///
+    /// # Errors
+    /// [`Error::Io`], or [`Error::Tokenizer`] with one line saying what is wrong.
     pub fn from_hf_file(path: &Path) -> Result<Self> {
-        tokenizers::Tokenizer::from_file(path)
-            .map(|t| Tokenizer::HuggingFace(Box::new(t)))
-            .map_err(|e| Error::Tokenizer { path: path.to_path_buf(), reason: e.to_string() })
+        let bad = |reason: String| Error::Tokenizer { path: path.to_path_buf(), reason: one_line(&reason) };
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let parsed = std::panic::catch_unwind(|| serde_json::from_value::<tokenizers::Tokenizer>(json));
+        match parsed {
+            Ok(Ok(t)) => Ok(Tokenizer::HuggingFace(Box::new(t))),
+            Ok(Err(e)) => Err(bad(e.to_string())),
+            Err(_) => Err(bad("the tokenizers crate panicked reading this file: it is malformed".into())),
+        }
     }
 
     /// A short name for reports: `bytes`, `chars(50)`, `tokenizer.json` or llama2.c's.
@@ -84,6 +99,11 @@ impl Tokenizer {
             Tokenizer::Llama2c(t) => t.decode(ids),
         }
     }
+}
+
+/// `text` on one line: line breaks (which an error from another crate may hold) become spaces.
+fn one_line(text: &str) -> String {
+    text.split(['\n', '\r']).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// Turns a growing list of ids into text pieces for streaming, holding back a trailing partial

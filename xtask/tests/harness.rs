@@ -36,6 +36,7 @@ name = "fast"
 fn environment(host: &str) -> Environment {
     Environment {
         cpu_model: "Test CPU".into(),
+        hardware: Default::default(),
         logical_cores: 2,
         memory_total_bytes: Some(8 << 30),
         hostname: host.into(),

@@ -10,8 +10,8 @@ use std::path::Path;
 pub struct Environment {
     pub cpu_model: String,
     /// What identifies the hardware beyond its model string (absent from files written before
-    /// it was recorded).
-    #[serde(default)]
+    /// it was recorded, which then read and write back unchanged).
+    #[serde(default, skip_serializing_if = "Hardware::is_unknown")]
     pub hardware: Hardware,
     /// Logical CPUs this process may use.
     pub logical_cores: usize,
@@ -201,6 +201,11 @@ impl Hardware {
             numa_nodes,
             virtual_machine: flags.contains(&"hypervisor"),
         }
+    }
+
+    /// Whether nothing is known (a file written before the fingerprint was recorded).
+    pub fn is_unknown(&self) -> bool {
+        *self == Hardware::default()
     }
 
     /// `family 25 model 17 stepping 1, avx512f ..., L3 32 MiB` for reports.

@@ -1,6 +1,8 @@
-//! A run against its stored baseline (`baselines/NAME.json`): speedups between variants always,
-//! absolute figures only when both ran in a comparable environment, allocation counts always
-//! (they depend on the code, not the machine). Decides what counts as a regression (exit 3).
+//! A run against its stored baseline (`baselines/NAME.json`): speedups between variants and
+//! allocation counts, and absolute figures when both ran on a comparable machine
+//! ([`crate::machine::compare`]). When the fingerprints and probes say the machine differs,
+//! every difference may be the machine's (speedups and gemm's packing buffers depend on it too):
+//! rows are shown, and none is judged. Decides what counts as a regression (exit 3).
 //!
 //! First of all it decides whether the baseline **fits** the run: the same variants at the same
 //! sweep points, each with the same workload, toggles and role. Whatever does not fit is a
@@ -22,6 +24,12 @@ pub struct BaselineCheck {
     pub baseline_date: String,
     /// Same machine and build settings: absolute figures are compared.
     pub comparable: bool,
+    /// Why the machine is not the baseline's, one sentence each (empty when comparable).
+    pub machine_reasons: Vec<String>,
+    /// Whether rows are judged: always for runs recorded before fingerprints and probes (the
+    /// old rule: speedups and allocations across machines), and otherwise only on a comparable
+    /// machine.
+    pub judged: bool,
     pub rows: Vec<BaselineRow>,
     /// What the baseline holds and this run does not (or the other way): never compared.
     pub misfits: Vec<Misfit>,
@@ -209,7 +217,9 @@ pub fn misfit_line(what: &str, misfits: &[Misfit], remedy: &str) -> String {
 /// Compares `now` with `baseline`; `tolerance` is the file's `thresholds.regression`. Only what
 /// fits is compared; everything else is listed in [`BaselineCheck::misfits`].
 pub fn check(now: &ExperimentResults, baseline: &ExperimentResults, tolerance: f64) -> BaselineCheck {
-    let comparable = now.environment.comparable_with(&baseline.environment);
+    let machine = crate::machine::compare(now, baseline);
+    let comparable = machine.comparable;
+    let judged = comparable || !machine.measured;
     let structural = fit(&measured(now), &measured(baseline));
     let fits =
         |point: &str, variant: &str| !structural.iter().any(|m| m.point == point && m.variant == variant);
@@ -308,7 +318,9 @@ pub fn check(now: &ExperimentResults, baseline: &ExperimentResults, tolerance: f
         baseline_commit: baseline.environment.git_commit.clone(),
         baseline_date: baseline.finished.clone(),
         comparable,
-        rows,
+        machine_reasons: machine.reasons,
+        judged,
+        rows: rows.into_iter().map(|row| BaselineRow { regressed: row.regressed && judged, ..row }).collect(),
         misfits: structural.into_iter().chain(figures).collect(),
         same_run: now == baseline,
     }

@@ -594,6 +594,7 @@ mod tests {
                             phases: None,
                             pool: PoolReport { rents_per_op: 0.0, hits_per_op: 0.0, misses_per_op: 0.0, hit_rate: None, session: Default::default() },
                             digest: String::new(),
+                            machine: None,
                         }
                     })
                     .collect(),

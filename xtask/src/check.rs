@@ -44,15 +44,26 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
     };
     let tolerance = experiment.thresholds.regression;
     let check = baseline::check(&results, &stored, tolerance);
-    if !check.comparable {
+    if !check.comparable && check.judged {
         println!(
             "different machine from the baseline: absolute figures not compared (speedups and allocations are)"
         );
     }
+    for reason in &check.machine_reasons {
+        if !check.judged {
+            println!("machine: {reason}: absolute figures not compared");
+        }
+    }
     for row in &check.rows {
         println!(
             "{:<9} {}{} {}{}: {} -> {} ({}x [{}, {}])",
-            if row.regressed { "REGRESSED" } else { "ok" },
+            if row.regressed {
+                "REGRESSED"
+            } else if !check.judged {
+                "NOT JUDGED"
+            } else {
+                "ok"
+            },
             row.subject,
             crate::spec::at_label(&row.point),
             row.metric.name(),
@@ -78,7 +89,12 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
     let regressed = check.regressions().count();
     println!(
         "{name}: {} against the baseline of commit {} (tolerance {:.0}%, {} rounds)",
-        if regressed == 0 {
+        if !check.judged {
+            format!(
+                "nothing judged: this is not the baseline's machine, and every difference may be the machine's \
+                 (store one here: `cargo xtask baseline {name}`)"
+            )
+        } else if regressed == 0 {
             "within tolerance".to_string()
         } else {
             format!("{regressed} figure(s) regressed")

@@ -12,6 +12,7 @@ pub mod check;
 pub mod ci;
 pub mod compare;
 pub mod experiment;
+pub mod machine;
 pub mod report;
 pub mod results;
 pub mod runner;

@@ -5,7 +5,7 @@
 use crate::baseline::BaselineCheck;
 use crate::compare::{Speedup, Verdict, median, paired_speedup};
 use crate::results::{ExperimentResults, PointResults, VariantResults};
-use crate::spec::{Metric, at};
+use crate::spec::{Metric, at, at_label};
 use std::fmt::Write;
 
 /// A chart beside the report.
@@ -60,6 +60,19 @@ pub fn render(r: &ExperimentResults, baseline: &BaselineState, charts: &[ChartRe
         "| build | {}, profile `{}`, target-cpu {} |",
         env.rustc, env.build_profile, env.target_cpu
     );
+    let machine = crate::machine::MachineSummary::of(r);
+    if !env.hardware.vendor.is_empty() {
+        let _ = writeln!(md, "| hardware | {} |", env.hardware.summary());
+    }
+    if let Some(m) = &machine {
+        let _ = writeln!(
+            md,
+            "| probe | {}; at the start and end of each of {} processes |",
+            m.probe_line(),
+            m.runs
+        );
+        let _ = writeln!(md, "| machine activity | {} |", contamination_line(m));
+    }
     let m = &spec.measurement;
     let _ = writeln!(
         md,
@@ -136,6 +149,7 @@ pub fn render(r: &ExperimentResults, baseline: &BaselineState, charts: &[ChartRe
     }
 
     spread_section(&mut md, r);
+    roofline_section(&mut md, r);
 
     if let Some(h) = &spec.hypothesis {
         let _ = writeln!(md, "## The hypothesis against the measurement\n");
@@ -275,6 +289,80 @@ fn headline(r: &ExperimentResults, last: &PointResults, baseline: &BaselineState
     line
 }
 
+/// `no run flagged`, or `3 of 20 runs ran while the machine was busy: ...` (the first few).
+fn contamination_line(m: &crate::machine::MachineSummary) -> String {
+    if m.contaminated.is_empty() {
+        return format!("no run flagged (load, CPU steal, preemptions, probe drift) in {} runs", m.runs);
+    }
+    let shown: Vec<String> = m
+        .contaminated
+        .iter()
+        .take(3)
+        .map(|(point, variant, round, flags)| {
+            format!("`{variant}`{} round {}: {}", at_label(point), round + 1, flags.join(", "))
+        })
+        .collect();
+    format!(
+        "**{} of {} runs ran while the machine was busy**: {}{}",
+        m.contaminated.len(),
+        m.runs,
+        shown.join("; "),
+        if m.contaminated.len() > 3 { "; ..." } else { "" }
+    )
+}
+
+/// Decode's fraction of the memory roofline and prefill's of the FMA peak, per point and
+/// variant: figures that travel between machines (absent for runs without probe readings).
+fn roofline_section(md: &mut String, r: &ExperimentResults) {
+    let rows: Vec<String> = r
+        .points
+        .iter()
+        .flat_map(|p| p.variants.iter().map(move |v| (p, v)))
+        .filter_map(|(p, v)| {
+            let roofs: Vec<_> =
+                v.runs.iter().filter_map(|run| run.machine.as_ref().map(|m| &m.roofline)).collect();
+            let first = roofs.first()?;
+            let fractions = |f: fn(&smallmind::bench::machine::Roofline) -> Option<f64>| {
+                let xs: Vec<f64> = roofs.iter().filter_map(|r| f(r)).collect();
+                if xs.is_empty() { "n/a".to_string() } else { format!("{:.0}%", median(&xs) * 100.0) }
+            };
+            Some(format!(
+                "| {} | `{}` | {} | {:.1} MB | {} | {:.1} MFLOP | {} |",
+                if p.point.label.is_empty() { "-" } else { &p.point.label },
+                v.name,
+                format_value(Metric::DecodeTokS, median(&v.values(Metric::DecodeTokS))),
+                first.decode_bytes_per_token / 1e6,
+                fractions(|r| r.decode_fraction_of_bandwidth),
+                first.prefill_flop_per_token / 1e6,
+                fractions(|r| r.prefill_fraction_of_fma_peak),
+            ))
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "### Roofline
+"
+    );
+    let _ = writeln!(
+        md,
+        "Decode: bytes of weights and KV cache read per token × tok/s ÷ the probe's memory bandwidth (one core's \
+         triad). Prefill: FLOP per prompt token × prefill tok/s ÷ (the probe's FMA peak × threads). Medians over \
+         runs, each with its own probe readings; unlike tok/s, these compare across machines.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| point | variant | decode tok/s | bytes/token | of memory roofline | prefill FLOP/token | of FMA peak |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|");
+    for row in rows {
+        let _ = writeln!(md, "{row}");
+    }
+    md.push('\n');
+}
+
 /// Per point, variant and timed metric: median, p10, p90 and MAD over runs.
 fn spread_section(md: &mut String, r: &ExperimentResults) {
     let _ = writeln!(md, "### Spread over runs\n");
@@ -390,10 +478,22 @@ fn baseline_section(md: &mut String, r: &ExperimentResults, baseline: &BaselineS
         check.baseline_date,
         r.spec.thresholds.regression * 100.0
     );
-    if !check.comparable {
+    if !check.comparable && check.judged {
         let _ = writeln!(
             md,
             "Different machine: absolute figures not compared (speedups and allocation counts are).\n"
+        );
+    }
+    if !check.judged {
+        let _ = writeln!(md, "**Not the baseline's machine**: absolute figures not compared.\n");
+        for reason in &check.machine_reasons {
+            let _ = writeln!(md, "- {reason}");
+        }
+        let _ = writeln!(
+            md,
+            "\nEvery difference below may be the machine's (speedups and allocations depend on it too): none is \
+             judged improved or regressed. Store a baseline on this machine to judge: `cargo xtask baseline {}`.\n",
+            r.experiment
         );
     }
     if !check.misfits.is_empty() {
@@ -419,7 +519,9 @@ fn baseline_section(md: &mut String, r: &ExperimentResults, baseline: &BaselineS
         } else {
             (format_value(row.metric, row.before), format_value(row.metric, row.now))
         };
-        let status = if row.regressed {
+        let status = if !check.judged {
+            "not judged (machine differs)"
+        } else if row.regressed {
             "**regressed**"
         } else if row.change.low > 1.0 {
             "improved"
@@ -497,7 +599,13 @@ fn baseline_cell(
                         "{}x -> {}x{}",
                         two(row.before),
                         two(row.now),
-                        if row.regressed { " **regressed**" } else { "" }
+                        if row.regressed {
+                            " **regressed**"
+                        } else if !check.judged {
+                            " (machine differs)"
+                        } else {
+                            ""
+                        }
                     )
                 },
             ),

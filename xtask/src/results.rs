@@ -6,6 +6,7 @@ use crate::spec::{Experiment, Metric, SweepPoint, Workload, at_label, is_valid_n
 use serde::{Deserialize, Serialize};
 use smallmind::Optimizations;
 use smallmind::bench::env::Environment;
+use smallmind::bench::machine::MachineReport;
 use smallmind::bench::results::{Iteration, PhaseReport, PoolReport};
 
 /// The version of this layout.
@@ -59,6 +60,10 @@ pub struct RunRecord {
     pub phases: Option<PhaseReport>,
     pub pool: PoolReport,
     pub digest: String,
+    /// The probe, contamination and roofline of this process (absent in files written before
+    /// they were recorded, and for `smallmind bench --no-probe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<MachineReport>,
 }
 
 /// The correctness check at one point: every variant generated the reference's ids.

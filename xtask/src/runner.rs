@@ -142,7 +142,9 @@ pub fn run(
         for (v, variant) in experiment.variants.iter().enumerate() {
             progress.set_message(format!("correctness: {}", variant.name));
             let out = scratch.join(format!("p{p}-{}-check.json", variant.name));
-            let r = bench(&engine.release, &workloads[v], opts[v], 0, 1, 0, &[], &out)?;
+            // Only measured rounds read the machine's probe: a check run's timings count for nothing.
+            let no_probe = ["--no-probe".to_string()];
+            let r = bench(&engine.release, &workloads[v], opts[v], 0, 1, 0, &no_probe, &out)?;
             environment.get_or_insert_with(|| r.environment.clone());
             checks.push((variant.name.clone(), r.output.generated_ids, r.output.digest));
             progress.inc(1);
@@ -200,6 +202,7 @@ pub fn run(
                     phases: r.phases,
                     pool: r.pool,
                     digest: r.output.digest,
+                    machine: r.machine,
                 });
                 progress.inc(1);
             }
@@ -290,6 +293,7 @@ fn capture_profiles(
             if spec.trace {
                 extra.extend(["--trace".into(), trace.display().to_string()]);
             }
+            extra.push("--no-probe".into());
             let out = scratch.join(format!("profile-{}.json", variant.name));
             let m = &experiment.measurement;
             bench(&engine.release, &workload, opts, m.warmup, 1, 0, &extra, &out)?;
@@ -305,7 +309,7 @@ fn capture_profiles(
         if let (true, Some(dhat)) = (spec.heap, &engine.dhat) {
             progress.set_message(format!("heap profile: {}", variant.name));
             let heap = file("heap", "json");
-            let extra = vec!["--heap-profile".into(), heap.display().to_string()];
+            let extra = vec!["--heap-profile".into(), heap.display().to_string(), "--no-probe".into()];
             let out = scratch.join(format!("heap-{}.json", variant.name));
             bench(dhat, &workload, opts, experiment.measurement.warmup, 1, 0, &extra, &out)?;
             record("heap", heap);

@@ -113,6 +113,7 @@ fn fixture(speedup: f64, host: &str) -> ExperimentResults {
                     session: PoolStats::default(),
                 },
                 digest: "sha256:00ff".into(),
+                machine: None,
             })
             .collect(),
     };

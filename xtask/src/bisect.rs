@@ -608,6 +608,7 @@ mod tests {
                 generated_tokens: 8,
                 digests: vec![],
             },
+            stopped: None,
         }
     }
 

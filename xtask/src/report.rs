@@ -80,6 +80,24 @@ pub fn render(r: &ExperimentResults, baseline: &BaselineState, charts: &[ChartRe
          per process {} warm-up op(s), then {} measured op(s) |",
         r.rounds, m.warmup, m.ops_per_run
     );
+    let stops: Vec<String> = r
+        .points
+        .iter()
+        .filter_map(|p| {
+            p.stopped.as_ref().map(|why| {
+                if p.point.label.is_empty() { why.clone() } else { format!("{}: {why}", p.point.label) }
+            })
+        })
+        .collect();
+    if !stops.is_empty() {
+        let _ = writeln!(
+            md,
+            "| rounds | adaptive, {} to {}: {} |",
+            m.min_rounds(),
+            m.iterations,
+            stops.join("; ")
+        );
+    }
     let _ = writeln!(md, "| reproduce | `{}` |\n", r.command);
 
     if let Some(notes) = &spec.notes {
@@ -132,9 +150,14 @@ pub fn render(r: &ExperimentResults, baseline: &BaselineState, charts: &[ChartRe
                     continue;
                 }
                 let (speedup, verdict) = comparison(p, candidate, metric, nf);
+                let detectable = match verdict {
+                    Verdict::NoChange => detectable(p, candidate, metric)
+                        .map_or(String::new(), |d| format!(" (nothing beyond ±{})", percent(d))),
+                    _ => String::new(),
+                };
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {}{detectable} | {} |",
                     metric.name(),
                     format_value(metric, median(&rv)),
                     format_value(metric, median(&cv)),
@@ -265,6 +288,13 @@ fn headline(r: &ExperimentResults, last: &PointResults, baseline: &BaselineState
         at(&last.point),
         parts.join(", ")
     );
+    let sizes: Vec<String> = [Metric::DecodeTokS, Metric::TtftMs]
+        .into_iter()
+        .filter_map(|m| detectable(last, candidate, m).map(|d| format!("{} ±{}", m.name(), percent(d))))
+        .collect();
+    if !sizes.is_empty() {
+        let _ = write!(line, " Smallest change these rounds detect (80% power): {}.", sizes.join(", "));
+    }
     if let Some(h) = &r.spec.hypothesis
         && let Some(s) = paired_speedup(&last.pairs(candidate, h.metric), h.metric.higher_is_better())
     {
@@ -648,6 +678,19 @@ fn format_speedup(metric: Metric, s: &Speedup) -> String {
 /// `3.1x [2.9, 3.3]`.
 pub fn interval(s: &Speedup) -> String {
     format!("{}x [{}, {}]", two(s.point), two(s.low), two(s.high))
+}
+
+/// The smallest change of `metric` between `candidate` and the reference that the paired rounds
+/// at `p` detect at 80% power (see [`crate::compare::detectable_change`]); `None` for exact
+/// metrics and fewer than two rounds.
+fn detectable(p: &PointResults, candidate: &VariantResults, metric: Metric) -> Option<f64> {
+    (!metric.is_exact()).then(|| crate::compare::detectable_change(&p.pairs(candidate, metric))).flatten()
+}
+
+/// `1.2%` or `15%`.
+fn percent(fraction: f64) -> String {
+    let p = fraction * 100.0;
+    if p < 10.0 { format!("{p:.1}%") } else { format!("{p:.0}%") }
 }
 
 fn verdict_word(metric: Metric, v: Verdict) -> &'static str {

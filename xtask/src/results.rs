@@ -37,6 +37,10 @@ pub struct PointResults {
     pub point: SweepPoint,
     pub variants: Vec<VariantResults>,
     pub correctness: Correctness,
+    /// Why this point's rounds stopped when they were adaptive ("settled: ... after 3 rounds",
+    /// or the budget or the maximum); absent for a fixed number of rounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// The runs of one variant at one point.

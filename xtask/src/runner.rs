@@ -6,7 +6,7 @@
 //! results files it writes.
 
 use crate::results::*;
-use crate::spec::{Experiment, SweepPoint, Workload, at};
+use crate::spec::{Experiment, Metric, SweepPoint, Workload, at};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use smallmind::Optimizations;
@@ -100,7 +100,12 @@ pub fn run(
     let started = now();
     let points = experiment.sweep_points();
     let m = &experiment.measurement;
-    let rounds = options.iterations.unwrap_or(if options.quick { m.quick_iterations } else { m.iterations });
+    // `--iterations N` and `--quick` run exactly that many rounds; otherwise rounds are adaptive.
+    let (rounds, min_rounds, adaptive) = match (options.iterations, options.quick) {
+        (Some(n), _) => (n, n, false),
+        (None, true) => (m.quick_iterations, m.quick_iterations, false),
+        (None, false) => (m.iterations, m.min_rounds(), m.min_rounds() < m.iterations),
+    };
     if rounds == 0 {
         bail!("--iterations must be at least 1");
     }
@@ -166,8 +171,17 @@ pub fn run(
         }
 
         // Measurement: rounds of every variant, in alternating order.
-        say(format!("measuring {rounds} round(s) of {n_variants} variants{}", at(point)));
+        if adaptive {
+            say(format!(
+                "measuring {min_rounds}-{rounds} round(s) of {n_variants} variants{}, until settled",
+                at(point)
+            ));
+        } else {
+            say(format!("measuring {rounds} round(s) of {n_variants} variants{}", at(point)));
+        }
         let mut runs: Vec<Vec<RunRecord>> = vec![Vec::new(); n_variants];
+        let measuring = std::time::Instant::now();
+        let mut stopped = None;
         for round in 0..rounds {
             let mut order: Vec<usize> = (0..n_variants).collect();
             if round % 2 == 1 {
@@ -206,6 +220,30 @@ pub fn run(
                 });
                 progress.inc(1);
             }
+            if !adaptive || round + 1 < min_rounds {
+                continue;
+            }
+            let reference = experiment.variants.iter().position(|v| v.reference).expect("validated");
+            if let Some(why) = settled(experiment, &runs, reference) {
+                stopped = Some(format!("{why} after {} rounds", round + 1));
+            } else if round + 1 < rounds && measuring.elapsed().as_secs_f64() >= m.budget() {
+                stopped = Some(format!(
+                    "not settled: the time budget ({} s) was spent after {} rounds",
+                    m.budget(),
+                    round + 1
+                ));
+            }
+            if stopped.is_some() {
+                let skipped = (rounds - round - 1) * n_variants;
+                progress.set_length(progress.length().unwrap_or(0).saturating_sub(skipped as u64));
+                break;
+            }
+        }
+        if adaptive && stopped.is_none() {
+            stopped = Some(format!("not settled after the file's maximum of {rounds} rounds"));
+        }
+        if let Some(why) = &stopped {
+            say(format!("rounds{}: {why}", at(point)));
         }
         let variants = experiment
             .variants
@@ -225,7 +263,7 @@ pub fn run(
             generated_tokens: ref_ids.len(),
             digests: checks.into_iter().map(|(n, _, d)| (n, d)).collect(),
         };
-        point_results.push(PointResults { point: point.clone(), variants, correctness });
+        point_results.push(PointResults { point: point.clone(), variants, correctness, stopped });
     }
 
     let profiles = if profiles_wanted || heap_wanted {
@@ -243,10 +281,49 @@ pub fn run(
         command,
         started,
         finished: now(),
-        rounds,
+        rounds: point_results
+            .iter()
+            .map(|p| p.variants.iter().map(|v| v.runs.len()).max().unwrap_or(0))
+            .max()
+            .unwrap_or(rounds),
         environment: environment.expect("at least one run"),
         points: point_results,
         profiles,
+    })
+}
+
+/// Why a point's rounds may stop now, if they may: for every candidate, the interval of each
+/// metric the hypothesis names (decode_tok_s without one) is clear of `1 ± noise_floor` (a 64x
+/// speedup is clear after 3 rounds) or narrower than the noise floor's band (nothing larger
+/// will show with more rounds).
+fn settled(experiment: &Experiment, runs: &[Vec<RunRecord>], reference: usize) -> Option<String> {
+    let nf = experiment.thresholds.noise_floor;
+    let metric = experiment.hypothesis.as_ref().map_or(Metric::DecodeTokS, |h| h.metric);
+    if metric.is_exact() {
+        return Some(format!("{} is counted exactly", metric.name()));
+    }
+    let (mut clear, mut narrow) = (0, 0);
+    for (_, candidate) in runs.iter().enumerate().filter(|&(v, _)| v != reference) {
+        let pairs: Vec<(f64, f64)> = candidate
+            .iter()
+            .filter_map(|c| {
+                let r = runs[reference].iter().find(|r| r.round == c.round)?;
+                Some((r.value(metric)?, c.value(metric)?))
+            })
+            .collect();
+        let s = crate::compare::paired_speedup(&pairs, metric.higher_is_better())?;
+        if s.low > 1.0 + nf || s.high < 1.0 - nf {
+            clear += 1;
+        } else if s.high / s.low - 1.0 <= 2.0 * nf {
+            narrow += 1;
+        } else {
+            return None;
+        }
+    }
+    Some(match (clear, narrow) {
+        (_, 0) => format!("settled: every {} interval clear of ±{:.0}%", metric.name(), nf * 100.0),
+        (0, _) => format!("settled: every {} interval within a ±{:.0}% band", metric.name(), nf * 100.0),
+        _ => format!("settled: every {} interval clear of or within ±{:.0}%", metric.name(), nf * 100.0),
     })
 }
 

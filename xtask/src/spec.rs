@@ -163,8 +163,16 @@ pub struct Sweep {
 pub struct Measurement {
     /// Ops each process runs and discards before measuring.
     pub warmup: usize,
-    /// Rounds: each runs every variant once, as its own process, in alternating order.
+    /// Rounds at most: each runs every variant once, as its own process, in alternating order.
+    /// Rounds are adaptive: a point stops once its hypothesis metric (decode_tok_s without a
+    /// hypothesis) is settled for every candidate, after `min_iterations` rounds.
     pub iterations: usize,
+    /// Rounds every point runs before it may stop (absent: 3; equal to `iterations`: fixed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_iterations: Option<usize>,
+    /// Seconds of measuring per point after which no new round starts (absent: 60).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_seconds: Option<f64>,
     /// Measured ops per process (the run's value is their median).
     pub ops_per_run: usize,
     /// Ops per process timed phase by phase after the measured ones (0: no phase chart).
@@ -175,7 +183,27 @@ pub struct Measurement {
 
 impl Default for Measurement {
     fn default() -> Self {
-        Measurement { warmup: 1, iterations: 10, ops_per_run: 1, phase_iterations: 1, quick_iterations: 3 }
+        Measurement {
+            warmup: 1,
+            iterations: 10,
+            min_iterations: None,
+            budget_seconds: None,
+            ops_per_run: 1,
+            phase_iterations: 1,
+            quick_iterations: 3,
+        }
+    }
+}
+
+impl Measurement {
+    /// Rounds a point runs before it may stop early.
+    pub fn min_rounds(&self) -> usize {
+        self.min_iterations.unwrap_or(3).min(self.iterations)
+    }
+
+    /// Seconds of measuring per point after which no new round starts.
+    pub fn budget(&self) -> f64 {
+        self.budget_seconds.unwrap_or(60.0)
     }
 }
 
@@ -364,8 +392,13 @@ impl Experiment {
             }
         }
         let m = &self.measurement;
-        if m.iterations == 0 || m.ops_per_run == 0 || m.quick_iterations == 0 {
-            bail!("measurement.iterations, ops_per_run and quick_iterations must be at least 1");
+        if m.iterations == 0 || m.ops_per_run == 0 || m.quick_iterations == 0 || m.min_iterations == Some(0) {
+            bail!(
+                "measurement.iterations, min_iterations, ops_per_run and quick_iterations must be at least 1"
+            );
+        }
+        if m.budget_seconds.is_some_and(|b| !(b.is_finite() && b > 0.0)) {
+            bail!("measurement.budget_seconds must be a number of seconds above 0");
         }
         if !(self.profiles.seconds.is_finite() && self.profiles.seconds > 0.0) {
             bail!("profiles.seconds must be a positive number of seconds");

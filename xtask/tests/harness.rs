@@ -133,6 +133,7 @@ fn fixture(speedup: f64, host: &str) -> ExperimentResults {
                 generated_tokens: 4,
                 digests: vec![("plain".into(), "sha256:00ff".into()), ("fast".into(), "sha256:00ff".into())],
             },
+            stopped: None,
         }],
         profiles: vec![],
         spec,

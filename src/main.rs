@@ -23,8 +23,17 @@ fn main() -> ExitCode {
     match cli::run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
-            eprintln!("error: {}", chain.join(": "));
+            // One line: each cause once (an I/O error's message is also its source's).
+            let mut line = String::new();
+            for cause in err.chain().map(ToString::to_string) {
+                if !line.ends_with(&cause) {
+                    if !line.is_empty() {
+                        line.push_str(": ");
+                    }
+                    line.push_str(&cause);
+                }
+            }
+            eprintln!("error: {line}");
             let code =
                 err.chain().find_map(|e| e.downcast_ref::<smallmind::Error>()).map_or(2, |e| e.exit_code());
             ExitCode::from(code)

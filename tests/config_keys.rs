@@ -36,7 +36,7 @@ fn gpt2_dir(model: &Gpt2) -> tempfile::TempDir {
 
 fn llama_dir(model: &Llama) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    hf_llama::export_dir(model, dir.path(), safetensors::Dtype::F32).unwrap();
+    hf_llama::export_dir(model, None, dir.path(), safetensors::Dtype::F32).unwrap();
     dir
 }
 

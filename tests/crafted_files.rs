@@ -365,7 +365,7 @@ fn every_loader_refuses_crafted_files_in_one_line_without_panicking_or_allocatin
 
     // Llama directory: model.safetensors, then config.json.
     let llama = random_llama(llama_config(false), 5);
-    let files = exported(|dir| hf_llama::export_dir(&llama, dir, safetensors::Dtype::F32).unwrap());
+    let files = exported(|dir| hf_llama::export_dir(&llama, None, dir, safetensors::Dtype::F32).unwrap());
     let load_llama = |dir: &Path| hf_llama::load_dir(dir).map(drop);
     let subject =
         Subject::new("llama model.safetensors", files.clone(), checkpoint::WEIGHTS_FILE, load_llama);
@@ -571,7 +571,8 @@ fn the_command_line_refuses_a_context_no_machine_holds_saying_what_it_needs() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // max_position_embeddings is backed by no tensor: tiny weights can ask for 2^40 positions.
     let dir = tempfile::tempdir().unwrap();
-    hf_llama::export_dir(&random_llama(llama_config(false), 6), dir.path(), safetensors::Dtype::F32).unwrap();
+    hf_llama::export_dir(&random_llama(llama_config(false), 6), None, dir.path(), safetensors::Dtype::F32)
+        .unwrap();
     let path = dir.path().join(checkpoint::CONFIG_FILE);
     let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     config["max_position_embeddings"] = (1u64 << 40).into();

@@ -65,9 +65,8 @@ pub fn run(args: ExportArgs) -> Result<()> {
             bail!("--format llama2c holds Llama models; {} is GPT-2: use --format hf", loaded.source)
         }
         (Model::Llama(model), Format::Hf) => {
-            hf_llama::export_dir(model, out, dtype)
-                .with_context(|| format!("cannot export to {}", out.display()))?;
-            write_llama2c_tokenizer(loaded.tokenizer.as_ref(), &out.join(LLAMA2C_TOKENIZER_FILE))?;
+            hf_llama::export_dir(model, loaded.tokenizer.as_ref(), out, dtype)
+                .with_context(|| format!("cannot export to {}", out.display()))?
         }
         (Model::Llama(model), Format::Llama2c) => {
             if !matches!(args.dtype, Dtype::F32) {
@@ -79,38 +78,57 @@ pub fn run(args: ExportArgs) -> Result<()> {
                     out.display()
                 );
             }
-            let bytes = model.to_weights().to_bytes()?;
-            checkpoint::write_atomic(out, &bytes)
-                .with_context(|| format!("cannot write {}", out.display()))?;
             let tokenizer_out = match &args.tokenizer_out {
                 Some(path) => path.clone(),
-                None => out.parent().unwrap_or(Path::new(".")).join(LLAMA2C_TOKENIZER_FILE),
+                None => out
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .join(LLAMA2C_TOKENIZER_FILE),
             };
-            write_llama2c_tokenizer(loaded.tokenizer.as_ref(), &tokenizer_out)?;
+            let bytes = model.to_weights().to_bytes()?;
+            // Every destination is checked before anything is written.
+            let tokenizer_bytes = match loaded.tokenizer.as_ref() {
+                Some(Tokenizer::Llama2c(t)) => Some(t.to_bytes()),
+                other => {
+                    if tokenizer_out.exists() {
+                        bail!(
+                            "{} holds a tokenizer.bin of another model, which would be read with these weights, \
+                             and this model has {}: remove it or write the checkpoint elsewhere",
+                            tokenizer_out.display(),
+                            other.map_or("no tokenizer".to_string(), |t| format!(
+                                "a {} tokenizer with no llama2.c form",
+                                t.kind()
+                            ))
+                        );
+                    }
+                    eprintln!(
+                        "note: no {} written: this model's tokenizer ({}) has no llama2.c form; give the other \
+                         engine the model's own tokenizer",
+                        tokenizer_out.display(),
+                        other.map_or("none".to_string(), |t| t.kind())
+                    );
+                    None
+                }
+            };
+            for path in [out.as_path(), tokenizer_out.as_path()] {
+                let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                if !parent.is_dir() || path.is_dir() {
+                    bail!(
+                        "cannot write {}: {} is not a directory, or the path is one",
+                        path.display(),
+                        parent.display()
+                    );
+                }
+            }
+            checkpoint::write_atomic(out, &bytes)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            if let Some(t) = tokenizer_bytes {
+                checkpoint::write_atomic(&tokenizer_out, &t)
+                    .with_context(|| format!("cannot write {}", tokenizer_out.display()))?;
+            }
         }
     }
     println!("wrote {} ({}, {:?}, {:?})", out.display(), loaded.source, args.format, args.dtype);
     Ok(())
-}
-
-/// Writes a Llama model's tokenizer as llama2.c's `tokenizer.bin`, when it is one.
-fn write_llama2c_tokenizer(tokenizer: Option<&Tokenizer>, path: &Path) -> Result<()> {
-    match tokenizer {
-        Some(Tokenizer::Llama2c(t)) => checkpoint::write_atomic(path, &t.to_bytes())
-            .with_context(|| format!("cannot write {}", path.display())),
-        None => {
-            eprintln!("note: no {} written: this model has no tokenizer", path.display());
-            Ok(())
-        }
-        // A Hugging Face tokenizer.json has no llama2.c form; say so rather than leave it out silently.
-        Some(other) => {
-            eprintln!(
-                "note: no {} written: this model's tokenizer is {}, which has no llama2.c form; \
-                 give the other engine the model's own tokenizer",
-                path.display(),
-                other.kind()
-            );
-            Ok(())
-        }
-    }
 }

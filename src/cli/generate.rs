@@ -44,6 +44,16 @@ pub struct GenerateArgs {
 
 pub fn run(args: GenerateArgs) -> Result<()> {
     let opts = args.opts.resolve()?;
+    if let Some(path) = &args.logits_out {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        if !parent.is_dir() || path.is_dir() {
+            bail!(
+                "--logits-out {}: {} is not a directory, or the path is one",
+                path.display(),
+                parent.display()
+            );
+        }
+    }
     let threads = super::resolve_threads(args.threads)?;
     let sampling = args.sampling.resolve()?;
     let loaded = args.model.load()?;

@@ -81,13 +81,13 @@ impl OptArgs {
 #[derive(Debug, Args)]
 pub struct SamplingArgs {
     /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Keep only the K most likely tokens (0: all).
     #[arg(long, default_value_t = 0)]
     pub top_k: usize,
     /// Keep the most likely tokens up to this cumulative probability (1: all).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub top_p: f32,
     /// Seed of the sampling RNG (and of a synthetic prompt).
     #[arg(long, default_value_t = 0)]
@@ -117,9 +117,31 @@ pub fn resolve_threads(threads: Option<usize>) -> Result<usize> {
     }
 }
 
-/// Parses the command line and runs the subcommand.
+/// Parses the command line and runs the subcommand. A command line clap cannot parse is one
+/// line (clap's own message, without its usage block), like every other usage error.
 pub fn run() -> Result<()> {
-    let cli = Cli::parse();
+    use clap::error::ErrorKind;
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            // clap's message is its first paragraph (possible values may follow on a line of their own).
+            let rendered = e.render().to_string();
+            let message: Vec<&str> =
+                rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            let message = message.join(" ");
+            bail!("{} (see --help)", message.strip_prefix("error: ").unwrap_or(&message));
+        }
+    };
     match cli.command {
         Command::Generate(args) => generate::run(args),
         Command::Bench(args) => bench::run(*args),

@@ -69,9 +69,14 @@ pub fn load(spec: &str, tokenizer: Option<&Path>) -> Result<LoadedModel> {
         } else {
             let (model, unread) = load_dir(path)?;
             warnings = unread;
-            (Model::Gpt2(model), Some(load_tokenizer(path)?), path.display().to_string())
+            (Model::Gpt2(model), load_tokenizer(path)?, path.display().to_string())
         }
     } else if path.is_file() {
+        if let Some(ext @ ("json" | "safetensors")) = path.extension().and_then(|e| e.to_str()) {
+            return Err(Error::Input(format!(
+                "{spec} is a .{ext} file, not a llama2.c checkpoint: give the Hugging Face model's directory"
+            )));
+        }
         let model = Llama::from_weights(LlamaWeights::read(path)?).map_err(|e| match e {
             Error::Config(reason) => Error::Config(format!("{}: {reason}", path.display())),
             other => other,
@@ -103,6 +108,16 @@ pub fn load(spec: &str, tokenizer: Option<&Path>) -> Result<LoadedModel> {
             (None, Model::Gpt2(_)) => None,
         },
     };
+    let unread: Vec<&str> =
+        UNREAD_TOKENIZER_FILES.iter().copied().filter(|f| path.join(f).is_file()).collect();
+    if tokenizer.is_none() && path.is_dir() && !unread.is_empty() {
+        warnings.push(format!(
+            "{}: smallmind reads tokenizer.json (or llama2.c's tokenizer.bin), not {}: this model runs on token \
+             ids (--prompt-ids); transformers' tokenizer.save_pretrained writes tokenizer.json",
+            path.display(),
+            unread.join(" or ")
+        ));
+    }
     Ok(LoadedModel { model, tokenizer, source, warnings })
 }
 
@@ -128,11 +143,18 @@ fn llama2c_tokenizer(path: &Path, vocab_size: usize) -> Result<Tokenizer> {
     Ok(Tokenizer::Llama2c(Box::new(Llama2cTokenizer::read(path, vocab_size)?)))
 }
 
-/// The tokenizer of a model directory: `tokenizer.json`, else our character vocabulary, else bytes.
-pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
+/// Tokenizer files of other formats that smallmind does not read (transformers' slow GPT-2
+/// tokenizer, SentencePiece): a directory holding one has a tokenizer that is not bytes.
+pub const UNREAD_TOKENIZER_FILES: [&str; 4] = ["vocab.json", "merges.txt", "tokenizer.model", "vocab.txt"];
+
+/// The tokenizer of a GPT-2 directory: `tokenizer.json`, else our character vocabulary, else
+/// none when the directory holds a tokenizer in a format smallmind does not read (see
+/// [`UNREAD_TOKENIZER_FILES`]; the model then runs on ids), else bytes (what `export` of a byte
+/// preset leaves).
+pub fn load_tokenizer(dir: &Path) -> Result<Option<Tokenizer>> {
     let hf = dir.join(HF_TOKENIZER_FILE);
     if hf.is_file() {
-        return Tokenizer::from_hf_file(&hf);
+        return Tokenizer::from_hf_file(&hf).map(Some);
     }
     let chars = dir.join(CHARS_TOKENIZER_FILE);
     if chars.is_file() {
@@ -143,9 +165,12 @@ pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
         let text = read(&chars)?;
         let parsed: Chars = serde_json::from_slice(&text)
             .map_err(|e| Error::Tokenizer { path: chars.clone(), reason: e.to_string() })?;
-        return Ok(Tokenizer::chars(&parsed.chars));
+        return Ok(Some(Tokenizer::chars(&parsed.chars)));
     }
-    Ok(Tokenizer::Bytes)
+    if UNREAD_TOKENIZER_FILES.iter().any(|f| dir.join(f).is_file()) {
+        return Ok(None);
+    }
+    Ok(Some(Tokenizer::Bytes))
 }
 
 /// Reads `config.json` and `model.safetensors` from `dir`, with warning lines for the config
@@ -157,7 +182,7 @@ pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
 /// ties them is reported: transformers and smallmind both use `wte`.
 pub fn load_dir(dir: &Path) -> Result<(Gpt2, Vec<String>)> {
     let (config, mut warnings) = read_config(&dir.join(CONFIG_FILE))?;
-    let path = dir.join(WEIGHTS_FILE);
+    let path = weights_path(dir)?;
     let bytes = read(&path)?;
     require_room_for(&path, bytes.len(), config.checked_parameter_count())?;
     let st = SafeTensors::deserialize(&bytes)
@@ -175,6 +200,19 @@ pub fn load_dir(dir: &Path) -> Result<(Gpt2, Vec<String>)> {
     });
     warnings.extend(unread_tensors_warning(&path, unread.map(str::to_string).collect()));
     Ok((model, warnings))
+}
+
+/// `dir/model.safetensors`, or an error saying why a directory has none (a sharded checkpoint).
+pub(crate) fn weights_path(dir: &Path) -> Result<std::path::PathBuf> {
+    let path = dir.join(WEIGHTS_FILE);
+    if !path.exists() && dir.join("model.safetensors.index.json").is_file() {
+        return Err(Error::Input(format!(
+            "{}: a sharded checkpoint (model.safetensors.index.json) is not supported: save it as one \
+             model.safetensors (transformers: save_pretrained(..., max_shard_size=\"100GB\"))",
+            dir.display()
+        )));
+    }
+    Ok(path)
 }
 
 /// Whether a stored tensor holds exactly `values` (as f32).
@@ -217,13 +255,81 @@ pub(crate) fn unread_tensors_warning(path: &Path, mut names: Vec<String>) -> Opt
 /// anything is written.
 pub fn export_dir(model: &Gpt2, tokenizer: Option<&Tokenizer>, dir: &Path, dtype: Dtype) -> Result<()> {
     let weights = encode_safetensors(&model.tensors(), dtype, &dir.join(WEIGHTS_FILE))?;
+    write_model_dir(dir, weights, config_json(&model.config), tokenizer)
+}
+
+/// Every tokenizer file a model directory may hold; `load` reads the first three, and the
+/// others make it run on ids.
+pub const TOKENIZER_FILES: [&str; 7] = [
+    HF_TOKENIZER_FILE,
+    CHARS_TOKENIZER_FILE,
+    LLAMA2C_TOKENIZER_FILE,
+    UNREAD_TOKENIZER_FILES[0],
+    UNREAD_TOKENIZER_FILES[1],
+    UNREAD_TOKENIZER_FILES[2],
+    UNREAD_TOKENIZER_FILES[3],
+];
+
+/// The files that hold `tokenizer` in a model directory: `tokenizer.json`, our character
+/// vocabulary or llama2.c's `tokenizer.bin`; none for bytes (what `load` assumes without one)
+/// or for no tokenizer.
+pub fn tokenizer_files(tokenizer: Option<&Tokenizer>) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    Ok(match tokenizer {
+        Some(Tokenizer::HuggingFace(t)) => {
+            let json =
+                t.to_string(false).map_err(|e| Error::Input(format!("cannot write tokenizer.json: {e}")))?;
+            vec![(HF_TOKENIZER_FILE, json.into_bytes())]
+        }
+        Some(Tokenizer::Chars { vocab }) => {
+            let chars: String = vocab.iter().collect();
+            vec![(CHARS_TOKENIZER_FILE, serde_json::json!({ "chars": chars }).to_string().into_bytes())]
+        }
+        Some(Tokenizer::Llama2c(t)) => vec![(LLAMA2C_TOKENIZER_FILE, t.to_bytes())],
+        Some(Tokenizer::Bytes) | None => Vec::new(),
+    })
+}
+
+/// Refuses a destination where writing `files` would leave a model that loads differently: a
+/// file to write whose path is a directory, or a tokenizer file of another model that this
+/// export would not replace (it would be loaded with the new weights).
+///
+/// # Errors
+/// [`Error::Input`] naming the paths, before anything is written.
+pub fn check_destination(dir: &Path, files: &[&str]) -> Result<()> {
+    if let Some(f) = files.iter().find(|f| dir.join(f).is_dir()) {
+        return Err(Error::Input(format!(
+            "{} is a directory: cannot write the model's {f} there",
+            dir.join(f).display()
+        )));
+    }
+    let stale: Vec<&str> =
+        TOKENIZER_FILES.iter().copied().filter(|f| !files.contains(f) && dir.join(f).exists()).collect();
+    if !stale.is_empty() {
+        return Err(Error::Input(format!(
+            "{} already holds {} of another model, which would be loaded with these weights; export into a new \
+             or empty directory, or remove {}",
+            dir.display(),
+            stale.join(" and "),
+            if stale.len() == 1 { "it" } else { "them" }
+        )));
+    }
+    Ok(())
+}
+
+/// Writes a Hugging Face model directory: the weights, the config and the tokenizer's files,
+/// after checking every destination ([`check_destination`]) so that a refusal writes nothing.
+pub(crate) fn write_model_dir(
+    dir: &Path,
+    weights: Vec<u8>,
+    config: String,
+    tokenizer: Option<&Tokenizer>,
+) -> Result<()> {
+    let mut files = vec![(WEIGHTS_FILE, weights), (CONFIG_FILE, config.into_bytes())];
+    files.extend(tokenizer_files(tokenizer)?);
+    check_destination(dir, &files.iter().map(|(name, _)| *name).collect::<Vec<_>>())?;
     std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
-    write_atomic(&dir.join(WEIGHTS_FILE), &weights)?;
-    write_atomic(&dir.join(CONFIG_FILE), config_json(&model.config).as_bytes())?;
-    if let Some(Tokenizer::Chars { vocab }) = tokenizer {
-        let chars: String = vocab.iter().collect();
-        let json = serde_json::json!({ "chars": chars }).to_string();
-        write_atomic(&dir.join(CHARS_TOKENIZER_FILE), json.as_bytes())?;
+    for (name, bytes) in files {
+        write_atomic(&dir.join(name), &bytes)?;
     }
     Ok(())
 }
@@ -240,17 +346,31 @@ pub(crate) fn encode_safetensors(
     dtype: Dtype,
     path: &Path,
 ) -> Result<Vec<u8>> {
-    if dtype == Dtype::F16 {
+    // A finite weight must stay finite: f16 tops out at 65504, bf16 just below f32's maximum.
+    // (the test, the dtype's name, its largest value, what to use instead)
+    type Limit = (fn(f32) -> bool, &'static str, String, &'static str);
+    let overflows: Option<Limit> = match dtype {
+        Dtype::F16 => {
+            Some((|v| half::f16::from_f32(v).is_infinite(), "f16", half::f16::MAX.to_string(), "bf16 or f32"))
+        }
+        Dtype::BF16 => Some((
+            |v| half::bf16::from_f32(v).is_infinite(),
+            "bf16",
+            format!("{:e}", f32::from(half::bf16::MAX)),
+            "f32",
+        )),
+        _ => None,
+    };
+    if let Some((overflows, name, max, instead)) = overflows {
         for (spec, data) in tensors {
             if let Some((index, value)) =
-                data.iter().enumerate().find(|(_, v)| v.is_finite() && half::f16::from_f32(**v).is_infinite())
+                data.iter().enumerate().find(|(_, v)| v.is_finite() && overflows(**v))
             {
                 return Err(Error::Input(format!(
-                    "cannot export {} as f16: tensor `{}` holds {value} at index {index}, beyond f16's largest \
-                     finite value ({}); export as bf16 or f32",
+                    "cannot export {} as {name}: tensor `{}` holds {value} at index {index}, beyond {name}'s largest \
+                     finite value ({max}); export as {instead}",
                     path.display(),
                     spec.name,
-                    half::f16::MAX
                 )));
             }
         }
@@ -389,6 +509,14 @@ pub fn config_json(config: &Gpt2Config) -> String {
 /// index.
 pub(crate) fn read_tensor(st: &SafeTensors, path: &Path, spec: &TensorSpec) -> Result<Vec<f32>> {
     let prefixed = format!("transformer.{}", spec.name);
+    if st.tensor(&spec.name).is_ok() && st.tensor(&prefixed).is_ok() {
+        // transformers reads `transformer.X` into GPT2LMHeadModel; another tool may read `X`.
+        return Err(Error::Input(format!(
+            "{}: both `{}` and `{prefixed}` are stored, with no rule for which one a loader reads; keep one",
+            path.display(),
+            spec.name
+        )));
+    }
     let (name, view) = match st.tensor(&spec.name) {
         Ok(view) => (&spec.name, view),
         Err(_) => match st.tensor(&prefixed) {

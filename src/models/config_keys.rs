@@ -175,7 +175,13 @@ fn is_gelu_tanh(v: &Value) -> bool {
 
 /// GPT-2's keys (transformers' `GPT2Config`).
 pub const GPT2_KEYS: &[ConfigKey] = &[
-    only("model_type", Treatment::Used, "the architecture", "`gpt2`", |v| v.as_str() == Some("gpt2")),
+    only(
+        "model_type",
+        Treatment::Used,
+        "the architecture",
+        "`gpt2`, or `llama` (read as a Llama directory)",
+        |v| v.as_str() == Some("gpt2"),
+    ),
     used("vocab_size", "tokens in the vocabulary"),
     used("n_positions", "the context length (rows of `wpe`)"),
     used("n_ctx", "the context length in older files, read when `n_positions` is absent"),
@@ -243,6 +249,12 @@ pub const LLAMA_KEYS: &[ConfigKey] = &[
     refused("attention_bias", "biases on the q, k, v and o projections", "false or absent", falsy),
     refused("mlp_bias", "biases on the MLP's projections", "false or absent", falsy),
     harmless("attention_dropout", "dropout, off at inference"),
+    refused(
+        "partial_rotary_factor",
+        "RoPE on a part of each head only (transformers 5 moves it into rope_parameters)",
+        "1 or absent",
+        |v| v.is_null() || v.as_f64() == Some(1.0),
+    ),
     harmless("pretraining_tp", "splits the projections into slices during training; the same products"),
 ];
 

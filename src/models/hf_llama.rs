@@ -8,18 +8,19 @@
 //! permuted to suit; loading reorders them onto llama2.c's adjacent pairs
 //! ([`rope::rotate_half_rows_to_adjacent_pairs`]), writing reorders them back.
 
-use super::checkpoint::{self, CONFIG_FILE, WEIGHTS_FILE, write_atomic};
+use super::checkpoint::{self, CONFIG_FILE, WEIGHTS_FILE};
 use super::config_keys;
 use super::gpt2::TensorSpec;
 use super::llama::Llama;
 use super::llama2c::{LlamaConfig, LlamaWeights};
 use crate::error::{Error, Result};
 use crate::kernels::rope;
+use crate::tokenizer::Tokenizer;
 use safetensors::{Dtype, SafeTensors};
 use std::path::Path;
 
-/// Whether the directory's `config.json` describes a Llama model (`model_type` "llama" or a
-/// `LlamaForCausalLM` architecture); `false` when there is no `config.json`.
+/// Whether the directory's `config.json` describes a Llama model (`model_type` "llama", or no
+/// `model_type` and a `LlamaForCausalLM` architecture); `false` when there is no `config.json`.
 pub fn is_llama_dir(dir: &Path) -> Result<bool> {
     let path = dir.join(CONFIG_FILE);
     if !path.is_file() {
@@ -27,12 +28,16 @@ pub fn is_llama_dir(dir: &Path) -> Result<bool> {
     }
     let json: serde_json::Value = serde_json::from_slice(&checkpoint::read(&path)?)
         .map_err(|e| Error::BadConfigJson { path: path.clone(), reason: e.to_string() })?;
-    let model_type = json.get("model_type").and_then(|t| t.as_str()) == Some("llama");
+    // `model_type` decides when present (the GPT-2 reader refuses any other than gpt2, naming
+    // it); without it, the architectures do.
+    if let Some(model_type) = json.get("model_type").and_then(|t| t.as_str()) {
+        return Ok(model_type == "llama");
+    }
     let architecture = json
         .get("architectures")
         .and_then(|a| a.as_array())
         .is_some_and(|a| a.iter().any(|v| v.as_str() == Some("LlamaForCausalLM")));
-    Ok(model_type || architecture)
+    Ok(architecture)
 }
 
 /// The fields of Hugging Face's `LlamaConfig` that we read, with its defaults; every other key
@@ -220,7 +225,7 @@ pub fn tensor_specs(c: &LlamaConfig) -> Vec<TensorSpec> {
 /// equal to the embedding under a tied classifier.
 pub fn load_dir(dir: &Path) -> Result<(Llama, Vec<String>)> {
     let (c, mut warnings) = read_config(&dir.join(CONFIG_FILE))?;
-    let path = dir.join(WEIGHTS_FILE);
+    let path = checkpoint::weights_path(dir)?;
     let bytes = checkpoint::read(&path)?;
     checkpoint::require_room_for(&path, bytes.len(), c.checked_parameter_count())?;
     let st = SafeTensors::deserialize(&bytes)
@@ -265,14 +270,22 @@ pub fn load_dir(dir: &Path) -> Result<(Llama, Vec<String>)> {
     let unread = st.names().into_iter().filter(|name| {
         let agrees =
             |values: &[f32]| st.tensor(name).is_ok_and(|view| checkpoint::same_values(&view, values));
+        // Stored in the checkpoint's dtype: agreement within its precision.
         let close = |values: &[f32]| {
-            st.tensor(name)
-                .ok()
-                .and_then(|view| checkpoint::decode_f32(view.dtype(), view.data()))
-                .is_some_and(|stored| {
+            st.tensor(name).ok().is_some_and(|view| {
+                let tolerance = match view.dtype() {
+                    Dtype::F16 => 1e-3,
+                    Dtype::BF16 => 8e-3,
+                    _ => 1e-5,
+                };
+                checkpoint::decode_f32(view.dtype(), view.data()).is_some_and(|stored| {
                     stored.len() == values.len()
-                        && stored.iter().zip(values).all(|(a, b)| (a - b).abs() <= 1e-5 * b.abs().max(1e-30))
+                        && stored
+                            .iter()
+                            .zip(values)
+                            .all(|(a, b)| (a - b).abs() <= tolerance * b.abs().max(1e-30))
                 })
+            })
         };
         let harmless = (name.ends_with(".self_attn.rotary_emb.inv_freq") && close(&inv_freq))
             || (*name == "lm_head.weight" && c.shared_classifier && agrees(&w.token_embedding));
@@ -282,10 +295,11 @@ pub fn load_dir(dir: &Path) -> Result<(Llama, Vec<String>)> {
     Ok((Llama::from_weights(w)?, warnings))
 }
 
-/// Writes `model` as a Hugging Face Llama directory (created if needed); each file goes to a
-/// temporary name first and is renamed. A weight that `dtype` cannot hold is refused before
+/// Writes `model` and its tokenizer (`tokenizer.json`, or llama2.c's `tokenizer.bin`) as a
+/// Hugging Face Llama directory (created if needed); each file goes to a temporary name first
+/// and is renamed, after every destination was checked ([`checkpoint::check_destination`]). A weight that `dtype` cannot hold is refused before
 /// anything is written (see [`checkpoint::encode_safetensors`]).
-pub fn export_dir(model: &Llama, dir: &Path, dtype: Dtype) -> Result<()> {
+pub fn export_dir(model: &Llama, tokenizer: Option<&Tokenizer>, dir: &Path, dtype: Dtype) -> Result<()> {
     let c = &model.config;
     let (hs, d) = (c.head_size(), c.dim);
     let mut data: Vec<Vec<f32>> = vec![model.token_embedding.to_vec()];
@@ -307,7 +321,5 @@ pub fn export_dir(model: &Llama, dir: &Path, dtype: Dtype) -> Result<()> {
     let tensors: Vec<(TensorSpec, &[f32])> =
         tensor_specs(c).into_iter().zip(data.iter().map(Vec::as_slice)).collect();
     let weights = checkpoint::encode_safetensors(&tensors, dtype, &dir.join(WEIGHTS_FILE))?;
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
-    write_atomic(&dir.join(WEIGHTS_FILE), &weights)?;
-    write_atomic(&dir.join(CONFIG_FILE), config_json(c).as_bytes())
+    checkpoint::write_model_dir(dir, weights, config_json(c), tokenizer)
 }

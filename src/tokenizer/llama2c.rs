@@ -50,7 +50,9 @@ impl Llama2cTokenizer {
             .map_err(|reason| Error::Tokenizer { path: path.to_path_buf(), reason })
     }
 
-    /// Parses the bytes of a `tokenizer.bin` holding (at least) `vocab_size` tokens. Every
+    /// Parses the bytes of a `tokenizer.bin` holding exactly `vocab_size` tokens (llama2.c's
+    /// `run` reads that many and ignores the rest; bytes left over mean another vocabulary,
+    /// so they are refused, as fewer tokens are). Every
     /// length is checked against the bytes left before it is used: the lists are sized for at
     /// most the tokens the file can hold (8 bytes each at least), the max token length must be
     /// between 0 and the file's length, and each token's length between 0 and the max.
@@ -93,6 +95,11 @@ impl Llama2cTokenizer {
         let (mut vocab, mut scores) = (Vec::with_capacity(capacity), Vec::with_capacity(capacity));
         for id in 0..vocab_size {
             let start = at;
+            if start == bytes.len() {
+                return Err(format!(
+                    "tokenizer.bin holds {id} tokens and the model has {vocab_size}: a tokenizer of another vocabulary"
+                ));
+            }
             let score =
                 take(bytes, &mut at, 4).ok_or_else(|| truncated(format!("token {id}'s score"), start, 4))?;
             let score = f32::from_le_bytes(word(score));
@@ -109,6 +116,14 @@ impl Llama2cTokenizer {
                 .ok_or_else(|| truncated(format!("token {id}'s bytes"), start + 8, len as usize))?;
             vocab.push(token.to_vec());
             scores.push(score);
+        }
+        if at != bytes.len() {
+            return Err(format!(
+                "tokenizer.bin holds more than the model's {vocab_size} tokens ({} bytes follow token {}): \
+                 a tokenizer of another vocabulary",
+                bytes.len() - at,
+                vocab_size.saturating_sub(1)
+            ));
         }
         Ok(Llama2cTokenizer::new(vocab, scores))
     }
@@ -259,8 +274,14 @@ mod tests {
         assert_eq!(back, t);
         let err = Llama2cTokenizer::parse(&bytes[..bytes.len() - 1], t.vocab.len()).unwrap_err();
         assert!(err.contains("truncated tokenizer.bin") && err.contains("token 267"), "{err}");
+        // A model of one token more, or one fewer: another vocabulary, refused with both counts.
         let err = Llama2cTokenizer::parse(&bytes, t.vocab.len() + 1).unwrap_err();
-        assert!(err.contains("token 268's score"), "{err}");
+        assert!(err.contains("holds 268 tokens and the model has 269"), "{err}");
+        let err = Llama2cTokenizer::parse(&bytes, t.vocab.len() - 1).unwrap_err();
+        assert!(
+            err.contains("holds more than the model's 267 tokens") && err.contains("follow token 266"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -270,10 +291,7 @@ mod tests {
         // A model of 2^31 - 1 tokens cannot take its vocabulary from a small file.
         let err = Llama2cTokenizer::parse(&bytes, i32::MAX as usize).unwrap_err();
         // (The lists are sized for the file's 463 possible tokens, not for the model's.)
-        assert!(
-            err.contains("token 268's score") && err.contains(&format!("the file has {}", bytes.len())),
-            "{err}"
-        );
+        assert!(err.contains("holds 268 tokens and the model has 2147483647"), "{err}");
         assert!(Llama2cTokenizer::parse(&bytes[..3], 1).unwrap_err().contains("3 bytes"));
         let with_max = |max: i32| {
             let mut b = bytes.clone();

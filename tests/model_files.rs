@@ -195,3 +195,59 @@ fn command_line_mistakes_are_one_line() {
     assert_usage_error(&out, &["--logits-out", "is not a directory"]);
     assert!(out.stdout.is_empty(), "nothing was generated");
 }
+
+/// A tokenizer.json smaller than the model's vocabulary: a warning at load, and generated ids
+/// it lacks show as U+FFFD instead of vanishing from the text.
+#[test]
+fn a_tokenizer_of_another_size_is_said_and_its_unknown_ids_show() {
+    use tokenizers::models::wordlevel::WordLevel;
+    let dir = gpt2_dir("tiny");
+    let vocab = (0..13u32).map(|i| (format!("w{i}"), i)).collect();
+    let model = WordLevel::builder().vocab(vocab).unk_token("w0".into()).build().unwrap();
+    tokenizers::Tokenizer::new(model).save(dir.path().join("tokenizer.json"), false).unwrap();
+    let loaded = checkpoint::load(dir.path().to_str().unwrap(), None).unwrap();
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert!(
+        loaded.warnings[0].contains("tokenizer.json has 13 tokens and the model 256"),
+        "{:?}",
+        loaded.warnings
+    );
+    let text = loaded.tokenizer.unwrap().decode(&[1, 200, 2]);
+    assert!(text.contains('\u{FFFD}') && text.contains("w1") && text.contains("w2"), "{text:?}");
+}
+
+/// A llama2.c checkpoint stops at `<s>` as llama2.c's `run` does, whether or not its
+/// tokenizer.bin sits beside it (here `<s>` comes at the 61st token after prompt `1`).
+#[test]
+fn a_llama2c_checkpoint_stops_at_bos_with_or_without_its_tokenizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("model.bin");
+    let out = smallmind(&[
+        "export",
+        "--model",
+        "llama-tiny",
+        "--format",
+        "llama2c",
+        "--out",
+        bin.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ids = || {
+        let out = smallmind(&[
+            "generate",
+            "--model",
+            bin.to_str().unwrap(),
+            "--prompt-ids",
+            "1",
+            "--max-new-tokens",
+            "100",
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["generated_ids"].as_array().unwrap().len()
+    };
+    assert_eq!(ids(), 61, "stops after generating <s>, with tokenizer.bin");
+    std::fs::remove_file(dir.path().join("tokenizer.bin")).unwrap();
+    assert_eq!(ids(), 61, "and without it");
+}

@@ -70,9 +70,14 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let mut session = Session::new(&loaded.model, opts, threads)?;
     session.validate_prompt(&prompt_ids)?;
 
-    // llama2.c's `run` ends a story at `<s>`, the token that delimits sequences in its training data.
+    // llama2.c's `run` ends a story at `<s>`, the token that delimits sequences in its training
+    // data: with its tokenizer, or on a llama2.c checkpoint run on ids (the same model, so the
+    // same output with or without tokenizer.bin beside it).
+    let llama2c_checkpoint =
+        matches!(loaded.model, smallmind::Model::Llama(_)) && std::path::Path::new(&loaded.source).is_file();
     let stop_token = match tokenizer {
         Some(Tokenizer::Llama2c(_)) if !args.no_stop => Some(llama2c::BOS),
+        None if llama2c_checkpoint && !args.no_stop => Some(llama2c::BOS),
         _ => None,
     };
     let params = GenerateParams { max_new_tokens: args.max_new_tokens, sampling, stop_token };

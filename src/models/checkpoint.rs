@@ -108,6 +108,22 @@ pub fn load(spec: &str, tokenizer: Option<&Path>) -> Result<LoadedModel> {
             (None, Model::Gpt2(_)) => None,
         },
     };
+    if let Some(Tokenizer::HuggingFace(t)) = &tokenizer {
+        // Ids may be sparse: the vocabulary the tokenizer spans is its highest id + 1.
+        let theirs = t.get_vocab(true).into_values().max().map_or(0, |id| id as usize + 1);
+        let ours = model.as_ref().vocab_size();
+        if theirs != ours {
+            warnings.push(format!(
+                "{}: tokenizer.json has {theirs} tokens and the model {ours}: {}",
+                path.display(),
+                if theirs > ours {
+                    "a prompt may encode to ids the model refuses"
+                } else {
+                    "generated ids the tokenizer lacks show as \u{FFFD}"
+                }
+            ));
+        }
+    }
     let unread: Vec<&str> =
         UNREAD_TOKENIZER_FILES.iter().copied().filter(|f| path.join(f).is_file()).collect();
     if tokenizer.is_none() && path.is_dir() && !unread.is_empty() {

@@ -95,7 +95,20 @@ impl Tokenizer {
                 .iter()
                 .map(|&id| vocab.get(id as usize).copied().unwrap_or(char::REPLACEMENT_CHARACTER))
                 .collect(),
-            Tokenizer::HuggingFace(t) => t.decode(ids, false).unwrap_or_default(),
+            Tokenizer::HuggingFace(t) => {
+                // Ids the tokenizer does not have would vanish from its text: each shows as U+FFFD.
+                let mut text = String::new();
+                for (i, run) in ids.split(|&id| t.id_to_token(id).is_none()).enumerate() {
+                    if i > 0 {
+                        text.push(char::REPLACEMENT_CHARACTER);
+                    }
+                    match t.decode(run, false) {
+                        Ok(piece) => text.push_str(&piece),
+                        Err(_) => text.extend(run.iter().map(|_| char::REPLACEMENT_CHARACTER)),
+                    }
+                }
+                text
+            }
             Tokenizer::Llama2c(t) => t.decode(ids),
         }
     }

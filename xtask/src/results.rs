@@ -94,6 +94,22 @@ pub struct ProfileRecord {
 }
 
 impl ExperimentResults {
+    /// These results with `more`'s rounds added after their own (a second run of the same
+    /// experiment, numbered on), so that comparisons use the samples of both.
+    pub fn with_rounds_of(mut self, more: ExperimentResults) -> ExperimentResults {
+        let offset = self.rounds;
+        for (point, extra) in self.points.iter_mut().zip(more.points) {
+            for (variant, extra) in point.variants.iter_mut().zip(extra.variants) {
+                variant
+                    .runs
+                    .extend(extra.runs.into_iter().map(|run| RunRecord { round: run.round + offset, ..run }));
+            }
+        }
+        self.rounds += more.rounds;
+        self.finished = more.finished;
+        self
+    }
+
     /// What every report relies on, beyond the JSON's types: the experiment as run is valid, at
     /// least one point, exactly one reference per point, variants named once each, and every
     /// figure finite. A file that fails is a crafted or damaged one; the error says where.

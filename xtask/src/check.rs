@@ -69,7 +69,7 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
         && !machine.contaminated.is_empty()
     {
         println!(
-            "machine: {} of {} runs ran while the machine was busy (first: `{}` round {}: {})",
+            "busy: {} of {} runs ran while the machine was busy (first: `{}` round {}: {})",
             machine.contaminated.len(),
             machine.runs,
             machine.contaminated[0].1,

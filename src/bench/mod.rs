@@ -261,6 +261,7 @@ pub fn run(
             summary.prefill_tok_s.median,
             spec.threads,
             &report,
+            env::Hardware::capture().l3_bytes,
         );
         machine::MachineReport { probe: report, contamination, roofline }
     });

@@ -39,7 +39,7 @@ pub struct MachineSummary {
 /// The smallest tolerance on a probe's change, whatever its measured noise.
 pub const MIN_PROBE_TOLERANCE: f64 = 0.05;
 /// A probe's tolerance is this many times the two runs' noise added.
-pub const NOISE_MULTIPLE: f64 = 3.0;
+pub const NOISE_MULTIPLE: f64 = 2.0;
 
 impl MachineSummary {
     /// The summary of `r`'s runs; `None` when no run recorded probe readings.

@@ -357,12 +357,13 @@ fn roofline_section(md: &mut String, r: &ExperimentResults) {
                 if xs.is_empty() { "n/a".to_string() } else { format!("{:.0}%", median(&xs) * 100.0) }
             };
             Some(format!(
-                "| {} | `{}` | {} | {:.1} MB | {} | {:.1} MFLOP | {} |",
+                "| {} | `{}` | {} | {:.1} MB | {} of {} | {:.1} MFLOP | {} |",
                 if p.point.label.is_empty() { "-" } else { &p.point.label },
                 v.name,
                 format_value(Metric::DecodeTokS, median(&v.values(Metric::DecodeTokS))),
                 first.decode_bytes_per_token / 1e6,
                 fractions(|r| r.decode_fraction_of_bandwidth),
+                first.decode_bandwidth,
                 first.prefill_flop_per_token / 1e6,
                 fractions(|r| r.prefill_fraction_of_fma_peak),
             ))
@@ -378,13 +379,13 @@ fn roofline_section(md: &mut String, r: &ExperimentResults) {
     );
     let _ = writeln!(
         md,
-        "Decode: bytes of weights and KV cache read per token × tok/s ÷ the probe's memory bandwidth (one core's \
-         triad). Prefill: FLOP per prompt token × prefill tok/s ÷ (the probe's FMA peak × threads). Medians over \
+        "Decode: bytes of weights and KV cache read per token × tok/s ÷ the probe's bandwidth (one core's \
+         triad): memory's, or the LLC's when a token's bytes fit in half the last-level cache. Prefill: FLOP per prompt token × prefill tok/s ÷ (the probe's FMA peak × threads). Medians over \
          runs, each with its own probe readings; unlike tok/s, these compare across machines.\n"
     );
     let _ = writeln!(
         md,
-        "| point | variant | decode tok/s | bytes/token | of memory roofline | prefill FLOP/token | of FMA peak |"
+        "| point | variant | decode tok/s | bytes/token | of bandwidth roofline | prefill FLOP/token | of FMA peak |"
     );
     let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|");
     for row in rows {

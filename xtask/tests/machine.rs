@@ -72,6 +72,7 @@ fn run_on(hardware: Hardware, triad: f64, busy: usize) -> ExperimentResults {
                     roofline: Roofline {
                         decode_bytes_per_token: 3.3e6,
                         decode_fraction_of_bandwidth: Some(0.42),
+                        decode_bandwidth: "LLC".into(),
                         prefill_flop_per_token: 1.5e6,
                         prefill_fraction_of_fma_peak: Some(0.25),
                     },
@@ -205,7 +206,7 @@ fn the_report_shows_the_probe_contaminated_runs_and_roofline_fractions() {
         md.contains("**2 of 8 runs ran while the machine was busy**: `all-off` round 1: load 3.10"),
         "{md}"
     );
-    assert!(md.contains("### Roofline") && md.contains("| 42% | 1.5 MFLOP | 25% |"), "{md}");
+    assert!(md.contains("### Roofline") && md.contains("| 42% of LLC | 1.5 MFLOP | 25% |"), "{md}");
 }
 
 fn xtask(args: &[&str], probe: &str) -> Output {

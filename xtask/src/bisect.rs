@@ -492,13 +492,23 @@ pub fn render(r: &ExperimentResults, before: Option<&ExperimentResults>, full: b
                 b.finished,
                 r.spec.thresholds.regression * 100.0
             );
+            let machine = crate::machine::compare(r, b);
+            if !machine.comparable && machine.measured {
+                let _ = writeln!(
+                    md,
+                    "**Not the bisect baseline's machine** ({}): a contribution that changed may have changed with \
+                     the machine, so the ranking below is shown, not judged.\n",
+                    machine.reasons.join("; ")
+                );
+            }
             let _ = writeln!(
                 md,
                 "| rank | optimization | contribution before | now [95% CI] | change | profiles now | profiles before |"
             );
             let _ = writeln!(md, "|---|---|---:|---|---|---|---|");
             for (rank, s) in suspects(p, &b.points[0]).iter().enumerate() {
-                let fell = s.change.high < 1.0 - r.spec.thresholds.regression;
+                let fell = s.change.high < 1.0 - r.spec.thresholds.regression
+                    && (machine.comparable || !machine.measured);
                 let links = |prefix: &str| {
                     let profiled = if prefix.ends_with("before/") { &b.profiles } else { &r.profiles };
                     [config_name(Optimizations::all()), config_name(without(s.toggle))]

@@ -309,6 +309,8 @@ fn headline(r: &ExperimentResults, last: &PointResults, baseline: &BaselineState
             " Baseline: {}.",
             if !check.misfits.is_empty() {
                 format!("**does not fit** ({} not compared)", check.misfits.len())
+            } else if !check.judged {
+                "not judged: another machine (see Baseline)".to_string()
             } else if n == 0 {
                 "no regression".to_string()
             } else {

@@ -223,13 +223,13 @@ mod tests {
             load_1m_at_start: Some(3.5),
             steal_ms: Some(50.0),
             involuntary_context_switches: Some(500),
-            probe_drift: 0.25,
+            probe_drift: 0.3,
             ..clean
         };
         let flags = busy.judge(2);
         assert_eq!(flags.len(), 4, "{flags:?}");
         assert_eq!(flags[0], "load 3.50 on 2 core(s) at start");
-        assert!(flags[3].contains("drifted 25%"));
+        assert!(flags[3].contains("drifted 30%"));
     }
 
     #[test]

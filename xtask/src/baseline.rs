@@ -353,20 +353,7 @@ mod tests {
     use super::*;
 
     /// `renamed.toml` of the bug log's harness cases: `cached` against `recompute`.
-    const RENAMED: &str = r#"
-description = "baseline stored before a variant was renamed"
-[workload]
-model = "tiny"
-prompt_tokens = 8
-max_new_tokens = 16
-[[variant]]
-name = "recompute"
-reference = true
-optimizations = { kv-cache = false }
-[[variant]]
-name = "cached"
-optimizations = { kv-cache = true }
-"#;
+    const RENAMED: &str = include_str!("../test_data/two_variants.toml");
 
     fn plan(text: &str) -> Vec<Measured> {
         planned(&Experiment::parse(text, "x.toml").unwrap()).unwrap()

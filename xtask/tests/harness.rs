@@ -457,26 +457,7 @@ fn a_renamed_variant_fails_check_before_measuring() {
     let d = dirs(root.path());
     let experiments = root.path().join("experiments");
     std::fs::create_dir_all(&experiments).unwrap();
-    let file = r#"
-description = "baseline stored before a variant was renamed"
-[workload]
-model = "tiny"
-prompt_tokens = 8
-max_new_tokens = 16
-[measurement]
-warmup = 0
-iterations = 2
-quick_iterations = 2
-[profiles]
-flamegraph = false
-[[variant]]
-name = "recompute"
-reference = true
-optimizations = { kv-cache = false }
-[[variant]]
-name = "cached"
-optimizations = { kv-cache = true }
-"#;
+    let file = include_str!("../test_data/two_variants.toml");
     std::fs::write(experiments.join("renamed.toml"), file).unwrap();
     let out = xtask(&with_dirs(&["baseline", "renamed", "--quick", "--no-profiles"], &d));
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));

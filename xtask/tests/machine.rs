@@ -176,23 +176,33 @@ fn fingerprints_that_differ_are_named() {
 /// and said so; two such old runs keep the old test of names (committed reports re-render).
 #[test]
 fn a_baseline_without_a_fingerprint_is_not_matched_by_name() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/smoke/results.json");
-    let old = earlier(xtask::experiment::read_results(&path).unwrap());
+    // A run as files recorded it before fingerprints and probes.
+    let unfingerprinted = || {
+        let mut r = run_on(Hardware::default(), 38.0, 0);
+        r.points
+            .iter_mut()
+            .flat_map(|p| &mut p.variants)
+            .flat_map(|v| &mut v.runs)
+            .for_each(|run| run.machine = None);
+        r
+    };
+    let old = earlier(unfingerprinted());
     let m = machine::compare(&run_on(zen5(), 38.0, 0), &old);
     assert!(!m.comparable && m.measured);
     assert_eq!(
         m.reasons,
         ["the baseline has no hardware fingerprint or probe readings, so its machine cannot be matched"]
     );
-    let legacy = machine::compare(&xtask::experiment::read_results(&path).unwrap(), &old);
+    let legacy = machine::compare(&unfingerprinted(), &old);
     assert!(legacy.comparable && !legacy.measured);
 }
 
 #[test]
 fn the_report_shows_the_probe_contaminated_runs_and_roofline_fractions() {
     let r = run_on(zen5(), 38.0, 2);
+    let runs: usize = r.points.iter().flat_map(|p| &p.variants).map(|v| v.runs.len()).sum();
     let summary = MachineSummary::of(&r).unwrap();
-    assert_eq!((summary.runs, summary.contaminated.len()), (8, 2));
+    assert_eq!((summary.runs, summary.contaminated.len()), (runs, 2));
     assert!((summary.triad_gb_s.median - 38.19).abs() < 0.1);
     let md = report::render(&r, &BaselineState::Missing, &[]);
     assert!(
@@ -202,10 +212,8 @@ fn the_report_shows_the_probe_contaminated_runs_and_roofline_fractions() {
         "{md}"
     );
     assert!(md.contains("| probe | memory triad 38.2 GB/s (noise 1%)"), "{md}");
-    assert!(
-        md.contains("**2 of 8 runs ran while the machine was busy**: `all-off` round 1: load 3.10"),
-        "{md}"
-    );
+    let busy = format!("**2 of {runs} runs ran while the machine was busy**: `all-off` round 1: load 3.10");
+    assert!(md.contains(&busy), "{md}");
     assert!(md.contains("### Roofline") && md.contains("| 42% of LLC | 1.5 MFLOP | 25% |"), "{md}");
 }
 
@@ -225,30 +233,7 @@ fn check_on_a_machine_whose_probe_differs_says_so_and_judges_nothing() {
     let root = tempfile::tempdir().unwrap();
     let experiments = root.path().join("experiments");
     std::fs::create_dir_all(&experiments).unwrap();
-    std::fs::write(
-        experiments.join("probe.toml"),
-        r#"
-description = "fixed probes"
-[workload]
-model = "tiny"
-prompt_tokens = 8
-max_new_tokens = 16
-[measurement]
-warmup = 0
-iterations = 2
-quick_iterations = 2
-[profiles]
-flamegraph = false
-[[variant]]
-name = "recompute"
-reference = true
-optimizations = { kv-cache = false }
-[[variant]]
-name = "cached"
-optimizations = { kv-cache = true }
-"#,
-    )
-    .unwrap();
+    std::fs::write(experiments.join("probe.toml"), include_str!("../test_data/two_variants.toml")).unwrap();
     let dirs: Vec<String> = ["experiments", "reports", "baselines"]
         .iter()
         .flat_map(|d| [format!("--{d}-dir"), root.path().join(d).display().to_string()])

@@ -90,18 +90,18 @@ pub fn planned(e: &Experiment) -> Result<Vec<Measured>> {
 
 /// What a results (or baseline) file ran.
 pub fn measured(r: &ExperimentResults) -> Vec<Measured> {
-    r.points
-        .iter()
-        .flat_map(|p| {
-            p.variants.iter().map(|v| Measured {
-                point: p.point.label.clone(),
-                variant: v.name.clone(),
-                reference: v.reference,
-                workload: v.workload.clone(),
-                optimizations: v.optimizations,
-            })
-        })
-        .collect()
+    r.points.iter().flat_map(measured_at).collect()
+}
+
+/// What the variants of one point ran.
+pub fn measured_at(p: &crate::results::PointResults) -> impl Iterator<Item = Measured> + '_ {
+    p.variants.iter().map(|v| Measured {
+        point: p.point.label.clone(),
+        variant: v.name.clone(),
+        reference: v.reference,
+        workload: v.workload.clone(),
+        optimizations: v.optimizations,
+    })
 }
 
 /// One variant at one point that cannot be compared with the baseline, and why.

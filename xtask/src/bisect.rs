@@ -673,16 +673,7 @@ mod tests {
     }
 
     fn measured(p: &PointResults) -> Vec<Measured> {
-        p.variants
-            .iter()
-            .map(|v| Measured {
-                point: p.point.label.clone(),
-                variant: v.name.clone(),
-                reference: v.reference,
-                workload: v.workload.clone(),
-                optimizations: v.optimizations,
-            })
-            .collect()
+        baseline::measured_at(p).collect()
     }
 
     #[test]

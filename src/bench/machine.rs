@@ -45,8 +45,9 @@ pub mod thresholds {
     pub const PREEMPTIONS_PER_S: f64 = 100.0;
     /// Preemptions any run may see, however short.
     pub const PREEMPTIONS_ALLOWED: f64 = 5.0;
-    /// Probe drift from start to end (the memory triad of one process moves up to ~15% here
-    /// on a quiet machine: README, "The machine is part of the measurement").
+    /// Probe drift from start to end (on the Zen 4 of README's probe figures, one process's
+    /// LLC triad moved up to 12% on a quiet machine: README, "The machine is part of the
+    /// measurement").
     pub const PROBE_DRIFT: f64 = 0.25;
 }
 
@@ -158,11 +159,7 @@ impl Roofline {
         let decode_bytes_per_token = model.decode_bytes_per_token(mean_pos);
         let prefill_flop_per_token = model.prefill_flop_per_token(prompt_tokens);
         let in_llc = llc_bytes.is_some_and(|llc| decode_bytes_per_token <= llc as f64 / 2.0);
-        let bandwidth = if in_llc {
-            (probe.start.llc_triad_gb_s + probe.end.llc_triad_gb_s) / 2.0 * 1e9
-        } else {
-            probe.triad_gb_s() * 1e9
-        };
+        let bandwidth = if in_llc { probe.llc_triad_gb_s() } else { probe.triad_gb_s() } * 1e9;
         let peak = probe.fma_gflop_s() * 1e9 * threads as f64;
         Roofline {
             decode_bytes_per_token,

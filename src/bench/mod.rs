@@ -151,8 +151,10 @@ pub fn run(
         ));
     }
     let prompt = Prompt::resolve(&spec.prompt, tokenizer, model.vocab_size())?;
+    // The last-level cache sizes the probe's buffers and decides the roofline's bandwidth.
+    let l3_bytes = env::Hardware::capture().l3_bytes;
     let probe = match spec.probe {
-        true => Some(probe::Probe::new(env::Hardware::capture().l3_bytes)?),
+        true => Some(probe::Probe::new(l3_bytes)?),
         false => None,
     };
     let load_at_start = machine::load_1m();
@@ -261,7 +263,7 @@ pub fn run(
             summary.prefill_tok_s.median,
             spec.threads,
             &report,
-            env::Hardware::capture().l3_bytes,
+            l3_bytes,
         );
         machine::MachineReport { probe: report, contamination, roofline }
     });

@@ -65,6 +65,11 @@ impl ProbeReport {
         (self.start.triad_gb_s + self.end.triad_gb_s) / 2.0
     }
 
+    /// The mean of the start and end LLC bandwidth, GB/s.
+    pub fn llc_triad_gb_s(&self) -> f64 {
+        (self.start.llc_triad_gb_s + self.end.llc_triad_gb_s) / 2.0
+    }
+
     /// The mean of the start and end FMA peak, GFLOP/s.
     pub fn fma_gflop_s(&self) -> f64 {
         (self.start.fma_gflop_s + self.end.fma_gflop_s) / 2.0

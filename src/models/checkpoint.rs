@@ -548,21 +548,11 @@ pub(crate) fn read_tensor(st: &SafeTensors, path: &Path, spec: &TensorSpec) -> R
             found: view.shape().to_vec(),
         });
     }
-    let data = view.data();
-    let values: Vec<f32> = match view.dtype() {
-        Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        Dtype::BF16 => {
-            data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
-        }
-        other => {
-            return Err(Error::UnsupportedDtype {
-                path: path.to_path_buf(),
-                name: spec.name.clone(),
-                found: format!("{other:?}"),
-            });
-        }
-    };
+    let values = decode_f32(view.dtype(), view.data()).ok_or_else(|| Error::UnsupportedDtype {
+        path: path.to_path_buf(),
+        name: spec.name.clone(),
+        found: format!("{:?}", view.dtype()),
+    })?;
     if let Some(index) = values.iter().position(|v| !v.is_finite()) {
         let value = values[index];
         return Err(Error::NonFiniteWeight { path: path.to_path_buf(), name: name.clone(), index, value });

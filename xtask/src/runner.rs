@@ -303,7 +303,7 @@ fn settled(experiment: &Experiment, runs: &[Vec<RunRecord>], reference: usize) -
         return Some(format!("{} is counted exactly", metric.name()));
     }
     let (mut clear, mut narrow) = (0, 0);
-    for (_, candidate) in runs.iter().enumerate().filter(|&(v, _)| v != reference) {
+    for candidate in runs.iter().enumerate().filter(|&(v, _)| v != reference).map(|(_, c)| c) {
         let pairs: Vec<(f64, f64)> = candidate
             .iter()
             .filter_map(|c| {

@@ -1,22 +1,24 @@
-//! The harness behind `cargo xtask`: experiment files, runs of the release engine, statistics,
-//! reports and baselines. `main.rs` only parses the command line and dispatches here.
+//! The harness behind `cargo xtask`, as a pipeline whose stages are its modules:
+//!
+//! experiment file ([`plan`]) -> runs of the release engine ([`runner`]) -> results
+//! ([`results`]) -> analysis ([`analysis`], with [`stats`]) -> pages and charts ([`report`]) ->
+//! published through [`paths`]. Each task in [`tasks`] composes these stages; `main.rs` only
+//! dispatches the command line declared in [`flags`].
 //!
 //! The harness never measures inside itself: it builds the `smallmind` binary in release, spawns
 //! it per run and reads the results files it writes.
 
-pub mod baseline;
-pub mod bisect;
-pub mod calibrate;
-pub mod charts;
-pub mod check;
-pub mod ci;
-pub mod compare;
-pub mod experiment;
-pub mod machine;
+pub mod analysis;
+pub mod error;
+pub mod flags;
+pub mod metrics;
+pub mod paths;
+pub mod plan;
 pub mod report;
 pub mod results;
 pub mod runner;
-pub mod spec;
+pub mod stats;
+pub mod tasks;
 
 use std::path::{Path, PathBuf};
 
@@ -24,15 +26,3 @@ use std::path::{Path, PathBuf};
 pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ sits in the workspace root").to_path_buf()
 }
-
-/// An error in what the user asked for (exit code 2), as opposed to a failure (exit code 1).
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}

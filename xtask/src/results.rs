@@ -2,7 +2,9 @@
 //! the experiment as run, the environment and the command. Reports are derived from this file
 //! alone; nothing in a report is typed by hand.
 
-use crate::spec::{Experiment, Metric, SweepPoint, Workload, at_label, is_valid_name};
+use crate::error::{Error, PathContext};
+use crate::metrics::Metric;
+use crate::plan::{Experiment, Measured, SweepPoint, Workload, at_label, is_valid_name};
 use serde::{Deserialize, Serialize};
 use smallmind::Optimizations;
 use smallmind::bench::env::Environment;
@@ -11,6 +13,34 @@ use smallmind::bench::results::{Iteration, PhaseReport, PoolReport};
 
 /// The version of this layout.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Reads a results or baseline file, checking its schema version and everything the reports
+/// rely on ([`ExperimentResults::validate`]). A file that is not readable as such is a usage
+/// error (exit 2) naming the file, and where the JSON parser says, the line and column.
+pub fn read(path: &std::path::Path) -> anyhow::Result<ExperimentResults> {
+    let bytes = std::fs::read(path).at(path)?;
+    parse(&bytes, &path.display().to_string())
+}
+
+/// [`read`] on bytes already read; `origin` names them in errors.
+pub fn parse(bytes: &[u8], origin: &str) -> anyhow::Result<ExperimentResults> {
+    let invalid = |what: String| Error::Usage(format!("{origin}: {what}"));
+    let value = serde_json::from_slice::<serde_json::Value>(bytes)
+        .map_err(|e| invalid(format!("not an experiment results file: {e}")))?;
+    let version = value.get("schema_version").and_then(|s| s.as_u64());
+    if version != Some(u64::from(SCHEMA_VERSION)) {
+        return Err(invalid(format!(
+            "schema version {}, this harness reads {SCHEMA_VERSION}; re-run the experiment (and re-save the baseline)",
+            version.map_or("missing".to_string(), |v| v.to_string())
+        ))
+        .into());
+    }
+    no_negative_numbers(&value, "").map_err(invalid)?;
+    let results: ExperimentResults =
+        serde_json::from_value(value).map_err(|e| invalid(format!("not an experiment results file: {e}")))?;
+    results.validate().map_err(invalid)?;
+    Ok(results)
+}
 
 /// One run of one experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,6 +140,11 @@ impl ExperimentResults {
         self
     }
 
+    /// What every variant ran at every point.
+    pub fn measured(&self) -> Vec<Measured> {
+        self.points.iter().flat_map(PointResults::measured).collect()
+    }
+
     /// What every report relies on, beyond the JSON's types: the experiment as run is valid, at
     /// least one point, exactly one reference per point, variants named once each, and every
     /// figure finite. A file that fails is a crafted or damaged one; the error says where.
@@ -176,7 +211,7 @@ impl RunRecord {
         let its = &self.iterations;
         let median_of = |f: fn(&Iteration) -> Option<f64>| {
             let xs: Vec<f64> = its.iter().filter_map(f).collect();
-            (!xs.is_empty()).then(|| crate::compare::median(&xs))
+            (!xs.is_empty()).then(|| crate::stats::median(&xs))
         };
         // Summed as floats: counts read from a file may be anything up to u64::MAX.
         let mean_of = |f: fn(&Iteration) -> u64| {
@@ -215,6 +250,17 @@ impl VariantResults {
 }
 
 impl PointResults {
+    /// What the variants of this point ran.
+    pub fn measured(&self) -> impl Iterator<Item = Measured> + '_ {
+        self.variants.iter().map(|v| Measured {
+            point: self.point.label.clone(),
+            variant: v.name.clone(),
+            reference: v.reference,
+            workload: v.workload.clone(),
+            optimizations: v.optimizations,
+        })
+    }
+
     /// The reference variant's results.
     pub fn reference(&self) -> &VariantResults {
         self.variants.iter().find(|v| v.reference).expect("one reference per point")

@@ -12,9 +12,10 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use xtask::UsageError;
-use xtask::experiment::{self, Paths};
-use xtask::spec::Experiment;
+use xtask::error::Error;
+use xtask::paths::Paths;
+use xtask::plan::{Experiment, Plan};
+use xtask::results;
 
 /// Seeded byte offsets, flips and numbers per file.
 const SAMPLES: usize = 60;
@@ -118,7 +119,7 @@ fn problem(outcome: std::thread::Result<anyhow::Result<()>>, file_name: &str) ->
         Ok(Err(e)) => e,
     };
     let line = e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ");
-    if !e.chain().any(|c| c.downcast_ref::<UsageError>().is_some()) {
+    if !e.chain().any(|c| matches!(c.downcast_ref::<Error>(), Some(Error::Usage(_)))) {
         Some(format!("not a usage error (exit 1, not 2): {line}"))
     } else if line.contains('\n') {
         Some(format!("more than one line: {line}"))
@@ -188,21 +189,21 @@ fn crafted_experiment_files_give_one_line_and_never_panic() {
         // The loader reads text: bytes that are not UTF-8 go through the file (an error naming it).
         let parse = |bytes: &[u8]| {
             let Ok(text) = std::str::from_utf8(bytes) else { return Ok(()) };
-            let parsed = Experiment::parse(text, "crafted.toml").map_err(|e| UsageError(e.to_string()));
+            let parsed = Experiment::parse(text, "crafted.toml").map_err(|e| Error::Usage(e.to_string()));
             if let Err(e) = &parsed
-                && e.0.split(": ").next().is_some_and(|head| head.matches(':').count() == 2)
+                && e.to_string().split(": ").next().is_some_and(|head| head.matches(':').count() == 2)
             {
                 with_position.set(with_position.get() + 1);
             }
             // What the harness does with a loaded file before any run, too.
-            parsed.map_err(anyhow::Error::from).and_then(|e| xtask::baseline::planned(&e).map(|_| ()))
+            parsed.map_err(anyhow::Error::from).map(|e| Plan::new("crafted", e).measured()).map(|_| ())
         };
         let setup = |root: &Path, bytes: &[u8]| {
             std::fs::create_dir_all(root.join("experiments")).unwrap();
             std::fs::write(root.join("experiments/crafted.toml"), bytes).unwrap();
         };
         let task = |paths: &Paths| {
-            experiment::load("crafted", paths).and_then(|e| xtask::baseline::planned(&e).map(|_| ()))
+            xtask::tasks::load("crafted", paths).map(|e| Plan::new("crafted", e).measured()).map(|_| ())
         };
         failures.extend(check_cases(&path.display().to_string(), cases, parse, setup, task, "crafted.toml"));
     }
@@ -229,12 +230,12 @@ fn crafted_results_and_baseline_files_give_one_line_and_never_panic() {
         ("bisect.json", "reports/smoke/bisect.json", &lattice, 300, SAMPLES / 3),
     ] {
         let name = Path::new(file).file_name().unwrap().to_string_lossy().into_owned();
-        experiment::parse_results(source, &name).expect("the unchanged file is read");
+        results::parse(source, &name).expect("the unchanged file is read");
         let mut cases = variants(source, seed, samples);
         if samples == SAMPLES {
             cases.extend(every_line(&pretty).into_iter().map(|(c, b)| (format!("pretty, {c}"), b)));
         }
-        let parse = |bytes: &[u8]| experiment::parse_results(bytes, &name).map(|_| ());
+        let parse = |bytes: &[u8]| results::parse(bytes, &name).map(|_| ());
         let setup = |root: &Path, bytes: &[u8]| {
             for dir in ["reports/smoke", "baselines"] {
                 std::fs::create_dir_all(root.join(dir)).unwrap();
@@ -243,7 +244,7 @@ fn crafted_results_and_baseline_files_give_one_line_and_never_panic() {
             std::fs::write(root.join("baselines/smoke.json"), &original).unwrap();
             std::fs::write(root.join(file), bytes).unwrap();
         };
-        let task = |paths: &Paths| experiment::report("smoke", paths).map(|_| ());
+        let task = |paths: &Paths| xtask::tasks::report::run("smoke", paths).map(|_| ());
         failures.extend(check_cases(role, cases, parse, setup, task, &name));
     }
     assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
@@ -257,11 +258,11 @@ fn results_files_that_reports_cannot_rely_on_are_refused_naming_the_place() {
     let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
         let mut v = value.clone();
         edit(&mut v);
-        let err = experiment::parse_results(&serde_json::to_vec(&v).unwrap(), "r.json").unwrap_err();
-        assert!(err.downcast_ref::<UsageError>().is_some(), "{err}");
+        let err = results::parse(&serde_json::to_vec(&v).unwrap(), "r.json").unwrap_err();
+        assert!(matches!(err.downcast_ref::<Error>(), Some(Error::Usage(_))), "{err}");
         err.to_string()
     };
-    assert!(experiment::parse_results(&original, "r.json").is_ok());
+    assert!(results::parse(&original, "r.json").is_ok());
     assert_eq!(
         refused(&|v| v["points"] = serde_json::json!([])),
         "r.json: no points: a results file holds at least one"
@@ -292,7 +293,7 @@ fn results_files_that_reports_cannot_rely_on_are_refused_naming_the_place() {
     let ops = v["points"][0]["variants"][0]["runs"][0]["iterations"].as_array_mut().unwrap();
     ops[0]["alloc_count"] = u64::MAX.into();
     ops.push(ops[0].clone());
-    assert!(experiment::parse_results(&serde_json::to_vec(&v).unwrap(), "r.json").is_ok());
+    assert!(results::parse(&serde_json::to_vec(&v).unwrap(), "r.json").is_ok());
 }
 
 /// The checks refuse nothing the harness itself wrote: every committed results, baseline and
@@ -314,7 +315,7 @@ fn every_committed_results_file_passes_the_reader() {
         files.into_iter().filter(|f| f.is_file() && f.extension().is_some_and(|x| x == "json")).collect();
     assert!(files.len() > 10, "{files:?}");
     for f in files {
-        if let Err(e) = experiment::read_results(&f) {
+        if let Err(e) = results::read(&f) {
             panic!("{e}");
         }
     }

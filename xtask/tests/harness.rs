@@ -10,10 +10,12 @@ use smallmind::bench::results::{Iteration, PoolReport};
 use smallmind::{Optimizations, pool::PoolStats};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use xtask::baseline::{self, MisfitKind};
-use xtask::report::{self, BaselineState, ChartRef};
+use xtask::analysis::baseline::{self, MisfitKind};
+use xtask::analysis::{Analysis, BaselineState};
+use xtask::metrics::Metric;
+use xtask::plan::{Experiment, Plan};
+use xtask::report::{self, ChartRef};
 use xtask::results::*;
-use xtask::spec::{Experiment, Metric};
 
 const SPEC: &str = r#"
 description = "What does the fixture's cache buy?"
@@ -90,7 +92,7 @@ fn iteration(decode: f64, ttft: f64, allocs: u64) -> Iteration {
 /// Fixed results: `fast` decodes `speedup` times faster than `plain` (with ±1% wiggle).
 fn fixture(speedup: f64, host: &str) -> ExperimentResults {
     let spec = Experiment::parse(SPEC, "fixture.toml").unwrap();
-    let point = spec.sweep_points().remove(0);
+    let point = spec.sweep_points().remove(0).point;
     let wiggle = [1.0, 1.01, 0.99, 1.005, 0.995];
     let variant = |name: &str, reference: bool, base: f64, allocs: u64| VariantResults {
         name: name.into(),
@@ -157,7 +159,7 @@ fn the_report_matches_the_golden_file() {
     let now = fixture(3.0, "a");
     let check = baseline::check(&now, &stored(3.0, "a"), 0.1);
     let charts = [ChartRef { file: "throughput.svg".into(), caption: "Decode throughput".into() }];
-    let markdown = report::render(&now, &BaselineState::Checked(check), &charts);
+    let markdown = report::render(&Analysis::new(&now, BaselineState::Checked(check)), &charts);
     let golden = test_data("report.md");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &markdown).unwrap();
@@ -187,10 +189,10 @@ fn baseline_verdicts() {
     let elsewhere = baseline::check(&fixture(3.0, "b"), &stored(3.0, "a"), 0.1);
     assert!(!elsewhere.comparable);
     assert!(elsewhere.rows.iter().all(|r| r.is_speedup || r.metric.is_exact()), "{elsewhere:?}");
-    let markdown = report::render(&fixture(3.0, "b"), &BaselineState::Checked(elsewhere), &[]);
+    let markdown = report::render(&Analysis::new(&fixture(3.0, "b"), BaselineState::Checked(elsewhere)), &[]);
     assert!(markdown.contains("Different machine: absolute figures not compared"));
     // No baseline: the report says how to make one.
-    let markdown = report::render(&fixture(3.0, "a"), &BaselineState::Missing, &[]);
+    let markdown = report::render(&Analysis::new(&fixture(3.0, "a"), BaselineState::Missing), &[]);
     assert!(markdown.contains("cargo xtask baseline fixture"));
 }
 
@@ -282,7 +284,7 @@ fn smoke_runs_end_to_end_and_a_failed_run_keeps_the_old_report() {
         assert!(svg.starts_with("<svg") && svg.contains("all-on"), "{chart}");
     }
     assert!(report.join("profiles/all-on.flamegraph.svg").is_file());
-    let results = xtask::experiment::read_results(&report.join("results.json")).unwrap();
+    let results = xtask::results::read(&report.join("results.json")).unwrap();
     assert_eq!(results.rounds, 2);
     assert!(results.points[0].variants.iter().all(|v| v.runs.len() == 2));
     assert!(root.path().join("baselines/smoke.json").is_file());
@@ -343,7 +345,7 @@ fn a_renamed_candidate_is_named_per_variant_and_never_a_pass() {
     );
     let check = baseline::check(&now, &before, 0.1);
     assert!(check.rows.iter().all(|r| r.subject == "plain"), "only the reference compared: {:?}", check.rows);
-    let markdown = report::render(&now, &BaselineState::Checked(check), &[]);
+    let markdown = report::render(&Analysis::new(&now, BaselineState::Checked(check)), &[]);
     for needle in [
         "Baseline: **does not fit** (2 not compared).",
         "**The baseline does not fit this run**, so this comparison is not a pass.",
@@ -510,7 +512,7 @@ fn a_renamed_variant_fails_check_before_measuring() {
     }
     let out = xtask(&with_dirs(&["baseline", "renamed", "--quick", "--no-profiles"], &d));
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(xtask::experiment::read_results(&baseline).is_ok());
+    assert!(xtask::results::read(&baseline).is_ok());
 }
 
 /// A bisect baseline of another workload stops `bisect` before it builds or measures anything.
@@ -550,30 +552,27 @@ fn bisect_refuses_a_bisect_baseline_that_does_not_fit() {
 /// its baseline again.
 #[test]
 fn every_committed_baseline_fits_its_experiment() {
-    let paths = xtask::experiment::Paths::default();
+    let paths = xtask::paths::Paths::default();
     let mut checked = 0;
-    for (name, _) in xtask::experiment::list(&paths).unwrap() {
-        let e = xtask::experiment::load(&name, &paths).unwrap();
-        let stored = paths.baselines.join(format!("{name}.json"));
+    for (name, _) in xtask::tasks::list::experiments(&paths).unwrap() {
+        let e = xtask::tasks::load(&name, &paths).unwrap();
+        let stored = paths.baseline(&name);
         if stored.is_file() {
-            let stored = xtask::experiment::read_results(&stored).unwrap();
-            if let Err(err) = xtask::experiment::require_fit(&name, &e, &stored) {
+            let stored = xtask::results::read(&stored).unwrap();
+            if let Err(err) = xtask::tasks::require_fit(&Plan::new(&name, e.clone()), &stored) {
                 panic!("{err}");
             }
             checked += 1;
         }
-        let bisect = paths.baselines.join(format!("{name}.bisect.json"));
+        let bisect = paths.bisect_baseline(&name);
         if bisect.is_file() {
-            let stored = xtask::experiment::read_results(&bisect).unwrap();
-            let named: Vec<_> = xtask::bisect::configs(false)
+            let stored = xtask::results::read(&bisect).unwrap();
+            let named: Vec<_> = xtask::analysis::bisect::configs(false)
                 .into_iter()
-                .map(|o| (xtask::bisect::config_name(o), o))
+                .map(|o| (xtask::analysis::bisect::config_name(o), o))
                 .collect();
-            let lattice = e.derived(&named).unwrap();
-            let misfits = xtask::bisect::baseline_misfits(
-                &xtask::baseline::planned(&lattice).unwrap(),
-                &xtask::baseline::measured(&stored),
-            );
+            let lattice = Plan::new(&name, e.derived(&named));
+            let misfits = xtask::analysis::bisect::baseline_misfits(&lattice.measured(), &stored.measured());
             assert!(misfits.is_empty(), "{name} bisect: {misfits:?}");
         }
     }

@@ -8,11 +8,12 @@ use smallmind::bench::machine::{Contamination, MachineReport, Roofline};
 use smallmind::bench::probe::{ProbeReading, ProbeReport};
 use std::path::Path;
 use std::process::{Command, Output};
-use xtask::baseline;
-use xtask::machine::{self, MachineSummary};
-use xtask::report::{self, BaselineState};
+use xtask::analysis::baseline;
+use xtask::analysis::machine::{self, MachineSummary};
+use xtask::analysis::{Analysis, BaselineState};
+use xtask::metrics::Metric;
+use xtask::report;
 use xtask::results::ExperimentResults;
-use xtask::spec::Metric;
 
 /// A Zen 5 of this cloud kind, as its fingerprint reads.
 fn zen5() -> Hardware {
@@ -44,7 +45,7 @@ fn reading(triad: f64, scale: f64) -> ProbeReading {
 /// (with a 1% start-to-end wobble); `busy` runs are flagged as contaminated.
 fn run_on(hardware: Hardware, triad: f64, busy: usize) -> ExperimentResults {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/smoke/results.json");
-    let mut r = xtask::experiment::read_results(&path).unwrap();
+    let mut r = xtask::results::read(&path).unwrap();
     r.environment.hardware = hardware;
     let mut n = 0;
     for point in &mut r.points {
@@ -139,7 +140,7 @@ fn a_third_of_the_bandwidth_is_another_machine_and_nothing_is_judged() {
     assert!(check.rows.iter().all(|r| r.is_speedup || r.metric.is_exact()), "no absolute timing compared");
     let speedup = check.rows.iter().find(|r| r.is_speedup && r.metric == Metric::DecodeTokS).unwrap();
     assert!(speedup.change.point > 1.5, "the changed speedup is shown");
-    let md = report::render(&now, &BaselineState::Checked(check), &[]);
+    let md = report::render(&Analysis::new(&now, BaselineState::Checked(check)), &[]);
     assert!(
         md.contains("**Not the baseline's machine**") && md.contains("- memory bandwidth now 12.6 GB/s"),
         "{md}"
@@ -204,7 +205,7 @@ fn the_report_shows_the_probe_contaminated_runs_and_roofline_fractions() {
     let summary = MachineSummary::of(&r).unwrap();
     assert_eq!((summary.runs, summary.contaminated.len()), (runs, 2));
     assert!((summary.triad_gb_s.median - 38.19).abs() < 0.1);
-    let md = report::render(&r, &BaselineState::Missing, &[]);
+    let md = report::render(&Analysis::new(&r, BaselineState::Missing), &[]);
     assert!(
         md.contains(
             "| hardware | AuthenticAMD family 26 model 2 stepping 0, L1d 48 KiB, L2 1024 KiB, L3 32768 KiB"
@@ -246,7 +247,7 @@ fn check_on_a_machine_whose_probe_differs_says_so_and_judges_nothing() {
     };
     let out = xtask(&args("baseline"), "fixed=38.2,70,110");
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let stored = xtask::experiment::read_results(&root.path().join("baselines/probe.json")).unwrap();
+    let stored = xtask::results::read(&root.path().join("baselines/probe.json")).unwrap();
     assert!(MachineSummary::of(&stored).unwrap().overridden);
 
     let out = xtask(&args("check"), "fixed=12.5,70,110");

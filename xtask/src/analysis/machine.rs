@@ -69,14 +69,14 @@ impl MachineSummary {
         }
         let spread = |f: fn(&ProbeReading) -> f64| {
             let all: Vec<f64> = readings.iter().flat_map(|(s, e)| [f(s), f(e)]).collect();
-            let median = crate::compare::median(&all);
+            let median = crate::stats::median(&all);
             let deviations: Vec<f64> = all.iter().map(|x| (x - median).abs()).collect();
             let drifts: Vec<f64> = readings
                 .iter()
                 .map(|(s, e)| if f(s) > 0.0 { (f(e) - f(s)).abs() / f(s) } else { 0.0 })
                 .collect();
-            let mad = if median > 0.0 { crate::compare::median(&deviations) / median } else { 0.0 };
-            ProbeSpread { median, noise: mad.max(crate::compare::median(&drifts)) }
+            let mad = if median > 0.0 { crate::stats::median(&deviations) / median } else { 0.0 };
+            ProbeSpread { median, noise: mad.max(crate::stats::median(&drifts)) }
         };
         Some(MachineSummary {
             triad_gb_s: spread(|r| r.triad_gb_s),
@@ -91,7 +91,7 @@ impl MachineSummary {
     /// `memory triad 21.2 GB/s (noise 3%), LLC triad 65.4 GB/s (2%), FMA 118 GFLOP/s (1%) per core`.
     pub fn probe_line(&self) -> String {
         let one = |name: &str, s: ProbeSpread, unit: &str| {
-            format!("{name} {} {unit} (noise {:.0}%)", crate::report::two(s.median), s.noise * 100.0)
+            format!("{name} {} {unit} (noise {:.0}%)", crate::report::format::two(s.median), s.noise * 100.0)
         };
         format!(
             "{}, {}, {} per core{}",
@@ -149,8 +149,8 @@ pub fn compare(now: &ExperimentResults, before: &ExperimentResults) -> Comparabi
         if p.median > 0.0 && ((n.median / p.median) - 1.0).abs() > tolerance {
             reasons.push(format!(
                 "{name} now {} {unit}, baseline {} {unit} (beyond ±{:.0}%, from their noise)",
-                crate::report::two(n.median),
-                crate::report::two(p.median),
+                crate::report::format::two(n.median),
+                crate::report::format::two(p.median),
                 tolerance * 100.0
             ));
         }

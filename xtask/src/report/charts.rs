@@ -288,10 +288,10 @@ where
 
 /// Per optimization, its decode speedup added alone (to all off) and removed alone (from all
 /// on), with 95% interval whiskers and a line at 1 (no effect).
-pub fn effects(path: &Path, title: &str, effects: &[crate::bisect::Effect]) -> Result<()> {
-    use crate::spec::Metric;
+pub fn effects(path: &Path, title: &str, effects: &[crate::analysis::bisect::Effect]) -> Result<()> {
+    use crate::metrics::Metric;
     fonts();
-    let rows: Vec<&crate::bisect::Effect> =
+    let rows: Vec<&crate::analysis::bisect::Effect> =
         effects.iter().filter(|e| e.metric == Metric::DecodeTokS).collect();
     let names: Vec<String> = rows.iter().map(|e| e.toggle.name().to_string()).collect();
     let points: Vec<f64> =

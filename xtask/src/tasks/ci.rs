@@ -1,6 +1,7 @@
 //! `cargo xtask ci`: what a pull request must pass, in the order that fails fastest.
 
-use std::process::{Command, ExitCode};
+use crate::error::exit;
+use std::process::Command;
 
 /// Each step: a description and the cargo arguments.
 const STEPS: &[(&str, &[&str])] = &[
@@ -9,8 +10,8 @@ const STEPS: &[(&str, &[&str])] = &[
     ("tests", &["test", "--workspace"]),
 ];
 
-/// Runs every step; stops at the first that fails.
-pub fn run() -> ExitCode {
+/// Runs every step; stops at the first that fails. Gives the exit code.
+pub fn run() -> u8 {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for (what, args) in STEPS {
         eprintln!("== {what}: cargo {}", args.join(" "));
@@ -19,13 +20,13 @@ pub fn run() -> ExitCode {
             Ok(s) if s.success() => {}
             Ok(s) => {
                 eprintln!("error: {what} failed ({s})");
-                return ExitCode::FAILURE;
+                return exit::FAILURE;
             }
             Err(e) => {
                 eprintln!("error: cannot run cargo: {e}");
-                return ExitCode::FAILURE;
+                return exit::FAILURE;
             }
         }
     }
-    ExitCode::SUCCESS
+    exit::OK
 }

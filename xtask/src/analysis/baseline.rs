@@ -1,0 +1,188 @@
+//! A run against its stored baseline (`baselines/NAME.json`): speedups between variants and
+//! allocation counts, and absolute figures when both ran on a comparable machine
+//! ([`super::machine::compare`]). When the fingerprints and probes say the machine differs,
+//! every difference may be the machine's (speedups and gemm's packing buffers depend on it too):
+//! rows are shown, and none is judged. Decides what counts as a regression (exit 3).
+//!
+//! Only what fits is compared ([`super::fit`]); the rest is named as misfits.
+
+pub use super::fit::{Misfit, MisfitKind, fit, misfit_line};
+use crate::metrics::Metric;
+use crate::results::{ExperimentResults, PointResults, VariantResults};
+use crate::stats::{Speedup, median, paired_speedup, unpaired_speedup};
+
+/// Every comparison with the baseline, and whether any regressed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineCheck {
+    pub baseline_commit: String,
+    pub baseline_date: String,
+    /// Same machine and build settings: absolute figures are compared.
+    pub comparable: bool,
+    /// Why the machine is not the baseline's, one sentence each (empty when comparable).
+    pub machine_reasons: Vec<String>,
+    /// Whether rows are judged: always for runs recorded before fingerprints and probes (the
+    /// old rule: speedups and allocations across machines), and otherwise only on a comparable
+    /// machine.
+    pub judged: bool,
+    pub rows: Vec<BaselineRow>,
+    /// What the baseline holds and this run does not (or the other way): never compared.
+    pub misfits: Vec<Misfit>,
+    /// The baseline is this very run (saved with it): every raw sample is the same. (Two quick
+    /// runs can finish within the same second of the same commit: the date does not tell.)
+    pub same_run: bool,
+}
+
+/// One figure, then and now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineRow {
+    pub point: String,
+    /// A variant (absolute figure) or `candidate vs reference` (a speedup).
+    pub subject: String,
+    pub metric: Metric,
+    pub is_speedup: bool,
+    pub before: f64,
+    pub now: f64,
+    /// How many times better now is than before, with its interval (exact metrics: a point).
+    pub change: Speedup,
+    pub regressed: bool,
+}
+
+impl BaselineCheck {
+    /// The rows that regressed.
+    pub fn regressions(&self) -> impl Iterator<Item = &BaselineRow> {
+        self.rows.iter().filter(|r| r.regressed)
+    }
+}
+
+/// Compares `now` with `baseline`; `tolerance` is the file's `thresholds.regression`. Only what
+/// fits is compared; everything else is listed in [`BaselineCheck::misfits`].
+pub fn check(now: &ExperimentResults, baseline: &ExperimentResults, tolerance: f64) -> BaselineCheck {
+    let machine = super::machine::compare(now, baseline);
+    let comparable = machine.comparable;
+    let judged = comparable || !machine.measured;
+    let structural = fit(&now.measured(), &baseline.measured());
+    let fits =
+        |point: &str, variant: &str| !structural.iter().any(|m| m.point == point && m.variant == variant);
+    let mut compare = Compare { tolerance, comparable, rows: Vec::new(), figures: Vec::new() };
+    for point in &now.points {
+        let Some(before_point) = baseline.points.iter().find(|p| p.point.label == point.point.label) else {
+            continue;
+        };
+        // Variants in both runs, alike in workload, toggles and role.
+        for variant in &point.variants {
+            let label = &point.point.label;
+            let Some(before_variant) = before_point.variant(&variant.name) else { continue };
+            if !fits(label, &variant.name) {
+                continue;
+            }
+            // Speedups over the reference (comparable across machines), when the reference fits too.
+            if !variant.reference && fits(label, &point.reference().name) {
+                compare.speedups(point, before_point, variant, before_variant);
+            }
+            compare.absolutes(label, variant, before_variant);
+        }
+    }
+    BaselineCheck {
+        baseline_commit: baseline.environment.git_commit.clone(),
+        baseline_date: baseline.finished.clone(),
+        comparable,
+        machine_reasons: machine.reasons,
+        judged,
+        rows: compare
+            .rows
+            .into_iter()
+            .map(|row| BaselineRow { regressed: row.regressed && judged, ..row })
+            .collect(),
+        misfits: structural.into_iter().chain(compare.figures).collect(),
+        same_run: now == baseline,
+    }
+}
+
+/// The rows of a check as they are found, and the figures one side has and the other lacks.
+struct Compare {
+    tolerance: f64,
+    comparable: bool,
+    rows: Vec<BaselineRow>,
+    figures: Vec<Misfit>,
+}
+
+impl Compare {
+    fn unmatched(&mut self, point: &str, variant: &str, metric: Metric, speedup: bool, in_baseline: bool) {
+        self.figures.push(Misfit {
+            point: point.to_string(),
+            variant: variant.to_string(),
+            kind: MisfitKind::Figure { metric, speedup, in_baseline },
+        });
+    }
+
+    /// The variant's speedups over the reference, then and now.
+    fn speedups(
+        &mut self,
+        point: &PointResults,
+        before_point: &PointResults,
+        variant: &VariantResults,
+        before_variant: &VariantResults,
+    ) {
+        let label = &point.point.label;
+        for metric in [Metric::DecodeTokS, Metric::TtftMs] {
+            let now_speedup = paired_speedup(&point.pairs(variant, metric), metric.higher_is_better());
+            let before_speedup =
+                paired_speedup(&before_point.pairs(before_variant, metric), metric.higher_is_better());
+            match (now_speedup, before_speedup) {
+                (Some(n), Some(b)) => {
+                    let change =
+                        Speedup { point: n.point / b.point, low: n.low / b.point, high: n.high / b.point };
+                    self.rows.push(BaselineRow {
+                        point: label.clone(),
+                        subject: format!("{} vs {}", variant.name, point.reference().name),
+                        metric,
+                        is_speedup: true,
+                        before: b.point,
+                        now: n.point,
+                        change,
+                        regressed: change.high < 1.0 - self.tolerance,
+                    });
+                }
+                (None, None) => {}
+                (n, _) => self.unmatched(label, &variant.name, metric, true, n.is_none()),
+            }
+        }
+    }
+
+    /// The variant's absolute figures: timings on a comparable machine only, allocations always.
+    fn absolutes(&mut self, label: &str, variant: &VariantResults, before_variant: &VariantResults) {
+        for metric in [Metric::DecodeTokS, Metric::TtftMs, Metric::AllocCountPerOp, Metric::AllocBytesPerOp] {
+            if !metric.is_exact() && !self.comparable {
+                continue;
+            }
+            let (b, n) = (before_variant.values(metric), variant.values(metric));
+            match (b.is_empty(), n.is_empty()) {
+                (true, true) => continue,
+                (false, true) | (true, false) => {
+                    self.unmatched(label, &variant.name, metric, false, n.is_empty());
+                    continue;
+                }
+                (false, false) => {}
+            }
+            let (before, now) = (median(&b), median(&n));
+            let (change, regressed) = if metric.is_exact() {
+                let x = if now == before { 1.0 } else { before / now };
+                (Speedup { point: x, low: x, high: x }, now > before * (1.0 + self.tolerance))
+            } else {
+                // A zero median on one side: no ratio (a real run never times zero).
+                let Some(change) = unpaired_speedup(&b, &n, metric.higher_is_better()) else { continue };
+                (change, change.high < 1.0 - self.tolerance)
+            };
+            self.rows.push(BaselineRow {
+                point: label.to_string(),
+                subject: variant.name.clone(),
+                metric,
+                is_speedup: false,
+                before,
+                now,
+                change,
+                regressed,
+            });
+        }
+    }
+}

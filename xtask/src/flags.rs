@@ -1,0 +1,128 @@
+//! The command line of `cargo xtask`, declared once: the tasks, their flags, and the help that
+//! `cargo xtask` without a task prints.
+
+use crate::paths::Paths;
+use crate::runner::RunOptions;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Exit codes, shown under the task list.
+const EXIT_CODES: &str = "exit codes: 0 ok; 1 a failure (wrong output, an I/O error, an engine that cannot run); \
+2 a usage error (a bad flag, an unknown or invalid experiment, a damaged results or baseline file, a baseline that \
+does not fit the experiment); 3 a regression against the stored baseline beyond the experiment's tolerance. `check` \
+follows `git bisect run`: 0 good, 1 regressed, 125 this commit cannot be tested (and 2 as above).";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "smallmind's tasks: experiments, reports, baselines, bisecting, CI",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub task: Option<Task>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Task {
+    /// Run experiments/NAME.toml and write reports/NAME/ (exit 3 on a regression).
+    Experiment(RunArgs),
+    /// Run experiments/NAME.toml and store the run as baselines/NAME.json (and its report).
+    Baseline(RunArgs),
+    /// Re-render reports/NAME/ (and its bisect page) from the results files, without running.
+    Report(NameArgs),
+    /// Quick run against the baseline: exit 0 within tolerance, 1 regressed, 2 the baseline does
+    /// not fit, 125 cannot build.
+    Check(RunArgs),
+    /// Attribute every metric to every optimization (toggle lattice); writes reports/NAME/bisect.md.
+    Bisect(BisectArgs),
+    /// The reference variant against itself: the noise floor and the detectable effect.
+    Calibrate(CalibrateArgs),
+    /// List the experiments with their descriptions.
+    List(DirArgs),
+    /// Formatting check, clippy with warnings denied, and the whole test suite.
+    Ci,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The experiment: experiments/NAME.toml.
+    pub name: String,
+    /// Fewer rounds (the file's measurement.quick_iterations).
+    #[arg(long)]
+    pub quick: bool,
+    /// Rounds per point, overriding the file.
+    #[arg(long, value_name = "N")]
+    pub iterations: Option<usize>,
+    /// Skip the profile runs.
+    #[arg(long)]
+    pub no_profiles: bool,
+    /// Also store this run as the baseline.
+    #[arg(long)]
+    pub save_baseline: bool,
+    /// Build the engine with these cargo features (comma-separated), in a target dir of its own.
+    #[arg(long, value_delimiter = ',', value_name = "FEATURES")]
+    pub engine_features: Vec<String>,
+    #[command(flatten)]
+    pub dirs: DirArgs,
+}
+
+impl RunArgs {
+    /// The options of the run.
+    pub fn options(&self) -> RunOptions {
+        RunOptions {
+            quick: self.quick,
+            iterations: self.iterations,
+            no_profiles: self.no_profiles,
+            engine_features: self.engine_features.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BisectArgs {
+    /// Run every toggle set (the full factorial) and report interactions.
+    #[arg(long)]
+    pub full: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CalibrateArgs {
+    /// The effect (a fraction) to size the rounds for.
+    #[arg(long, default_value_t = 0.05)]
+    pub effect: f64,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub dirs: DirArgs,
+}
+
+/// Where experiments, reports and baselines live (default: the repository's folders).
+#[derive(Debug, Args)]
+pub struct DirArgs {
+    #[arg(long, value_name = "DIR")]
+    pub experiments_dir: Option<PathBuf>,
+    #[arg(long, value_name = "DIR")]
+    pub reports_dir: Option<PathBuf>,
+    #[arg(long, value_name = "DIR")]
+    pub baselines_dir: Option<PathBuf>,
+}
+
+impl DirArgs {
+    /// The folders, the repository's unless overridden.
+    pub fn paths(&self) -> Paths {
+        let default = Paths::default();
+        Paths {
+            experiments: self.experiments_dir.clone().unwrap_or(default.experiments),
+            reports: self.reports_dir.clone().unwrap_or(default.reports),
+            baselines: self.baselines_dir.clone().unwrap_or(default.baselines),
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! `cargo xtask check NAME`: a quick run of an experiment against its stored baseline, with exit
+//! codes `git bisect run` understands: 0 within tolerance, 1 regressed (or wrong output), 125
+//! when this commit cannot be tested (the engine does not build, or cannot run the workload).
+//!
+//! Before it declares a regression, it measures again (as many rounds once more) and judges the
+//! rounds of both runs together: a regression must survive twice the samples. Runs the machine
+//! flagged as busy (load, steal, preemptions, probe drift) are said, with their count.
+//!
+//! A baseline that does not fit the experiment (a variant renamed, added or removed, a workload,
+//! sweep point or toggle set changed) is a usage error, exit 2, found before anything is built or
+//! measured: comparing less than the baseline holds is never "within tolerance".
+
+use super::{Prepared, check_options, command_line, load, read_baseline, refuse_misfits, require_fit};
+use crate::analysis::baseline::{self, BaselineCheck};
+use crate::analysis::machine::MachineSummary;
+use crate::error::{exit, is_untestable, usage};
+use crate::paths::Paths;
+use crate::plan::{Plan, at_label};
+use crate::report::format::{short, two};
+use crate::results::ExperimentResults;
+use crate::runner::RunOptions;
+use anyhow::Result;
+
+/// Runs the check and returns the exit code.
+pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
+    check_options(options)?;
+    let plan = Plan::new(name, load(name, paths)?);
+    let baseline_path = paths.baseline(name);
+    if !baseline_path.is_file() {
+        return Err(usage(format!(
+            "no baseline for `{name}` ({}); run `cargo xtask baseline {name}` first",
+            baseline_path.display()
+        )));
+    }
+    let stored = read_baseline(&baseline_path, &format!("cargo xtask baseline {name}"))?;
+    require_fit(&plan, &stored)?;
+    let tolerance = plan.experiment.thresholds.regression;
+    let options = RunOptions { quick: options.iterations.is_none(), no_profiles: true, ..options.clone() };
+    let command =
+        command_line("check", name, &RunOptions { quick: false, no_profiles: false, ..options.clone() }, &[]);
+    let measure = || -> Result<ExperimentResults> {
+        let prepared = Prepared::new("check", plan.clone(), options.clone())?;
+        let first = prepared.run(command.clone(), None)?;
+        let regressed = baseline::check(&first, &stored, tolerance).regressions().count();
+        if regressed == 0 {
+            return Ok(first);
+        }
+        eprintln!("{name}: {regressed} figure(s) beyond tolerance; measuring again before deciding");
+        let again = prepared.run(command.clone(), None)?;
+        Ok(first.with_rounds_of(again))
+    };
+    let results = match measure() {
+        Ok(results) => results,
+        Err(e) if is_untestable(&e) => {
+            eprintln!("check: {e}: cannot test this commit (exit {})", exit::SKIP);
+            return Ok(exit::SKIP);
+        }
+        Err(e) => return Err(e),
+    };
+    let check = baseline::check(&results, &stored, tolerance);
+    print_check(&results, &check);
+    refuse_misfits(
+        &format!("the baseline of `{name}` does not fit this run"),
+        &check.misfits,
+        &format!("cargo xtask baseline {name}"),
+    )?;
+    let regressed = check.regressions().count();
+    println!(
+        "{name}: {} against the baseline of commit {} (tolerance {:.0}%, {} rounds)",
+        if !check.judged {
+            format!(
+                "nothing judged: this is not the baseline's machine, and every difference may be the machine's \
+                 (store one here: `cargo xtask baseline {name}`)"
+            )
+        } else if regressed == 0 {
+            "within tolerance".to_string()
+        } else {
+            format!("{regressed} figure(s) regressed")
+        },
+        short(&check.baseline_commit),
+        tolerance * 100.0,
+        results.rounds
+    );
+    Ok(if regressed > 0 { exit::FAILURE } else { exit::OK })
+}
+
+/// One line per busy machine, machine difference, compared figure and misfit.
+fn print_check(results: &ExperimentResults, check: &BaselineCheck) {
+    if let Some(machine) = MachineSummary::of(results)
+        && let Some((_, variant, round, flags)) = machine.contaminated.first()
+    {
+        println!(
+            "busy: {} of {} runs ran while the machine was busy (first: `{variant}` round {}: {})",
+            machine.contaminated.len(),
+            machine.runs,
+            round + 1,
+            flags.join(", ")
+        );
+    }
+    if !check.comparable && check.judged {
+        println!(
+            "different machine from the baseline: absolute figures not compared (speedups and allocations are)"
+        );
+    }
+    for reason in &check.machine_reasons {
+        if !check.judged {
+            println!("machine: {reason}: absolute figures not compared");
+        }
+    }
+    for row in &check.rows {
+        println!(
+            "{:<9} {}{} {}{}: {} -> {} ({}x [{}, {}])",
+            if row.regressed {
+                "REGRESSED"
+            } else if !check.judged {
+                "NOT JUDGED"
+            } else {
+                "ok"
+            },
+            row.subject,
+            at_label(&row.point),
+            row.metric.name(),
+            if row.is_speedup { " speedup" } else { "" },
+            two(row.before),
+            two(row.now),
+            two(row.change.point),
+            two(row.change.low),
+            two(row.change.high)
+        );
+    }
+    for misfit in &check.misfits {
+        println!("{:<9} {misfit}", "NOT COMPARED");
+    }
+}

@@ -372,7 +372,7 @@ fn a_different_workload_toggle_set_or_sweep_point_is_named() {
     assert!(check.rows.iter().all(|r| r.subject == "plain"), "{:?}", check.rows);
 
     let mut before = stored(3.0, "a");
-    before.points[0].variants[1].optimizations.kv_cache = false;
+    before.points[0].variants[1].optimizations.set(smallmind::Optimization::KvCache, false);
     assert_eq!(
         misfits(&now, &before),
         [("fast".into(), String::new(), MisfitKind::Toggles(vec!["kv-cache off -> on".into()]))]

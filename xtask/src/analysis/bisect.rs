@@ -95,7 +95,7 @@ pub struct Interaction {
     pub factor: Speedup,
 }
 
-/// Interactions, when every one of the 16 sets ran.
+/// Interactions, when every toggle set ran (the full factorial).
 pub fn interactions(p: &PointResults) -> Vec<Interaction> {
     let metric = Metric::DecodeTokS;
     let rounds: Vec<usize> =
@@ -107,17 +107,19 @@ pub fn interactions(p: &PointResults) -> Vec<Interaction> {
     let mut out = Vec::new();
     for (i, &a) in Optimization::ALL.iter().enumerate() {
         for &b in &Optimization::ALL[i + 1..] {
-            // Per round: the interaction contrast averaged over the other two toggles' 4 settings.
+            // Per round: the interaction contrast averaged over every setting of the other toggles.
+            let others: Vec<Optimization> =
+                Optimization::ALL.iter().copied().filter(|&t| t != a && t != b).collect();
+            let settings = 1usize << others.len();
             let per_round: Option<Vec<f64>> = rounds
                 .iter()
                 .map(|&round| {
                     let mut sum = 0.0;
-                    let others: Vec<Optimization> =
-                        Optimization::ALL.iter().copied().filter(|&t| t != a && t != b).collect();
-                    for bits in 0..4u8 {
+                    for bits in 0..settings {
                         let mut base = Optimizations::none();
-                        base.set(others[0], bits & 1 != 0);
-                        base.set(others[1], bits & 2 != 0);
+                        for (k, &t) in others.iter().enumerate() {
+                            base.set(t, bits & (1 << k) != 0);
+                        }
                         let at = |on_a: bool, on_b: bool| {
                             let mut o = base;
                             o.set(a, on_a);
@@ -126,7 +128,7 @@ pub fn interactions(p: &PointResults) -> Vec<Interaction> {
                         };
                         sum += at(true, true)? - at(false, true)? - at(true, false)? + at(false, false)?;
                     }
-                    Some(sum / 4.0)
+                    Some(sum / settings as f64)
                 })
                 .collect();
             let Some(per_round) = per_round.filter(|v| !v.is_empty()) else { return Vec::new() };

@@ -9,16 +9,16 @@ use smallmind::bench::results::{Iteration, PoolReport};
 fn synthetic(sets: &[Optimizations]) -> PointResults {
     let factor = |o: Optimizations| {
         let mut f = 1.0;
-        if o.tensor_pool {
+        if o.get(Optimization::TensorPool) {
             f *= 1.1
         }
-        if o.batched_matmul {
+        if o.get(Optimization::BatchedMatmul) {
             f *= 1.3
         }
-        if o.kv_cache {
+        if o.get(Optimization::KvCache) {
             f *= 20.0
         }
-        if o.fused_softmax && !o.kv_cache {
+        if o.get(Optimization::FusedSoftmax) && !o.get(Optimization::KvCache) {
             f *= 1.5
         }
         f
@@ -118,7 +118,7 @@ fn suspects_rank_the_toggle_whose_contribution_fell() {
     let mut now = before.clone();
     // The fused softmax got slow: every set with it on is 30% slower.
     for v in &mut now.variants {
-        if v.optimizations.fused_softmax {
+        if v.optimizations.get(Optimization::FusedSoftmax) {
             for r in &mut v.runs {
                 r.iterations[0].decode_tok_s = r.iterations[0].decode_tok_s.map(|x| x * 0.7);
             }

@@ -184,7 +184,9 @@ workload = { prompt = "hello" }
         assert_eq!(e.measurement, Measurement::default());
         assert_eq!(e.variants[0].optimizations.resolve(), Optimizations::none());
         let on = e.variants[1].optimizations.resolve();
-        assert!(on.kv_cache && !on.tensor_pool && !on.batched_matmul && !on.fused_softmax);
+        let mut only_the_cache = Optimizations::none();
+        only_the_cache.set(smallmind::Optimization::KvCache, true);
+        assert_eq!(on, only_the_cache);
         let points = e.sweep_points();
         let labels: Vec<&str> = points.iter().map(|p| p.point.label.as_str()).collect();
         assert_eq!(

@@ -1,9 +1,15 @@
-//! The engine binaries a run measures: the release build, in the workspace's target directory,
-//! or in one of its own when extra cargo features are asked for (so that it never replaces the
-//! timing binary); and the `dhat-heap` build for heap profiles.
+//! The engine binaries a run measures: the release build, in the workspace's target directory;
+//! builds with other cargo features (the `dhat-heap` build for heap profiles, test-only
+//! features) in one target directory of their own, `target/engine-features/`, so that they never
+//! replace the timing binary and share one build of the dependencies, each binary copied to a
+//! name of its own there (`smallmind+dhat-heap`).
+//!
+//! The harness and the engine must agree on the table of optimizations: [`build`] asks the
+//! binary (`smallmind optimizations --json`) and refuses one whose table differs.
 
-use crate::error::Error;
+use crate::error::{Error, PathContext};
 use crate::paths::target_dir;
+use smallmind::Optimization;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,22 +26,22 @@ pub struct Engine {
 /// `features`. Cargo's output goes to the terminal, after one line saying what is built. A build
 /// that fails is [`Error::Untestable`].
 pub fn build(with_dhat: bool, features: &[String]) -> Result<Engine> {
-    let release = if features.is_empty() {
-        build_one(&[], None)?
-    } else {
-        build_one(features, Some(&target_dir().join("engine-features").join(features.join("+"))))?
-    };
+    let release = build_one(features)?;
+    check_table(&release)?;
     let dhat = if with_dhat {
         let mut with = features.to_vec();
         with.push("dhat-heap".into());
-        Some(build_one(&with, Some(&target_dir().join("dhat-heap").join(features.join("+"))))?)
+        Some(build_one(&with)?)
     } else {
         None
     };
     Ok(Engine { release, dhat })
 }
 
-fn build_one(features: &[String], dir: Option<&Path>) -> Result<PathBuf> {
+/// Builds the engine with `features`; gives its binary.
+fn build_one(features: &[String]) -> Result<PathBuf> {
+    let dir = (!features.is_empty()).then(|| target_dir().join("engine-features"));
+    let dir = dir.as_deref();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
     cmd.args(["build", "--release", "--bin", "smallmind"]).current_dir(crate::project_root());
@@ -54,5 +60,42 @@ fn build_one(features: &[String], dir: Option<&Path>) -> Result<PathBuf> {
     if !status.success() {
         return Err(Error::Untestable(format!("the engine does not build (features: {features:?})")).into());
     }
-    Ok(dir.map_or_else(target_dir, Path::to_path_buf).join("release").join("smallmind"))
+    let built = dir.map_or_else(target_dir, Path::to_path_buf).join("release").join("smallmind");
+    let Some(dir) = dir else { return Ok(built) };
+    // The next build with other features replaces `smallmind`: keep this one under its own name.
+    let named = dir.join("release").join(format!("smallmind+{}", features.join("+")));
+    let temp = named.with_extension("tmp");
+    std::fs::copy(&built, &temp).at(&temp)?;
+    std::fs::rename(&temp, &named).at(&named)?;
+    Ok(named)
+}
+
+/// Refuses an engine whose table of optimizations is not the harness's (the harness would set
+/// toggles the engine lacks, or leave one unset). An engine older than `smallmind optimizations`
+/// cannot say: that is said on one line, and the harness's table is assumed.
+fn check_table(binary: &Path) -> Result<()> {
+    let harness: Vec<&str> = Optimization::ALL.iter().map(|o| o.name()).collect();
+    let output = Command::new(binary).args(["optimizations", "--json"]).output();
+    let listed = output.ok().filter(|o| o.status.success()).and_then(|o| {
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).ok()?;
+        rows.iter().map(|r| r.get("name")?.as_str().map(str::to_string)).collect::<Option<Vec<String>>>()
+    });
+    match listed {
+        None => eprintln!(
+            "note: {} does not list its optimizations (older than `smallmind optimizations`); assuming this \
+             harness's table ({})",
+            binary.display(),
+            harness.join(", ")
+        ),
+        Some(engine) if engine != harness => {
+            return Err(Error::Untestable(format!(
+                "the engine's optimizations ({}) are not this harness's ({}): build the harness from the engine's revision",
+                engine.join(", "),
+                harness.join(", ")
+            ))
+            .into());
+        }
+        Some(_) => {}
+    }
+    Ok(())
 }

@@ -93,6 +93,10 @@ pub struct CalibrateArgs {
     /// The effect (a fraction) to size the rounds for.
     #[arg(long, default_value_t = 0.05)]
     pub effect: f64,
+    /// Also run the experiment K times as `check` does, for the noise floors between sessions
+    /// (with --save-baseline: stored as baselines/NAME.noise.json, the cuts `check` judges by).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub sessions: usize,
     #[command(flatten)]
     pub run: RunArgs,
 }

@@ -28,7 +28,15 @@ fn main() -> ExitCode {
         }
         Some(Task::Calibrate(a)) => {
             let r = &a.run;
-            tasks::calibrate::run(&r.name, &r.options(), &r.dirs.paths(), a.effect).map(|page| {
+            tasks::calibrate::run(
+                &r.name,
+                &r.options(),
+                &r.dirs.paths(),
+                a.effect,
+                a.sessions,
+                r.save_baseline,
+            )
+            .map(|page| {
                 print!("{page}");
                 0
             })

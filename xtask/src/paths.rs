@@ -75,6 +75,12 @@ impl Paths {
         self.baselines.join(format!("{name}.json"))
     }
 
+    /// `baselines/NAME.noise.json`: the experiment's noise floors on the baseline's machine
+    /// (`cargo xtask calibrate NAME --sessions K --save-baseline`).
+    pub fn noise(&self, name: &str) -> PathBuf {
+        self.baselines.join(format!("{name}.noise.json"))
+    }
+
     /// `baselines/NAME.bisect.json`: the lattice run a later bisect ranks suspects against.
     pub fn bisect_baseline(&self, name: &str) -> PathBuf {
         self.baselines.join(format!("{name}.bisect.json"))

@@ -8,8 +8,9 @@ use smallmind::bench::machine::{Contamination, MachineReport, Roofline};
 use smallmind::bench::probe::{ProbeReading, ProbeReport};
 use std::path::Path;
 use std::process::{Command, Output};
-use xtask::analysis::baseline;
+use xtask::analysis::baseline::{self, NoiseUse};
 use xtask::analysis::machine::{self, MachineSummary};
+use xtask::analysis::noise::NoiseFloors;
 use xtask::analysis::{Analysis, BaselineState};
 use xtask::metrics::Metric;
 use xtask::report;
@@ -268,4 +269,60 @@ fn check_on_a_machine_whose_probe_differs_says_so_and_judges_nothing() {
     assert!(matches!(out.status.code(), Some(0 | 1)), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(!stdout.contains("machine:") && !stdout.contains("NOT JUDGED"), "{stdout}");
     assert!(stdout.contains(" cached decode_tok_s:"), "absolute figures are compared: {stdout}");
+}
+
+/// Every variant's decode `factor` times as fast as recorded (a slowdown of the whole engine,
+/// which speedups between variants do not see).
+fn decode_scaled(mut r: ExperimentResults, factor: f64) -> ExperimentResults {
+    for variant in &mut r.points[0].variants {
+        for run in &mut variant.runs {
+            for it in &mut run.iterations {
+                it.decode_tok_s = it.decode_tok_s.map(|d| d * factor);
+            }
+        }
+    }
+    r
+}
+
+/// Noise floors between sessions set the cuts: a 10% slowdown of the whole engine is caught
+/// where the tolerance rule (the whole interval beyond 10%) cannot catch it, an unchanged run is
+/// not flagged, and floors measured on another machine are not used, and that is said.
+#[test]
+fn calibrated_noise_floors_set_the_cuts_on_their_machine_only() {
+    let sessions: Vec<ExperimentResults> =
+        [1.0, 1.01, 0.99, 1.005, 0.995].iter().map(|&f| decode_scaled(run_on(zen5(), 38.0, 0), f)).collect();
+    let floors = NoiseFloors::from_sessions(&sessions).unwrap();
+    let decode = floors.figures.iter().find(|f| !f.is_speedup && f.metric == Metric::DecodeTokS).unwrap();
+    assert!((decode.sigma - 0.0079).abs() < 0.0005, "{decode:?}");
+    assert!((decode.cut(0.1) - 0.0513).abs() < 0.001, "half the tolerance: {}", decode.cut(0.1));
+    let before = earlier(run_on(zen5(), 38.0, 0));
+
+    let same = baseline::check_against(&run_on(zen5(), 38.0, 0), &before, 0.1, Some(&floors));
+    assert!(matches!(same.noise, NoiseUse::Used { sessions: 5, .. }), "{:?}", same.noise);
+    assert_eq!(same.regressions().count(), 0);
+
+    let slower = decode_scaled(run_on(zen5(), 38.0, 0), 0.9);
+    let check = baseline::check_against(&slower, &before, 0.1, Some(&floors));
+    let regressed: Vec<_> = check.regressions().collect();
+    assert!(
+        !regressed.is_empty() && regressed.iter().all(|r| !r.is_speedup && r.metric == Metric::DecodeTokS)
+    );
+    assert!(regressed.iter().all(|r| r.cut.is_some_and(|c| (c - 0.0513).abs() < 0.001)), "{regressed:?}");
+    let md = report::render(&Analysis::new(&slower, BaselineState::Checked(check)), &[]);
+    assert!(
+        md.contains("judged by the cuts of the noise floors") && md.contains("**regressed** (cut 5.1%)"),
+        "{md}"
+    );
+    assert_eq!(
+        baseline::check(&slower, &before, 0.1).regressions().count(),
+        0,
+        "the tolerance rule misses it"
+    );
+
+    let elsewhere = baseline::check_against(&run_on(zen5(), 12.5, 0), &before, 0.1, Some(&floors));
+    let NoiseUse::Ignored(reason) = &elsewhere.noise else { panic!("{:?}", elsewhere.noise) };
+    assert!(
+        reason.starts_with("they were measured on another machine (memory bandwidth now 12.6 GB/s"),
+        "{reason}"
+    );
 }

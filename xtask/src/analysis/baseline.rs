@@ -7,6 +7,7 @@
 //! Only what fits is compared ([`super::fit`]); the rest is named as misfits.
 
 pub use super::fit::{Misfit, MisfitKind, fit, misfit_line};
+use super::noise::NoiseFloors;
 use crate::metrics::Metric;
 use crate::results::{ExperimentResults, PointResults, VariantResults};
 use crate::stats::{Speedup, median, paired_speedup, unpaired_speedup};
@@ -30,6 +31,20 @@ pub struct BaselineCheck {
     /// The baseline is this very run (saved with it): every raw sample is the same. (Two quick
     /// runs can finish within the same second of the same commit: the date does not tell.)
     pub same_run: bool,
+    /// Whether calibrated noise floors set the cuts.
+    pub noise: NoiseUse,
+}
+
+/// Whether a check used calibrated noise floors ([`NoiseFloors`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum NoiseUse {
+    /// None are stored: every timed figure is judged by the tolerance.
+    Absent,
+    /// Used for every figure they calibrated: `commit`, `finished`, sessions and rounds of the
+    /// calibration.
+    Used { commit: String, finished: String, sessions: usize, rounds_per_session: usize },
+    /// Stored but not used, and why (another machine, another experiment).
+    Ignored(String),
 }
 
 /// One figure, then and now.
@@ -45,6 +60,9 @@ pub struct BaselineRow {
     /// How many times better now is than before, with its interval (exact metrics: a point).
     pub change: Speedup,
     pub regressed: bool,
+    /// The calibrated cut (a fraction) this figure was judged by, when noise floors were used;
+    /// otherwise the tolerance rule applied.
+    pub cut: Option<f64>,
 }
 
 impl BaselineCheck {
@@ -55,15 +73,54 @@ impl BaselineCheck {
 }
 
 /// Compares `now` with `baseline`; `tolerance` is the file's `thresholds.regression`. Only what
-/// fits is compared; everything else is listed in [`BaselineCheck::misfits`].
+/// fits is compared; everything else is listed in [`BaselineCheck::misfits`]. A timed figure
+/// regressed when its whole 95% interval is worse than the tolerance.
 pub fn check(now: &ExperimentResults, baseline: &ExperimentResults, tolerance: f64) -> BaselineCheck {
+    check_against(now, baseline, tolerance, None)
+}
+
+/// [`check`], with the noise floors calibrated for this experiment, if any: a timed figure they
+/// calibrated regressed when it fell beyond its cut ([`super::noise::NoiseFigure::cut`]). They
+/// are used only on the machine they were measured on.
+pub fn check_against(
+    now: &ExperimentResults,
+    baseline: &ExperimentResults,
+    tolerance: f64,
+    noise: Option<&NoiseFloors>,
+) -> BaselineCheck {
+    let (noise, noise_use) = match noise {
+        None => (None, NoiseUse::Absent),
+        Some(n) if n.experiment != now.experiment => {
+            (None, NoiseUse::Ignored(format!("they were calibrated for experiment `{}`", n.experiment)))
+        }
+        Some(n) => {
+            let same = super::machine::compare_machines(&super::machine::Machine::of(now), &n.machine);
+            if same.comparable {
+                let used = NoiseUse::Used {
+                    commit: n.commit.clone(),
+                    finished: n.finished.clone(),
+                    sessions: n.sessions,
+                    rounds_per_session: n.rounds_per_session,
+                };
+                (Some(n), used)
+            } else {
+                (
+                    None,
+                    NoiseUse::Ignored(format!(
+                        "they were measured on another machine ({})",
+                        same.reasons.join("; ")
+                    )),
+                )
+            }
+        }
+    };
     let machine = super::machine::compare(now, baseline);
     let comparable = machine.comparable;
     let judged = comparable || !machine.measured;
     let structural = fit(&now.measured(), &baseline.measured());
     let fits =
         |point: &str, variant: &str| !structural.iter().any(|m| m.point == point && m.variant == variant);
-    let mut compare = Compare { tolerance, comparable, rows: Vec::new(), figures: Vec::new() };
+    let mut compare = Compare { tolerance, comparable, noise, rows: Vec::new(), figures: Vec::new() };
     for point in &now.points {
         let Some(before_point) = baseline.points.iter().find(|p| p.point.label == point.point.label) else {
             continue;
@@ -95,18 +152,38 @@ pub fn check(now: &ExperimentResults, baseline: &ExperimentResults, tolerance: f
             .collect(),
         misfits: structural.into_iter().chain(compare.figures).collect(),
         same_run: now == baseline,
+        noise: noise_use,
     }
 }
 
 /// The rows of a check as they are found, and the figures one side has and the other lacks.
-struct Compare {
+struct Compare<'a> {
     tolerance: f64,
     comparable: bool,
+    noise: Option<&'a NoiseFloors>,
     rows: Vec<BaselineRow>,
     figures: Vec<Misfit>,
 }
 
-impl Compare {
+impl Compare<'_> {
+    /// Whether a timed figure's `change` is a regression, and the calibrated cut that decided it.
+    fn judge(
+        &self,
+        point: &str,
+        subject: &str,
+        metric: Metric,
+        is_speedup: bool,
+        change: &Speedup,
+    ) -> (bool, Option<f64>) {
+        match self.noise.and_then(|n| n.figure(point, subject, metric, is_speedup)) {
+            Some(f) => {
+                let cut = f.cut(self.tolerance);
+                (change.point < 1.0 - cut, Some(cut))
+            }
+            None => (change.high < 1.0 - self.tolerance, None),
+        }
+    }
+
     fn unmatched(&mut self, point: &str, variant: &str, metric: Metric, speedup: bool, in_baseline: bool) {
         self.figures.push(Misfit {
             point: point.to_string(),
@@ -132,15 +209,18 @@ impl Compare {
                 (Some(n), Some(b)) => {
                     let change =
                         Speedup { point: n.point / b.point, low: n.low / b.point, high: n.high / b.point };
+                    let subject = format!("{} vs {}", variant.name, point.reference().name);
+                    let (regressed, cut) = self.judge(label, &subject, metric, true, &change);
                     self.rows.push(BaselineRow {
                         point: label.clone(),
-                        subject: format!("{} vs {}", variant.name, point.reference().name),
+                        subject,
                         metric,
                         is_speedup: true,
                         before: b.point,
                         now: n.point,
                         change,
-                        regressed: change.high < 1.0 - self.tolerance,
+                        regressed,
+                        cut,
                     });
                 }
                 (None, None) => {}
@@ -165,13 +245,13 @@ impl Compare {
                 (false, false) => {}
             }
             let (before, now) = (median(&b), median(&n));
-            let (change, regressed) = if metric.is_exact() {
+            let (change, (regressed, cut)) = if metric.is_exact() {
                 let x = if now == before { 1.0 } else { before / now };
-                (Speedup { point: x, low: x, high: x }, now > before * (1.0 + self.tolerance))
+                (Speedup { point: x, low: x, high: x }, (now > before * (1.0 + self.tolerance), None))
             } else {
                 // A zero median on one side: no ratio (a real run never times zero).
                 let Some(change) = unpaired_speedup(&b, &n, metric.higher_is_better()) else { continue };
-                (change, change.high < 1.0 - self.tolerance)
+                (change, self.judge(label, &variant.name, metric, false, &change))
             };
             self.rows.push(BaselineRow {
                 point: label.to_string(),
@@ -182,6 +262,7 @@ impl Compare {
                 now,
                 change,
                 regressed,
+                cut,
             });
         }
     }

@@ -14,7 +14,7 @@ use smallmind::bench::env::{Environment, GENERIC_HOSTNAMES};
 use smallmind::bench::probe::ProbeReading;
 
 /// A probe's readings over every run of an experiment (start and end of each process).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProbeSpread {
     pub median: f64,
     /// Relative noise: the larger of the readings' median absolute deviation over the median
@@ -23,7 +23,7 @@ pub struct ProbeSpread {
 }
 
 /// The probes of one experiment, and the runs the machine's activity contaminated.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MachineSummary {
     pub triad_gb_s: ProbeSpread,
     pub llc_triad_gb_s: ProbeSpread,
@@ -117,9 +117,28 @@ pub struct Comparability {
 /// Whether `now`'s machine is `before`'s, by fingerprint, build and probes (see the module's
 /// documentation).
 pub fn compare(now: &ExperimentResults, before: &ExperimentResults) -> Comparability {
+    compare_machines(&Machine::of(now), &Machine::of(before))
+}
+
+/// A run's machine as its runs saw it: the environment of its first run and its probes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Machine {
+    pub environment: Environment,
+    pub probes: Option<MachineSummary>,
+}
+
+impl Machine {
+    /// The machine `r` ran on.
+    pub fn of(r: &ExperimentResults) -> Machine {
+        Machine { environment: r.environment.clone(), probes: MachineSummary::of(r) }
+    }
+}
+
+/// Whether `now` is `before`, by fingerprint, build and probes (see the module's documentation).
+pub fn compare_machines(now: &Machine, before: &Machine) -> Comparability {
     let (a, b) = (&now.environment, &before.environment);
     let fingerprinted = |e: &Environment| !e.hardware.vendor.is_empty();
-    let (probes_now, probes_before) = (MachineSummary::of(now), MachineSummary::of(before));
+    let (probes_now, probes_before) = (now.probes.clone(), before.probes.clone());
     match (fingerprinted(a) && probes_now.is_some(), fingerprinted(b) && probes_before.is_some()) {
         (false, false) => {
             let comparable = a.comparable_with(b);

@@ -13,6 +13,7 @@ pub mod bisect;
 pub mod calibration;
 pub mod fit;
 pub mod machine;
+pub mod noise;
 pub mod summary;
 
 use crate::metrics::Metric;
@@ -95,10 +96,16 @@ pub enum BaselineCell {
 
 impl<'a> Analysis<'a> {
     /// Analyses `results` against the stored baseline, if any.
-    pub fn of(results: &'a ExperimentResults, baseline: Option<&ExperimentResults>) -> Analysis<'a> {
+    /// `noise`: the experiment's calibrated noise floors, if stored.
+    pub fn of(
+        results: &'a ExperimentResults,
+        baseline: Option<&ExperimentResults>,
+        noise: Option<&noise::NoiseFloors>,
+    ) -> Analysis<'a> {
+        let tolerance = results.spec.thresholds.regression;
         let baseline = match baseline {
             Some(stored) => {
-                BaselineState::Checked(baseline::check(results, stored, results.spec.thresholds.regression))
+                BaselineState::Checked(baseline::check_against(results, stored, tolerance, noise))
             }
             None => BaselineState::Missing,
         };

@@ -1,13 +1,19 @@
 //! The calibration page, `reports/NAME/calibration.md`: what the A/A run says about the noise.
 
-use super::format::{interval, provenance};
+use super::format::{interval, percent, provenance};
 use crate::analysis::calibration::Calibration;
+use crate::analysis::noise::NoiseFloors;
 use crate::results::ExperimentResults;
 use crate::stats::Verdict;
 use std::fmt::Write;
 
-/// The calibration page.
-pub fn render(r: &ExperimentResults, calibrations: &[Calibration]) -> String {
+/// The calibration page: the A/A run, and the noise floors between sessions when they were
+/// measured (`tolerance`: the experiment's `thresholds.regression`).
+pub fn render(
+    r: &ExperimentResults,
+    calibrations: &[Calibration],
+    sessions: Option<(&NoiseFloors, f64)>,
+) -> String {
     let mut md = String::new();
     let env = &r.environment;
     let _ = writeln!(md, "# `{}`: calibration (A/A)\n", r.experiment);
@@ -49,5 +55,45 @@ pub fn render(r: &ExperimentResults, calibrations: &[Calibration]) -> String {
          the per-round spread σ of log(A-again / A): an effect e is detected 80% of the time at 5% significance \
          when ln(1 + e) >= 2.8 σ / √rounds."
     );
+    if let Some((floors, tolerance)) = sessions {
+        noise_floors(&mut md, floors, tolerance);
+    }
     md
+}
+
+/// The figures `check` compares, their spread between sessions and the cut each gets.
+fn noise_floors(md: &mut String, floors: &NoiseFloors, tolerance: f64) {
+    let _ = writeln!(md, "\n## Noise floors between sessions\n");
+    let _ = writeln!(
+        md,
+        "The experiment run {} times as `cargo xtask check` runs it ({} rounds each, every session its own \
+         processes). σ is the standard deviation of a figure's log across sessions; a check against the baseline \
+         differs by √2·σ when nothing changed. The cut is max(half the tolerance, 1.645·√2·σ) in log terms \
+         (tolerance {}): the rates below are what the normal approximation expects of one check.\n",
+        floors.sessions,
+        floors.rounds_per_session,
+        percent(tolerance)
+    );
+    let _ = writeln!(
+        md,
+        "| point | figure | metric | σ between sessions | cut | unchanged flagged | a {} fall caught |",
+        percent(tolerance)
+    );
+    let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|");
+    for f in &floors.figures {
+        let (false_alarms, caught) = f.rates(tolerance);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {}{} | {} | {} | {} | {} |",
+            if f.point.is_empty() { "-" } else { &f.point },
+            f.subject,
+            f.metric.name(),
+            if f.is_speedup { " speedup" } else { "" },
+            percent(f.sigma),
+            percent(f.cut(tolerance)),
+            percent(false_alarms),
+            percent(caught)
+        );
+    }
+    md.push('\n');
 }

@@ -1,8 +1,8 @@
 //! The report's sections after the comparisons: spread, roofline, time per phase, the baseline
 //! and the profiles. Each renders part of an [`Analysis`].
 
-use super::format::{format_value, short, two};
-use crate::analysis::baseline::BaselineCheck;
+use super::format::{format_value, percent, short, two};
+use crate::analysis::baseline::{BaselineCheck, NoiseUse};
 use crate::analysis::machine::MachineSummary;
 use crate::analysis::summary::Summary;
 use crate::analysis::{Analysis, BaselineState};
@@ -152,6 +152,28 @@ pub fn baseline(md: &mut String, a: &Analysis) {
         check.baseline_date,
         r.spec.thresholds.regression * 100.0
     );
+    match &check.noise {
+        NoiseUse::Absent => {}
+        NoiseUse::Used { commit, finished, sessions, rounds_per_session } => {
+            let _ = writeln!(
+                md,
+                "Timed figures are judged by the cuts of the noise floors calibrated on this machine (commit `{}`, \
+                 {finished}, {sessions} sessions of {rounds_per_session} rounds; `baselines/{}.noise.json`): a figure \
+                 regressed when it fell beyond its cut, set so that an unchanged engine is flagged at most 5% of the \
+                 time and a fall of the tolerance is caught when the noise allows. The status gives each cut.\n",
+                short(commit),
+                r.experiment
+            );
+        }
+        NoiseUse::Ignored(reason) => {
+            let _ = writeln!(
+                md,
+                "The calibrated noise floors (`baselines/{}.noise.json`) are not used: {reason}; the tolerance rule \
+                 applies.\n",
+                r.experiment
+            );
+        }
+    }
     if !check.comparable && check.judged {
         let _ = writeln!(
             md,
@@ -206,6 +228,10 @@ fn baseline_rows(md: &mut String, check: &BaselineCheck) {
             "improved"
         } else {
             "ok"
+        };
+        let status = match row.cut {
+            Some(cut) if check.judged => format!("{status} (cut {})", percent(cut)),
+            _ => status.to_string(),
         };
         let _ = writeln!(
             md,

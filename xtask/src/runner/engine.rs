@@ -9,8 +9,8 @@
 
 use crate::error::{Error, PathContext};
 use crate::paths::target_dir;
-use smallmind::Optimization;
 use anyhow::{Context, Result};
+use smallmind::Optimization;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -4,15 +4,31 @@
 
 use super::{Prepared, check_options, command_line, load};
 use crate::analysis::calibration::{Calibration, calibrate};
+use crate::analysis::noise::NoiseFloors;
 use crate::error::usage;
 use crate::metrics::Metric;
 use crate::paths::{Paths, report, write_atomic};
-use crate::plan::Plan;
+use crate::plan::{Experiment, Plan};
 use crate::runner::RunOptions;
 use anyhow::Result;
 
-/// Runs the A/A experiment sized for `effect` (a fraction) and writes the calibration page.
-pub fn run(name: &str, options: &RunOptions, paths: &Paths, effect: f64) -> Result<String> {
+/// Runs the A/A experiment sized for `effect` (a fraction) and, with `sessions` of 2 or more, the
+/// experiment that many times as `check` runs it; writes the calibration page, and the noise
+/// floors beside the baseline when `save` is set. Gives the page.
+pub fn run(
+    name: &str,
+    options: &RunOptions,
+    paths: &Paths,
+    effect: f64,
+    sessions: usize,
+    save: bool,
+) -> Result<String> {
+    if sessions == 1 {
+        return Err(usage("--sessions must be 0 (no noise floors) or at least 2"));
+    }
+    if save && sessions == 0 {
+        return Err(usage("--save-baseline stores noise floors: give --sessions K (K >= 2, e.g. 5)"));
+    }
     if !(effect > 0.0 && effect < 10.0) {
         return Err(usage("--effect must be a fraction above 0, e.g. 0.05"));
     }
@@ -22,16 +38,49 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths, effect: f64) -> Resu
     let aa = experiment.derived(&[("A".into(), opts), ("A-again".into(), opts)]);
     let options = RunOptions { no_profiles: true, ..options.clone() };
     let prepared = Prepared::new("calibrate", Plan::new(name, aa), options.clone())?;
-    let command = command_line("calibrate", name, &RunOptions { no_profiles: false, ..options }, &[]);
+    let command = command_line("calibrate", name, &RunOptions { no_profiles: false, ..options.clone() }, &[]);
     let results = prepared.run(command, None)?;
     let calibrations: Vec<Calibration> = [Metric::DecodeTokS, Metric::TtftMs]
         .into_iter()
         .filter_map(|m| calibrate(&results, m, effect))
         .collect();
-    let page = crate::report::calibration::render(&results, &calibrations);
+    let floors = if sessions >= 2 {
+        Some(measure_sessions(name, &experiment, options.clone(), sessions)?)
+    } else {
+        None
+    };
+    let tolerance = experiment.thresholds.regression;
+    let page =
+        crate::report::calibration::render(&results, &calibrations, floors.as_ref().map(|f| (f, tolerance)));
     let dir = paths.report(name);
     std::fs::create_dir_all(&dir)?;
     write_atomic(&dir.join(report::CALIBRATION_PAGE), page.as_bytes())?;
     write_atomic(&dir.join(report::CALIBRATION_RESULTS), &serde_json::to_vec(&results)?)?;
+    if let (true, Some(floors)) = (save, &floors) {
+        std::fs::create_dir_all(&paths.baselines)?;
+        let path = paths.noise(name);
+        write_atomic(&path, &serde_json::to_vec_pretty(floors)?)?;
+        eprintln!("{name}: saved the noise floors {}", path.display());
+    }
     Ok(page)
+}
+
+/// Runs the experiment `sessions` times as `check` does (quick rounds, no profiles) and gives
+/// the spread of every figure `check` compares.
+fn measure_sessions(
+    name: &str,
+    experiment: &Experiment,
+    options: RunOptions,
+    sessions: usize,
+) -> Result<NoiseFloors> {
+    let options = RunOptions { quick: options.iterations.is_none(), no_profiles: true, ..options };
+    let prepared = Prepared::new("calibrate", Plan::new(name, experiment.clone()), options.clone())?;
+    let command =
+        command_line("check", name, &RunOptions { quick: false, no_profiles: false, ..options }, &[]);
+    let mut runs = Vec::new();
+    for session in 0..sessions {
+        eprintln!("{name}: session {} of {sessions} (as `cargo xtask check` runs it)", session + 1);
+        runs.push(prepared.run(command.clone(), None)?);
+    }
+    Ok(NoiseFloors::from_sessions(&runs).expect("two sessions or more"))
 }

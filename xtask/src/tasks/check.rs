@@ -11,12 +11,12 @@
 //! measured: comparing less than the baseline holds is never "within tolerance".
 
 use super::{Prepared, check_options, command_line, load, read_baseline, refuse_misfits, require_fit};
-use crate::analysis::baseline::{self, BaselineCheck};
+use crate::analysis::baseline::{self, BaselineCheck, NoiseUse};
 use crate::analysis::machine::MachineSummary;
 use crate::error::{exit, is_untestable, usage};
 use crate::paths::Paths;
 use crate::plan::{Plan, at_label};
-use crate::report::format::{short, two};
+use crate::report::format::{percent, short, two};
 use crate::results::ExperimentResults;
 use crate::runner::RunOptions;
 use anyhow::Result;
@@ -34,6 +34,7 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
     }
     let stored = read_baseline(&baseline_path, &format!("cargo xtask baseline {name}"))?;
     require_fit(&plan, &stored)?;
+    let noise = super::read_noise(paths, name)?;
     let tolerance = plan.experiment.thresholds.regression;
     let options = RunOptions { quick: options.iterations.is_none(), no_profiles: true, ..options.clone() };
     let command =
@@ -41,7 +42,8 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
     let measure = || -> Result<ExperimentResults> {
         let prepared = Prepared::new("check", plan.clone(), options.clone())?;
         let first = prepared.run(command.clone(), None)?;
-        let regressed = baseline::check(&first, &stored, tolerance).regressions().count();
+        let regressed =
+            baseline::check_against(&first, &stored, tolerance, noise.as_ref()).regressions().count();
         if regressed == 0 {
             return Ok(first);
         }
@@ -57,7 +59,7 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
         }
         Err(e) => return Err(e),
     };
-    let check = baseline::check(&results, &stored, tolerance);
+    let check = baseline::check_against(&results, &stored, tolerance, noise.as_ref());
     print_check(&results, &check);
     refuse_misfits(
         &format!("the baseline of `{name}` does not fit this run"),
@@ -97,6 +99,15 @@ fn print_check(results: &ExperimentResults, check: &BaselineCheck) {
             flags.join(", ")
         );
     }
+    match &check.noise {
+        NoiseUse::Absent => {}
+        NoiseUse::Used { commit, sessions, rounds_per_session, .. } => println!(
+            "noise: timed figures judged by the cuts calibrated here ({sessions} sessions of {rounds_per_session} \
+             rounds at commit {})",
+            short(commit)
+        ),
+        NoiseUse::Ignored(reason) => println!("noise: the calibrated noise floors are not used: {reason}"),
+    }
     if !check.comparable && check.judged {
         println!(
             "different machine from the baseline: absolute figures not compared (speedups and allocations are)"
@@ -109,7 +120,7 @@ fn print_check(results: &ExperimentResults, check: &BaselineCheck) {
     }
     for row in &check.rows {
         println!(
-            "{:<9} {}{} {}{}: {} -> {} ({}x [{}, {}])",
+            "{:<9} {}{} {}{}: {} -> {} ({}x [{}, {}]{})",
             if row.regressed {
                 "REGRESSED"
             } else if !check.judged {
@@ -125,7 +136,8 @@ fn print_check(results: &ExperimentResults, check: &BaselineCheck) {
             two(row.now),
             two(row.change.point),
             two(row.change.low),
-            two(row.change.high)
+            two(row.change.high),
+            row.cut.map_or(String::new(), |cut| format!(", cut {}", percent(cut)))
         );
     }
     for misfit in &check.misfits {

@@ -107,7 +107,8 @@ pub fn publish_report(
 ) -> Result<Outcome> {
     let baseline_path = paths.baseline(name);
     let stored = if baseline_path.is_file() { Some(results::read(&baseline_path)?) } else { None };
-    let analysis = Analysis::of(results, stored.as_ref());
+    let noise = super::read_noise(paths, name)?;
+    let analysis = Analysis::of(results, stored.as_ref(), noise.as_ref());
     publish.write(report::RESULTS, &serde_json::to_vec(results)?)?;
     let charts = crate::report::figures::draw(results, publish.dir())?;
     publish.write(report::README, crate::report::render(&analysis, &charts).as_bytes())?;

@@ -13,6 +13,8 @@ pub mod list;
 pub mod report;
 
 use crate::analysis::baseline::{self, Misfit};
+use crate::analysis::noise::{NOISE_SCHEMA_VERSION, NoiseFloors};
+use crate::error::PathContext;
 use crate::error::usage;
 use crate::paths::{Paths, scratch};
 use crate::plan::{Experiment, Plan};
@@ -75,6 +77,32 @@ pub fn read_baseline(path: &Path, remedy: &str) -> Result<ExperimentResults> {
 
 fn unreadable(e: &anyhow::Error, remedy: &str) -> anyhow::Error {
     usage(format!("{e:#}; run `{remedy}` to replace it"))
+}
+
+/// The noise floors stored for experiment `name`, if any; a damaged file is a usage error saying
+/// how to measure them again.
+pub fn read_noise(paths: &Paths, name: &str) -> Result<Option<NoiseFloors>> {
+    let path = paths.noise(name);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).at(&path)?;
+    let floors: NoiseFloors = serde_json::from_slice(&bytes).map_err(|e| {
+        usage(format!(
+            "{}: not a noise-floor file ({e}); run `cargo xtask calibrate {name} --sessions 5 --save-baseline` to \
+             measure them again",
+            path.display()
+        ))
+    })?;
+    if floors.schema_version != NOISE_SCHEMA_VERSION {
+        return Err(usage(format!(
+            "{}: schema version {}, this harness reads {NOISE_SCHEMA_VERSION}; run `cargo xtask calibrate {name} \
+             --sessions 5 --save-baseline`",
+            path.display(),
+            floors.schema_version
+        )));
+    }
+    Ok(Some(floors))
 }
 
 /// A usage error naming every variant the stored baseline does not fit, from the plan and the

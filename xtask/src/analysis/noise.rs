@@ -1,0 +1,227 @@
+//! Noise floors per figure, measured between sessions: `cargo xtask calibrate NAME --sessions K`
+//! runs the experiment K times as `check` does (quick rounds, each session its own set of
+//! processes) and, for every figure `check` compares with the baseline, estimates the spread of
+//! its log value from session to session. Stored beside the baseline
+//! (`baselines/NAME.noise.json`), they set how far a figure must fall before `check` calls it a
+//! regression: far enough that an unchanged engine is flagged at most 5% of the time.
+//!
+//! The rule for a figure with spread σ (sd of ln value between sessions) and the experiment's
+//! tolerance τ (the smallest slowdown that must be caught, `thresholds.regression`): a session
+//! against the baseline differs by a log change of sd √2·σ when nothing changed, so the cut is
+//! `c = max(ln(1/(1-τ))/2, 1.645·√2·σ)`: halfway to the tolerance when the noise allows (a
+//! slowdown of τ is then caught as often as an unchanged engine is spared), and never closer to
+//! zero than the 95th percentile of the noise. The page and `check` say what that catches.
+
+use super::machine::Machine;
+use crate::metrics::Metric;
+use crate::results::ExperimentResults;
+use crate::stats::median;
+use serde::{Deserialize, Serialize};
+
+/// The version of the noise file's layout.
+pub const NOISE_SCHEMA_VERSION: u32 = 1;
+
+/// One-sided z for a 5% false-alarm rate.
+const Z_95: f64 = 1.644_854;
+
+/// The noise floors of an experiment on one machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoiseFloors {
+    pub schema_version: u32,
+    pub experiment: String,
+    /// The commit and date of the calibration.
+    pub commit: String,
+    pub finished: String,
+    /// The machine the sessions ran on: floors apply only to checks on the same one.
+    pub machine: Machine,
+    pub sessions: usize,
+    /// Rounds per session (a check's quick rounds).
+    pub rounds_per_session: usize,
+    pub figures: Vec<NoiseFigure>,
+}
+
+/// The between-session spread of one figure `check` compares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoiseFigure {
+    pub point: String,
+    /// A variant (absolute figure) or `candidate vs reference` (a speedup), as in the baseline
+    /// check.
+    pub subject: String,
+    pub metric: Metric,
+    pub is_speedup: bool,
+    /// Standard deviation of the figure's natural log across sessions.
+    pub sigma: f64,
+}
+
+/// The figures `check` compares with a baseline in `r`, with their values: per point, each
+/// candidate's speedups over the reference (decode, TTFT) and every variant's absolute timings.
+pub fn figures_of(r: &ExperimentResults) -> Vec<(String, String, Metric, bool, f64)> {
+    let timed = [Metric::DecodeTokS, Metric::TtftMs];
+    let mut out = Vec::new();
+    for p in &r.points {
+        let label = &p.point.label;
+        let reference = p.reference();
+        for v in &p.variants {
+            if !v.reference {
+                for metric in timed {
+                    let speedup =
+                        crate::stats::paired_speedup(&p.pairs(v, metric), metric.higher_is_better());
+                    if let Some(s) = speedup {
+                        out.push((
+                            label.clone(),
+                            format!("{} vs {}", v.name, reference.name),
+                            metric,
+                            true,
+                            s.point,
+                        ));
+                    }
+                }
+            }
+            for metric in timed {
+                let values = v.values(metric);
+                if !values.is_empty() {
+                    out.push((label.clone(), v.name.clone(), metric, false, median(&values)));
+                }
+            }
+        }
+    }
+    out
+}
+
+impl NoiseFloors {
+    /// The floors from `sessions` of one experiment (at least two).
+    pub fn from_sessions(sessions: &[ExperimentResults]) -> Option<NoiseFloors> {
+        let first = sessions.first()?;
+        if sessions.len() < 2 {
+            return None;
+        }
+        let per_session: Vec<_> = sessions.iter().map(figures_of).collect();
+        let figures = per_session[0]
+            .iter()
+            .filter_map(|(point, subject, metric, is_speedup, _)| {
+                let logs: Vec<f64> = per_session
+                    .iter()
+                    .filter_map(|fs| {
+                        fs.iter()
+                            .find(|f| {
+                                &f.0 == point && &f.1 == subject && f.2 == *metric && f.3 == *is_speedup
+                            })
+                            .map(|f| f.4.ln())
+                    })
+                    .filter(|x| x.is_finite())
+                    .collect();
+                (logs.len() == sessions.len()).then(|| NoiseFigure {
+                    point: point.clone(),
+                    subject: subject.clone(),
+                    metric: *metric,
+                    is_speedup: *is_speedup,
+                    sigma: sample_sd(&logs),
+                })
+            })
+            .collect();
+        Some(NoiseFloors {
+            schema_version: NOISE_SCHEMA_VERSION,
+            experiment: first.experiment.clone(),
+            commit: first.environment.git_commit.clone(),
+            finished: sessions.last()?.finished.clone(),
+            machine: Machine::of(first),
+            sessions: sessions.len(),
+            rounds_per_session: first.rounds,
+            figures,
+        })
+    }
+
+    /// The figure's spread, if it was calibrated.
+    pub fn figure(
+        &self,
+        point: &str,
+        subject: &str,
+        metric: Metric,
+        is_speedup: bool,
+    ) -> Option<&NoiseFigure> {
+        self.figures.iter().find(|f| {
+            f.point == point && f.subject == subject && f.metric == metric && f.is_speedup == is_speedup
+        })
+    }
+}
+
+impl NoiseFigure {
+    /// The fall (a fraction) beyond which `check` calls this figure a regression, for the
+    /// tolerance `tolerance` (see the module's documentation).
+    pub fn cut(&self, tolerance: f64) -> f64 {
+        let half_tolerance = -(1.0 - tolerance).ln() / 2.0;
+        1.0 - (-half_tolerance.max(Z_95 * std::f64::consts::SQRT_2 * self.sigma)).exp()
+    }
+
+    /// How often an unchanged engine falls beyond the cut, and how often a slowdown of
+    /// `tolerance` does (normal approximation of the log change between two sessions).
+    pub fn rates(&self, tolerance: f64) -> (f64, f64) {
+        let sd = std::f64::consts::SQRT_2 * self.sigma;
+        let c = -(1.0 - self.cut(tolerance)).ln();
+        let t = -(1.0 - tolerance).ln();
+        if sd == 0.0 {
+            return (0.0, if t > c { 1.0 } else { 0.0 });
+        }
+        (normal_cdf(-c / sd), normal_cdf((t - c) / sd))
+    }
+}
+
+/// The sample standard deviation.
+fn sample_sd(xs: &[f64]) -> f64 {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+}
+
+/// Φ(x), from the complementary error function (Abramowitz and Stegun 7.1.26, error < 1.5e-7).
+fn normal_cdf(x: f64) -> f64 {
+    let z = x.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * z);
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erfc = poly * (-z * z).exp();
+    if x >= 0.0 { 1.0 - erfc / 2.0 } else { erfc / 2.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figure(sigma: f64) -> NoiseFigure {
+        NoiseFigure {
+            point: String::new(),
+            subject: "a".into(),
+            metric: Metric::DecodeTokS,
+            is_speedup: false,
+            sigma,
+        }
+    }
+
+    #[test]
+    fn the_normal_cdf_matches_its_table() {
+        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
+        assert!((normal_cdf(1.644_854) - 0.95).abs() < 1e-6);
+        assert!((normal_cdf(-1.959_964) - 0.025).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_quiet_figure_is_cut_halfway_to_the_tolerance() {
+        // sigma 1%: the noise's 95th percentile is 2.3%, below half of 10% (5.1% in log terms).
+        let quiet = figure(0.01);
+        assert!((quiet.cut(0.10) - 0.0513).abs() < 0.001, "{}", quiet.cut(0.10));
+        let (false_alarms, caught) = quiet.rates(0.10);
+        assert!(false_alarms < 0.001 && caught > 0.999, "{false_alarms} {caught}");
+    }
+
+    #[test]
+    fn a_noisy_figure_is_cut_beyond_its_noise_and_says_it_misses() {
+        // sigma 24% (TTFT of one 0.3 ms op): the cut keeps false alarms at 5%, and a 10%
+        // slowdown is then rarely caught.
+        let noisy = figure(0.24);
+        let (false_alarms, caught) = noisy.rates(0.10);
+        assert!((false_alarms - 0.05).abs() < 0.001, "{false_alarms}");
+        assert!(caught < 0.2, "{caught}");
+        assert!(noisy.cut(0.10) > 0.4, "{}", noisy.cut(0.10));
+    }
+}

@@ -152,28 +152,7 @@ pub fn baseline(md: &mut String, a: &Analysis) {
         check.baseline_date,
         r.spec.thresholds.regression * 100.0
     );
-    match &check.noise {
-        NoiseUse::Absent => {}
-        NoiseUse::Used { commit, finished, sessions, rounds_per_session } => {
-            let _ = writeln!(
-                md,
-                "Timed figures are judged by the cuts of the noise floors calibrated on this machine (commit `{}`, \
-                 {finished}, {sessions} sessions of {rounds_per_session} rounds; `baselines/{}.noise.json`): a figure \
-                 regressed when it fell beyond its cut, set so that an unchanged engine is flagged at most 5% of the \
-                 time and a fall of the tolerance is caught when the noise allows. The status gives each cut.\n",
-                short(commit),
-                r.experiment
-            );
-        }
-        NoiseUse::Ignored(reason) => {
-            let _ = writeln!(
-                md,
-                "The calibrated noise floors (`baselines/{}.noise.json`) are not used: {reason}; the tolerance rule \
-                 applies.\n",
-                r.experiment
-            );
-        }
-    }
+    noise_paragraph(md, check, &r.experiment);
     if !check.comparable && check.judged {
         let _ = writeln!(
             md,
@@ -208,6 +187,32 @@ pub fn baseline(md: &mut String, a: &Analysis) {
         }
     }
     baseline_rows(md, check);
+}
+
+/// Which rule judged the timed figures: the calibrated noise floors, or the tolerance.
+fn noise_paragraph(md: &mut String, check: &BaselineCheck, experiment: &str) {
+    match &check.noise {
+        NoiseUse::Absent => {}
+        NoiseUse::Used { commit, finished, sessions, rounds_per_session } => {
+            let _ = writeln!(
+                md,
+                "Timed figures are judged by the cuts of the noise floors calibrated on this machine (commit `{}`, \
+                 {finished}, {sessions} sessions of {rounds_per_session} rounds; `baselines/{}.noise.json`): a figure \
+                 regressed when it fell beyond its cut, set so that an unchanged engine is flagged at most 5% of the \
+                 time and a fall of the tolerance is caught when the noise allows. The status gives each cut.\n",
+                short(commit),
+                experiment
+            );
+        }
+        NoiseUse::Ignored(reason) => {
+            let _ = writeln!(
+                md,
+                "The calibrated noise floors (`baselines/{}.noise.json`) are not used: {reason}; the tolerance rule \
+                 applies.\n",
+                experiment
+            );
+        }
+    }
 }
 
 /// Every figure compared with the baseline, with its status.

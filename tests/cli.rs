@@ -205,3 +205,27 @@ fn an_unwritable_logits_file_leaves_nothing_behind() {
     assert_usage_error(&out, &["--logits-out", "logits.json", "is not a directory"]);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn optimizations_json_is_the_table_in_order() {
+    let out = smallmind(&["optimizations", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("one JSON array");
+    let names: Vec<&str> = table.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let expected: Vec<&str> = smallmind::Optimization::ALL.iter().map(|o| o.name()).collect();
+    assert_eq!(names, expected);
+    assert_eq!(names[..4], ["tensor-pool", "batched-matmul", "fused-softmax", "kv-cache"]);
+    for entry in &table {
+        let keys: Vec<&str> = entry.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["description", "name", "read_in"], "{entry}"); // serde_json's Value sorts keys
+    }
+    // In the text itself each object's keys come in the documented order.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(r#"[{"name":"tensor-pool","description":""#), "{text}");
+    assert_eq!(text.matches(r#"{"name":""#).count(), table.len(), "{text}");
+    assert_eq!(text.matches(r#"","read_in":""#).count(), table.len(), "{text}");
+    assert_eq!(table[3]["read_in"], "generate::Session::next_logits");
+    let human = smallmind(&["optimizations"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(human.status.success() && names.iter().all(|n| text.contains(n)), "{text}");
+}

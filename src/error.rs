@@ -26,8 +26,9 @@ pub enum Error {
     BadConfigJson { path: PathBuf, reason: String },
     #[error("{path}: tokenizer: {reason}")]
     Tokenizer { path: PathBuf, reason: String },
-    #[error("unknown model `{0}`: not a preset ({presets}), a directory or a llama2.c .bin file", presets = crate::models::presets::names().join(", "))]
-    UnknownModel(String),
+    /// `--model` names no preset (`presets`: the valid names), directory or file.
+    #[error("unknown model `{spec}`: not a preset ({presets}), a directory or a llama2.c .bin file", presets = .presets.join(", "))]
+    UnknownModel { spec: String, presets: Vec<&'static str> },
     #[error("invalid input: {0}")]
     Input(String),
     /// A measurement could not be taken or is not trustworthy (not the user's input).

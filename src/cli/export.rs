@@ -5,8 +5,8 @@ use super::ModelArg;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use smallmind::Model;
-use smallmind::models::checkpoint::{self, LLAMA2C_TOKENIZER_FILE};
-use smallmind::models::hf_llama;
+use smallmind::models::model_dir::LLAMA2C_TOKENIZER_FILE;
+use smallmind::models::{gpt2, llama, safetensors_io};
 use smallmind::tokenizer::Tokenizer;
 use std::path::{Path, PathBuf};
 
@@ -58,14 +58,14 @@ pub fn run(args: ExportArgs) -> Result<()> {
     let out = &args.out;
     match (&loaded.model, args.format) {
         (Model::Gpt2(model), Format::Hf) => {
-            checkpoint::export_dir(model, loaded.tokenizer.as_ref(), out, dtype)
+            gpt2::hf::export_dir(model, loaded.tokenizer.as_ref(), out, dtype)
                 .with_context(|| format!("cannot export to {}", out.display()))?
         }
         (Model::Gpt2(_), Format::Llama2c) => {
             bail!("--format llama2c holds Llama models; {} is GPT-2: use --format hf", loaded.source)
         }
         (Model::Llama(model), Format::Hf) => {
-            hf_llama::export_dir(model, loaded.tokenizer.as_ref(), out, dtype)
+            llama::hf::export_dir(model, loaded.tokenizer.as_ref(), out, dtype)
                 .with_context(|| format!("cannot export to {}", out.display()))?
         }
         (Model::Llama(model), Format::Llama2c) => {
@@ -121,10 +121,10 @@ pub fn run(args: ExportArgs) -> Result<()> {
                     );
                 }
             }
-            checkpoint::write_atomic(out, &bytes)
+            safetensors_io::write_atomic(out, &bytes)
                 .with_context(|| format!("cannot write {}", out.display()))?;
             if let Some(t) = tokenizer_bytes {
-                checkpoint::write_atomic(&tokenizer_out, &t)
+                safetensors_io::write_atomic(&tokenizer_out, &t)
                     .with_context(|| format!("cannot write {}", tokenizer_out.display()))?;
             }
         }

@@ -14,18 +14,26 @@
 //! `profilers.rs`, the spec `spec.rs`; the CLI owns files and flags. The results format
 //! (`results`, `env`, `machine`, `probe`, `stats`, `phases`' names) is what the workbench reads.
 
+#[cfg(feature = "engine")]
 pub mod alloc;
 pub mod env;
 pub mod machine;
+#[cfg(feature = "engine")]
 mod passes;
 pub mod phases;
 pub mod probe;
+#[cfg(feature = "profilers")]
 mod profilers;
 pub mod results;
+#[cfg(feature = "engine")]
 mod spec;
 pub mod stats;
+#[cfg(feature = "engine")]
 mod summary;
 
+#[cfg(feature = "engine")]
 pub use passes::run;
+#[cfg(feature = "engine")]
 pub use spec::{BenchSpec, Dest, HEAP_PROFILING, ProfileOutputs, ProfileSettings};
+#[cfg(feature = "engine")]
 pub use summary::digest;

@@ -5,10 +5,12 @@
 
 use super::alloc::{self, AllocSnapshot};
 use super::phases::{self, PhaseTimer};
+#[cfg(feature = "profilers")]
+use super::profilers::profile_passes;
 use super::results::*;
 use super::spec::{BenchSpec, HEAP_PROFILING, ProfileOutputs};
 use super::summary::{self, OpRecord};
-use super::{env, machine, probe, profilers};
+use super::{env, machine, probe};
 use crate::error::{Error, Result};
 use crate::generate::{GenerateParams, Session, synthetic_prompt};
 use crate::models::ModelRef;
@@ -76,8 +78,7 @@ pub fn run(
         Ok(record)
     };
     let phase_report = phase_pass(spec, &measured, &mut checked_op, progress)?;
-    let profiles =
-        profilers::profile_passes(&mut outputs, spec, &mut |what| checked_op(what).map(drop), progress)?;
+    let profiles = profile_passes(&mut outputs, spec, &mut |what| checked_op(what).map(drop), progress)?;
 
     let summary = summary::summarise(&measured);
     let machine = probe.zip(probe_start.zip(probe_end)).map(|(p, (start, end))| {
@@ -114,6 +115,26 @@ pub fn run(
         environment: env::Environment::capture(),
         machine,
     })
+}
+
+/// Without the `profilers` feature: no profile pass, and a profile asked for is refused.
+#[cfg(not(feature = "profilers"))]
+fn profile_passes(
+    outputs: &mut ProfileOutputs<'_>,
+    _: &BenchSpec,
+    _: &mut dyn FnMut(&str) -> Result<()>,
+    _: &mut dyn FnMut(&str),
+) -> Result<Profiles> {
+    let asked = outputs.heap.is_some()
+        || outputs.flamegraph.is_some()
+        || outputs.pprof.is_some()
+        || outputs.trace.is_some();
+    match asked {
+        true => {
+            Err(Error::Input("profiles need a build with the profilers feature (a default feature)".into()))
+        }
+        false => Ok(Profiles::default()),
+    }
 }
 
 /// The phase pass: `spec.phase_iterations` ops with the engine's spans timed (none: no pass).

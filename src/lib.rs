@@ -25,7 +25,7 @@ pub mod sampler;
 #[cfg(feature = "engine")]
 pub mod tokenizer;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, IoContext, Result};
 #[cfg(feature = "engine")]
 pub use generate::{GenerateParams, Generated, Session};
 #[cfg(feature = "engine")]

@@ -229,3 +229,32 @@ fn optimizations_json_is_the_table_in_order() {
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(human.status.success() && names.iter().all(|n| text.contains(n)), "{text}");
 }
+
+/// An output that cannot be written is not the input's fault: exit 1 and one line naming it.
+/// (Linux's /proc takes no new files, even from root, so this fails wherever the tests run.)
+#[test]
+fn an_output_that_cannot_be_written_exits_1() {
+    let cases: [&[&str]; 3] = [
+        &["export", "--model", "tiny", "--out", "/proc/smallmind-export"],
+        &["export", "--model", "llama-tiny", "--format", "llama2c", "--out", "/proc/smallmind.bin"],
+        &[
+            "generate",
+            "--model",
+            "tiny",
+            "--prompt",
+            "a",
+            "--max-new-tokens",
+            "1",
+            "--logits-out",
+            "/proc/l.json",
+        ],
+    ];
+    for args in cases {
+        let out = smallmind(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(error_lines.len(), 1, "{stderr}");
+        assert!(error_lines[0].contains("cannot write /proc/"), "{stderr}");
+    }
+}

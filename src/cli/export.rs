@@ -121,11 +121,9 @@ pub fn run(args: ExportArgs) -> Result<()> {
                     );
                 }
             }
-            safetensors_io::write_atomic(out, &bytes)
-                .with_context(|| format!("cannot write {}", out.display()))?;
+            safetensors_io::write_atomic(out, &bytes)?;
             if let Some(t) = tokenizer_bytes {
-                safetensors_io::write_atomic(&tokenizer_out, &t)
-                    .with_context(|| format!("cannot write {}", tokenizer_out.display()))?;
+                safetensors_io::write_atomic(&tokenizer_out, &t)?;
             }
         }
     }

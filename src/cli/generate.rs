@@ -109,7 +109,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
 
     if let Some(path) = &args.logits_out {
         let json = serde_json::to_vec(&all_logits)?;
-        safetensors_io::write_atomic(path, &json).with_context(|| "cannot write --logits-out")?;
+        safetensors_io::write_atomic(path, &json).context("--logits-out")?;
     }
     let fmt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_string(), |v| format!("{v:.2} {unit}"));
     if args.json {

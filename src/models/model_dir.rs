@@ -3,7 +3,7 @@
 //! format is [`super::safetensors_io`]; each family's `config.json` is its own `hf.rs`.
 
 use super::safetensors_io::{WEIGHTS_FILE, read, write_atomic};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::tokenizer::Tokenizer;
 use std::path::Path;
 
@@ -116,7 +116,7 @@ pub(crate) fn write_model_dir(
     let mut files = vec![(WEIGHTS_FILE, weights), (CONFIG_FILE, config.into_bytes())];
     files.extend(tokenizer_files(tokenizer)?);
     check_destination(dir, &files.iter().map(|(name, _)| *name).collect::<Vec<_>>())?;
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(dir).writing(dir)?;
     for (name, bytes) in files {
         write_atomic(&dir.join(name), &bytes)?;
     }

@@ -3,7 +3,7 @@
 //! and the file helpers every format uses ([`read`], [`write_atomic`]). It knows no model:
 //! which tensors a model has is its family's `hf.rs`.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::collections::HashMap;
 use std::path::Path;
@@ -130,19 +130,16 @@ pub(crate) fn encode_safetensors(
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
-    std::fs::write(&tmp, bytes).map_err(|e| {
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
+    }
+    written.writing(path)
 }
 
+/// The bytes of the input file `path`.
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    std::fs::read(path).reading(path)
 }
 
 /// One tensor as f32, found under its name or `transformer.` + its name, with its shape checked

@@ -22,7 +22,7 @@
 //! refuses a shape whose run-time memory this machine cannot hold, before anything is allocated.
 
 use super::config::{LLAMA2C_NORM_EPS, LLAMA2C_ROPE_THETA, LlamaConfig, is_legacy_rope_table};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::kernels::rope;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -76,7 +76,7 @@ impl LlamaWeights {
     /// # Errors
     /// [`Error::Io`], or [`LlamaWeights::parse`]'s errors with the file's path.
     pub fn read(path: &Path) -> Result<LlamaWeights> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).reading(path)?;
         Self::parse(&bytes).map_err(|e| match e {
             Error::Config(reason) => Error::Config(format!("{}: {reason}", path.display())),
             Error::NonFiniteWeight { name, index, value, .. } => {

@@ -297,7 +297,8 @@ fn tokenizer_json_variants(rng: &mut Rng) -> Vec<Variant> {
 }
 
 /// Every loader against its crafted variants, in one test function (the allocation counters
-/// are shared; see the file's documentation).
+/// are shared; see the file's documentation). Long (~180 lines) for that reason: one test
+/// function, one block per loader.
 #[test]
 fn every_loader_refuses_crafted_files_in_one_line_without_panicking_or_allocating() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

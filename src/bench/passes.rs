@@ -27,13 +27,7 @@ pub fn run(
     progress: &mut dyn FnMut(&str),
 ) -> Result<BenchResults> {
     spec.validate()?;
-    if outputs.heap.is_some() && !HEAP_PROFILING {
-        return Err(Error::Input(
-            "--heap-profile needs a build with the dhat-heap feature: \
-             cargo run --release --features dhat-heap -- bench ..."
-                .into(),
-        ));
-    }
+    require_heap_profiling(&outputs)?;
     let prompt = Prompt::resolve(&spec.prompt, tokenizer, model.vocab_size())?;
     // The last-level cache sizes the probe's buffers and decides the roofline's bandwidth.
     let l3_bytes = env::Hardware::capture().l3_bytes;
@@ -52,17 +46,7 @@ pub fn run(
     let subscriber_during_measurement = phases::installed();
     let op = |session: &mut Session<'_>| measure_op(session, tokenizer, &prompt, &spec.params);
 
-    progress(&format!("warm-up: {} op(s)", spec.warmup));
-    for _ in 0..spec.warmup {
-        op(&mut session)?;
-    }
-    progress(&format!("measuring: {} op(s)", spec.iterations));
-    let mut measured = Vec::with_capacity(spec.iterations);
-    let (counters, measuring) = (machine::Counters::read(), Instant::now());
-    for _ in 0..spec.iterations {
-        measured.push(op(&mut session)?);
-    }
-    let measured_ms = measuring.elapsed().as_secs_f64() * 1e3;
+    let (measured, counters, measured_ms) = measured_pass(spec, &mut || op(&mut session), progress)?;
     let probe_end = probe.map(|p| {
         progress("probe: again, after the measured ops");
         p.read()
@@ -90,11 +74,7 @@ pub fn run(
         machine::MachineReport { probe: report, contamination, roofline }
     });
     let pool = summary::pool_report(&measured, session_pool);
-    let allocator = match (counting, HEAP_PROFILING) {
-        (false, _) => "none",
-        (true, false) => "counting",
-        (true, true) => "counting+dhat",
-    };
+    // Field by field, the results file's order.
     Ok(BenchResults {
         schema_version: SCHEMA_VERSION,
         workload: workload(model, spec, prompt.ids.len()),
@@ -109,7 +89,7 @@ pub fn run(
         },
         profiles,
         instrumentation: Instrumentation {
-            allocator: allocator.into(),
+            allocator: allocator_name(counting).into(),
             span_subscriber_during_measurement: subscriber_during_measurement,
         },
         environment: env::Environment::capture(),
@@ -135,6 +115,47 @@ fn profile_passes(
         }
         false => Ok(Profiles::default()),
     }
+}
+
+/// An error when a heap profile is asked of a build without the `dhat-heap` feature.
+fn require_heap_profiling(outputs: &ProfileOutputs<'_>) -> Result<()> {
+    if outputs.heap.is_some() && !HEAP_PROFILING {
+        return Err(Error::Input(
+            "--heap-profile needs a build with the dhat-heap feature: \
+             cargo run --release --features dhat-heap -- bench ..."
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The allocator the results file names: what counted the allocations, and whether dhat did too.
+fn allocator_name(counting: bool) -> &'static str {
+    match (counting, HEAP_PROFILING) {
+        (false, _) => "none",
+        (true, false) => "counting",
+        (true, true) => "counting+dhat",
+    }
+}
+
+/// The warm-up ops (discarded) and the measured ops, with the machine's counters before them
+/// and the milliseconds they took together.
+fn measured_pass(
+    spec: &BenchSpec,
+    op: &mut dyn FnMut() -> Result<OpRecord>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Vec<OpRecord>, machine::Counters, f64)> {
+    progress(&format!("warm-up: {} op(s)", spec.warmup));
+    for _ in 0..spec.warmup {
+        op()?;
+    }
+    progress(&format!("measuring: {} op(s)", spec.iterations));
+    let mut measured = Vec::with_capacity(spec.iterations);
+    let (counters, measuring) = (machine::Counters::read(), Instant::now());
+    for _ in 0..spec.iterations {
+        measured.push(op()?);
+    }
+    Ok((measured, counters, measuring.elapsed().as_secs_f64() * 1e3))
 }
 
 /// The phase pass: `spec.phase_iterations` ops with the engine's spans timed (none: no pass).

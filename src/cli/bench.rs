@@ -75,6 +75,9 @@ pub struct BenchArgs {
     profile_hz: i32,
 }
 
+// ~100 lines, on purpose: the command's steps in the order they must happen (flags to a spec,
+// every output file created before anything runs, the run, the files persisted only after it
+// succeeded); split, that order would be spread over several functions.
 pub fn run(args: BenchArgs) -> Result<()> {
     let opts = args.opts.resolve()?;
     let sampling = args.sampling.resolve()?;

@@ -45,6 +45,8 @@ enum Dtype {
     Bf16,
 }
 
+// ~85 lines: one match over (model, format), each arm checking every destination before it
+// writes anything; the arms are kept side by side so that their checks can be compared.
 pub fn run(args: ExportArgs) -> Result<()> {
     if args.format == Format::Hf && args.tokenizer_out.is_some() {
         bail!("--tokenizer-out is for --format llama2c; a Hugging Face directory holds its tokenizer");

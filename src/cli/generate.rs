@@ -42,6 +42,8 @@ pub struct GenerateArgs {
     logits_out: Option<PathBuf>,
 }
 
+// ~95 lines, on purpose: flag checks before anything is loaded, the streaming loop and the
+// summary read top to bottom as the command runs.
 pub fn run(args: GenerateArgs) -> Result<()> {
     let opts = args.opts.resolve()?;
     if let Some(path) = &args.logits_out {

@@ -1,6 +1,7 @@
 //! llama2.c's checkpoint format, `model.bin`: the header, its validation, and the tensors in the
 //! file's order, read and written. The model built from [`LlamaWeights`] is `llama/mod.rs` and
-//! its shape [`LlamaConfig`] is `llama/config.rs`; this module owns only the format.
+//! its shape [`LlamaConfig`] is `llama/config.rs`; this module owns only the format. (~390
+//! lines of format and ~190 of the unit tests that pin it, at the bottom as everywhere.)
 //!
 //! The file: 7 little-endian `i32` (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
 //! seq_len; a negative vocab_size means the classifier is stored separately), then `f32` arrays:

@@ -84,7 +84,9 @@ impl Environment {
             command_line: shlex::try_join(args.iter().map(String::as_str)).unwrap_or_else(|_| args.join(" ")),
         }
     }
+}
 
+impl Environment {
     /// Whether absolute figures from `self` and `other` may be compared: same machine, OS,
     /// compiler and build settings (commit and time may differ).
     pub fn comparable_with(&self, other: &Environment) -> bool {

@@ -1,15 +1,49 @@
 //! The library's typed errors: what went wrong with a model, a checkpoint or an input, and what
-//! to do about it. Binaries wrap them with `anyhow` context; kernels never return errors.
+//! to do about it; each has an [`ErrorKind`], which the command line maps to its exit code.
+//! File operations get their path through [`IoContext`] (`.reading(path)`, `.writing(path)`).
+//! Binaries wrap errors with `anyhow` context; kernels never return errors.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// What kind of failure an [`Error`] is: whose it is to fix, and so the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Input the user can fix: a bad flag or setting, a bad, missing or unreadable input file,
+    /// a bad config. Exit code 2.
+    Input,
+    /// Output the engine cannot vouch for: a measurement that is not trustworthy, non-finite
+    /// logits. Exit code 1.
+    Untrustworthy,
+    /// A failure that is not the input's fault: an output file could not be written (disk
+    /// full, permissions). Exit code 1.
+    Output,
+}
+
+impl ErrorKind {
+    /// The process exit code of this kind (README, "Exit codes").
+    pub const fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::Input => 2,
+            ErrorKind::Untrustworthy | ErrorKind::Output => 1,
+        }
+    }
+}
 
 /// A library error. Every message names the offending thing and says what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid model config: {0}")]
     Config(String),
+    /// An input file could not be read (made by [`IoContext::reading`]).
     #[error("{path}: {source}")]
     Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An output file or directory could not be written (made by [`IoContext::writing`]).
+    #[error("cannot write {path}: {source}")]
+    Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -26,8 +60,9 @@ pub enum Error {
     BadConfigJson { path: PathBuf, reason: String },
     #[error("{path}: tokenizer: {reason}")]
     Tokenizer { path: PathBuf, reason: String },
-    #[error("unknown model `{0}`: not a preset ({presets}), a directory or a llama2.c .bin file", presets = crate::models::presets::names().join(", "))]
-    UnknownModel(String),
+    /// `--model` names no preset (`presets`: the valid names), directory or file.
+    #[error("unknown model `{spec}`: not a preset ({presets}), a directory or a llama2.c .bin file", presets = .presets.join(", "))]
+    UnknownModel { spec: String, presets: Vec<&'static str> },
     #[error("invalid input: {0}")]
     Input(String),
     /// A measurement could not be taken or is not trustworthy (not the user's input).
@@ -56,16 +91,66 @@ impl Error {
     /// command line's stderr (the workbench tells wrong output from an untestable commit by it).
     pub const NON_FINITE_LOGITS: &str = "non-finite logits at generation step";
 
-    /// The process exit code this error ends the command line with: 1 when the engine's own
-    /// output cannot be trusted (a measurement, non-finite logits), 2 for everything the user
-    /// can fix in their input.
-    pub fn exit_code(&self) -> u8 {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Measurement(_) | Error::NonFiniteLogits { .. } => 1,
-            _ => 2,
+            Error::Measurement(_) | Error::NonFiniteLogits { .. } => ErrorKind::Untrustworthy,
+            Error::Write { .. } => ErrorKind::Output,
+            Error::Config(_)
+            | Error::Io { .. }
+            | Error::Safetensors { .. }
+            | Error::MissingTensor { .. }
+            | Error::ShapeMismatch { .. }
+            | Error::UnsupportedDtype { .. }
+            | Error::BadConfigJson { .. }
+            | Error::Tokenizer { .. }
+            | Error::UnknownModel { .. }
+            | Error::Input(_)
+            | Error::NonFiniteWeight { .. } => ErrorKind::Input,
         }
+    }
+
+    /// The process exit code this error ends the command line with ([`ErrorKind::exit_code`]).
+    pub fn exit_code(&self) -> u8 {
+        self.kind().exit_code()
+    }
+}
+
+/// Path context for I/O results: the one way a file operation's error gets its path and kind.
+pub trait IoContext<T> {
+    /// Reading `path`, an input: a failure is the user's to fix ([`Error::Io`], exit 2).
+    fn reading(self, path: &Path) -> Result<T>;
+    /// Writing `path`, an output: a failure is not the input's fault ([`Error::Write`], exit 1).
+    fn writing(self, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn reading(self, path: &Path) -> Result<T> {
+        self.map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    }
+
+    fn writing(self, path: &Path) -> Result<T> {
+        self.map_err(|source| Error::Write { path: path.to_path_buf(), source })
     }
 }
 
 /// `Result` with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_is_the_inputs_fault_and_writing_is_not() {
+        let missing = Path::new("/nonexistent/smallmind/file");
+        let read = std::fs::read(missing).reading(missing).unwrap_err();
+        assert_eq!((read.kind(), read.exit_code()), (ErrorKind::Input, 2));
+        assert!(read.to_string().starts_with("/nonexistent/smallmind/file: "), "{read}");
+        let write = std::fs::write(missing, b"x").writing(missing).unwrap_err();
+        assert_eq!((write.kind(), write.exit_code()), (ErrorKind::Output, 1));
+        assert!(write.to_string().starts_with("cannot write /nonexistent/smallmind/file: "), "{write}");
+        assert_eq!(Error::Measurement("m".into()).exit_code(), 1);
+        assert_eq!(Error::Config("c".into()).exit_code(), 2);
+    }
+}

@@ -154,7 +154,7 @@ impl<'m> Session<'m> {
         }
         for step in 0..max_new {
             self.next_logits(&tokens, &mut logits);
-            check_finite(&logits, step, tokens.len() - 1)?;
+            finite_check(self.opts)(&logits, step, tokens.len() - 1)?;
             let id = {
                 let _span = tracing::trace_span!("sampling").entered();
                 sampler.sample(&logits)
@@ -188,6 +188,36 @@ impl<'m> Session<'m> {
             self.model.forward(&ctx, window, 0, KvSource::Recompute, logits);
         }
     }
+}
+
+/// The check every step's logits go through: [`check_finite`], whatever the optimizations.
+#[cfg(not(feature = "test-fifth-optimization"))]
+fn finite_check(_opts: Optimizations) -> fn(&[f32], usize, usize) -> Result<()> {
+    check_finite
+}
+
+/// The check every step's logits go through. **The one place `test-noop` is read**, in the
+/// test-only `test-fifth-optimization` build: it picks between two checks that give the same
+/// result, so the toggle changes nothing but shows that a table entry and this read are all
+/// a new optimization needs.
+#[cfg(feature = "test-fifth-optimization")]
+fn finite_check(opts: Optimizations) -> fn(&[f32], usize, usize) -> Result<()> {
+    if opts.test_noop { check_finite } else { check_finite_naive }
+}
+
+/// [`check_finite`]'s naive twin: the same error, found by one loop over the logits.
+#[cfg(feature = "test-fifth-optimization")]
+fn check_finite_naive(logits: &[f32], step: usize, position: usize) -> Result<()> {
+    let mut first = None;
+    let mut count = 0;
+    for (id, &v) in logits.iter().enumerate() {
+        if !v.is_finite() {
+            count += 1;
+            first = first.or(Some((id, v)));
+        }
+    }
+    let Some((first_id, first_value)) = first else { return Ok(()) };
+    Err(Error::NonFiniteLogits { step, position, count, vocab: logits.len(), first_id, first_value })
 }
 
 /// An error when any of `logits` (those of `position`, for generation step `step`) is NaN or

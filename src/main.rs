@@ -1,11 +1,15 @@
 //! The `smallmind` command line: `generate`, `bench`, `info` and `export`.
 //!
-//! Every error caused by the user's input ends the process with exit code 2 and one line on
-//! stderr saying what is wrong and what to do; nothing is left half-written. A measurement that
-//! cannot be trusted (the engine disagreeing with itself, a profiler failing) exits with 1.
+//! Every error ends the process with one line on stderr saying what is wrong and what to do;
+//! nothing is left half-written. The exit code is the error's [`smallmind::ErrorKind`]: 2 for
+//! input the user can fix (a bad flag, a bad, missing or unreadable input file, a bad config;
+//! the command line's own refusals are all of this kind), 1 for output that cannot be trusted
+//! (the engine disagreeing with itself, a profiler failing, non-finite logits) and for failures
+//! that are not the input's fault (an output file that cannot be written).
 
 mod cli;
 
+use smallmind::ErrorKind;
 use smallmind::bench::alloc::CountingAlloc;
 use std::process::ExitCode;
 
@@ -34,9 +38,14 @@ fn main() -> ExitCode {
                 }
             }
             eprintln!("error: {line}");
-            let code =
-                err.chain().find_map(|e| e.downcast_ref::<smallmind::Error>()).map_or(2, |e| e.exit_code());
-            ExitCode::from(code)
+            ExitCode::from(exit_code(&err))
         }
     }
+}
+
+/// The exit code of `err`: its library error's kind, else 2 (the command line's own errors are
+/// refusals of its flags, `bail!`ed before anything runs, and clap's).
+fn exit_code(err: &anyhow::Error) -> u8 {
+    let kind = err.chain().find_map(|e| e.downcast_ref::<smallmind::Error>()).map(smallmind::Error::kind);
+    kind.unwrap_or(ErrorKind::Input).exit_code()
 }

@@ -1,52 +1,112 @@
-//! The four "quick wins" of the seed plan as runtime toggles, gathered in one value.
+//! The optimizations as runtime toggles, declared once in [`TABLE`] and gathered in one value.
 //!
-//! This module owns the names (`tensor-pool`, `batched-matmul`, `fused-softmax`, `kv-cache`),
-//! their parsing from the CLI and the `SMALLMIND_OPT` environment variable, and their display.
-//! It does not decide anything: each toggle is read in exactly one place (see ARCHITECTURE.md):
+//! This module owns the table (each optimization's stable kebab-case name, one-line description
+//! and the one place it is read) and everything derived from it: [`Optimization`], the
+//! [`Optimizations`] value with one `bool` per entry, parsing from the CLI and `SMALLMIND_OPT`,
+//! display, the serde form of results files and every combination. It decides nothing: each
+//! toggle is read in exactly one place, the entry's `read_in`.
 //!
-//! | toggle | read in |
-//! |---|---|
-//! | `tensor-pool` | [`crate::layers::Ctx::buf`] |
-//! | `batched-matmul` | `scores_of` in [`crate::layers::attention`] |
-//! | `fused-softmax` | `softmax_of` in [`crate::layers::attention`] |
-//! | `kv-cache` | [`crate::generate::Session::next_logits`] |
+//! Adding an optimization is one entry in the `optimizations!` invocation below and one read
+//! site (`opts.FIELD` where the entry says); ARCHITECTURE.md lists the steps. The test-only
+//! `test-fifth-optimization` feature adds `test-noop` that way and nothing else.
 
 use std::fmt;
 use std::str::FromStr;
 
-/// One optimization of the seed plan, by its stable kebab-case name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Optimization {
-    /// Rent intermediate buffers from a size-classed pool instead of allocating them per forward.
-    TensorPool,
-    /// Attention scores per head as one `Q·Kᵀ` GEMM instead of one dot product per (i, j).
-    BatchedMatmul,
-    /// Causal softmax over `j <= i` only, in one fused pass, instead of exp over the whole row.
-    FusedSoftmax,
-    /// Keep per-layer keys and values; decode computes q/k/v for the new token only.
-    KvCache,
+/// One row of [`TABLE`]; `smallmind optimizations --json` prints the table as an array of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct OptimizationInfo {
+    /// The stable name used by the CLI, experiment files and reports (`kv-cache`).
+    pub name: &'static str,
+    /// One line saying what turning it on does.
+    pub description: &'static str,
+    /// The one place it is read, as a path in the crate (`generate::Session::next_logits`).
+    pub read_in: &'static str,
+}
+
+/// Declares the table and derives from it the enum, the struct of flags and their accessors.
+///
+/// Each entry is `Variant, field: "name", read_in: "path", "description";` with optional
+/// attributes (a `#[cfg(...)]`) that apply to everything the entry generates.
+macro_rules! optimizations {
+    ($($(#[$attr:meta])* $variant:ident, $field:ident: $name:literal, read_in: $read_in:literal, $description:literal;)*) => {
+        /// The table every other list of optimizations derives from, in the order of reports,
+        /// bit masks and the results file's `optimizations` object.
+        pub const TABLE: &[OptimizationInfo] = &[
+            $($(#[$attr])* OptimizationInfo { name: $name, description: $description, read_in: $read_in },)*
+        ];
+
+        /// One optimization, by its row in [`TABLE`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Optimization {
+            $($(#[$attr])* #[doc = $description] $variant,)*
+        }
+
+        impl Optimization {
+            /// Every optimization, in table order.
+            pub const ALL: [Optimization; TABLE.len()] = [$($(#[$attr])* Optimization::$variant,)*];
+        }
+
+        /// Which optimizations are on: one flag per row of [`TABLE`]. Passed explicitly to
+        /// everything that runs the model; never global. Serialized as a JSON object of the
+        /// names in table order (`{"tensor-pool":true,...}`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub struct Optimizations {
+            $($(#[$attr])* #[doc = concat!("`", $name, "`: ", $description, " Read in `", $read_in, "`.")]
+            #[serde(rename = $name)]
+            pub $field: bool,)*
+        }
+
+        impl Optimizations {
+            /// Whether `opt` is on.
+            pub fn get(&self, opt: Optimization) -> bool {
+                match opt {
+                    $($(#[$attr])* Optimization::$variant => self.$field,)*
+                }
+            }
+
+            /// Turns `opt` on or off.
+            pub fn set(&mut self, opt: Optimization, on: bool) {
+                match opt {
+                    $($(#[$attr])* Optimization::$variant => self.$field = on,)*
+                }
+            }
+
+            /// Every optimization off: the seed plan's "current code".
+            pub fn none() -> Self {
+                Optimizations { $($(#[$attr])* $field: false,)* }
+            }
+        }
+    };
+}
+
+optimizations! {
+    TensorPool, tensor_pool: "tensor-pool", read_in: "layers::Ctx::buf",
+        "Rent intermediate buffers from a size-classed pool instead of allocating them per forward.";
+    BatchedMatmul, batched_matmul: "batched-matmul", read_in: "layers::attention::scores_of",
+        "Attention scores per head as one Q·Kᵀ GEMM instead of one dot product per (i, j).";
+    FusedSoftmax, fused_softmax: "fused-softmax", read_in: "layers::attention::softmax_of",
+        "Causal softmax over j <= i only, in one fused pass, instead of exp over the whole row.";
+    KvCache, kv_cache: "kv-cache", read_in: "generate::Session::next_logits",
+        "Keep per-layer keys and values; decode computes q/k/v for the new token only.";
+    // Test-only: shows that a table entry and its read site are all a new optimization needs.
+    #[cfg(feature = "test-fifth-optimization")]
+    TestNoop, test_noop: "test-noop", read_in: "generate::finite_check",
+        "Test-only: picks between two equal logit checks; changes nothing.";
 }
 
 impl Optimization {
-    /// Every optimization, in the order used by reports and bit masks.
-    pub const ALL: [Optimization; 4] = [
-        Optimization::TensorPool,
-        Optimization::BatchedMatmul,
-        Optimization::FusedSoftmax,
-        Optimization::KvCache,
-    ];
+    /// This optimization's row in [`TABLE`].
+    pub fn info(self) -> &'static OptimizationInfo {
+        &TABLE[self as usize]
+    }
 
     /// The stable name used by the CLI, experiment files and reports.
     pub fn name(self) -> &'static str {
-        match self {
-            Optimization::TensorPool => "tensor-pool",
-            Optimization::BatchedMatmul => "batched-matmul",
-            Optimization::FusedSoftmax => "fused-softmax",
-            Optimization::KvCache => "kv-cache",
-        }
+        self.info().name
     }
 
-    /// The valid names, comma separated, for error messages.
+    /// The valid names, comma separated, for error messages and help.
     pub fn valid_names() -> String {
         Optimization::ALL.map(Optimization::name).join(", ")
     }
@@ -69,20 +129,6 @@ impl FromStr for Optimization {
     }
 }
 
-/// Which optimizations are on. Passed explicitly to everything that runs the model; never global.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Optimizations {
-    /// `tensor-pool`: see [`Optimization::TensorPool`].
-    pub tensor_pool: bool,
-    /// `batched-matmul`: see [`Optimization::BatchedMatmul`].
-    pub batched_matmul: bool,
-    /// `fused-softmax`: see [`Optimization::FusedSoftmax`].
-    pub fused_softmax: bool,
-    /// `kv-cache`: see [`Optimization::KvCache`].
-    pub kv_cache: bool,
-}
-
 /// What is wrong with an optimization setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OptParseError {
@@ -93,44 +139,14 @@ pub enum OptParseError {
 }
 
 impl Optimizations {
-    /// Every optimization off: the seed plan's "current code".
-    pub fn none() -> Self {
-        Self::from_bits(0)
-    }
-
     /// Every optimization on: the default.
     pub fn all() -> Self {
-        Self::from_bits(0b1111)
+        Self::from_bits((1 << TABLE.len()) - 1)
     }
 
-    /// Whether `opt` is on.
-    pub fn get(&self, opt: Optimization) -> bool {
-        match opt {
-            Optimization::TensorPool => self.tensor_pool,
-            Optimization::BatchedMatmul => self.batched_matmul,
-            Optimization::FusedSoftmax => self.fused_softmax,
-            Optimization::KvCache => self.kv_cache,
-        }
-    }
-
-    /// Turns `opt` on or off.
-    pub fn set(&mut self, opt: Optimization, on: bool) {
-        match opt {
-            Optimization::TensorPool => self.tensor_pool = on,
-            Optimization::BatchedMatmul => self.batched_matmul = on,
-            Optimization::FusedSoftmax => self.fused_softmax = on,
-            Optimization::KvCache => self.kv_cache = on,
-        }
-    }
-
-    /// Bit `i` set means `Optimization::ALL[i]` is on; `0..16` enumerates every combination.
-    pub fn from_bits(bits: u8) -> Self {
-        let mut opts = Optimizations {
-            tensor_pool: false,
-            batched_matmul: false,
-            fused_softmax: false,
-            kv_cache: false,
-        };
+    /// Bit `i` set means `Optimization::ALL[i]` is on; `0..2^N` enumerates every combination.
+    pub fn from_bits(bits: u32) -> Self {
+        let mut opts = Self::none();
         for (i, opt) in Optimization::ALL.into_iter().enumerate() {
             opts.set(opt, bits & (1 << i) != 0);
         }
@@ -138,13 +154,13 @@ impl Optimizations {
     }
 
     /// The inverse of [`Optimizations::from_bits`].
-    pub fn bits(&self) -> u8 {
-        Optimization::ALL.into_iter().enumerate().map(|(i, opt)| u8::from(self.get(opt)) << i).sum()
+    pub fn bits(&self) -> u32 {
+        Optimization::ALL.into_iter().enumerate().map(|(i, opt)| u32::from(self.get(opt)) << i).sum()
     }
 
-    /// Every one of the 16 combinations, all off first.
+    /// Every one of the 2^N combinations of the N rows of [`TABLE`], all off first, all on last.
     pub fn every_combination() -> impl Iterator<Item = Optimizations> {
-        (0..16u8).map(Optimizations::from_bits)
+        (0..1u32 << TABLE.len()).map(Optimizations::from_bits)
     }
 
     /// Applies one `NAME=on|off` setting (`all=on` and `all=off` too).
@@ -193,9 +209,9 @@ mod tests {
     #[test]
     fn bits_round_trip_over_every_combination() {
         let all: Vec<_> = Optimizations::every_combination().collect();
-        assert_eq!(all.len(), 16);
+        assert_eq!(all.len(), 1 << TABLE.len());
         assert_eq!(all[0], Optimizations::none());
-        assert_eq!(all[15], Optimizations::all());
+        assert_eq!(*all.last().unwrap(), Optimizations::all());
         for (bits, opts) in all.iter().enumerate() {
             assert_eq!(opts.bits() as usize, bits);
         }
@@ -206,7 +222,7 @@ mod tests {
         let mut opts = Optimizations::all();
         opts.apply_list("kv-cache=off, fused-softmax=off").unwrap();
         let on = Optimization::ALL.map(|o| opts.get(o));
-        assert_eq!(on, [true, true, false, false]);
+        assert_eq!(on[..4], [true, true, false, false]);
         let mut back = Optimizations::none();
         back.apply_list(&opts.to_string()).unwrap();
         assert_eq!(back, opts);
@@ -219,5 +235,56 @@ mod tests {
         assert!(msg.contains("kv-cash"), "{msg}");
         assert!(msg.contains("tensor-pool, batched-matmul, fused-softmax, kv-cache"), "{msg}");
         assert!(matches!(Optimizations::all().apply("kv-cache=maybe"), Err(OptParseError::BadSetting(_))));
+    }
+
+    /// Committed results files hold this object and are re-rendered byte for byte: the serde
+    /// form must not change (names, order, spacing).
+    #[cfg(not(feature = "test-fifth-optimization"))]
+    #[test]
+    fn serde_form_is_pinned() {
+        const PINNED: &str =
+            r#"{"tensor-pool":true,"batched-matmul":true,"fused-softmax":true,"kv-cache":true}"#;
+        assert_eq!(serde_json::to_string(&Optimizations::all()).unwrap(), PINNED);
+        let back: Optimizations = serde_json::from_str(PINNED).unwrap();
+        assert_eq!(back, Optimizations::all());
+        for opts in Optimizations::every_combination() {
+            let json = serde_json::to_string(&opts).unwrap();
+            assert_eq!(serde_json::from_str::<Optimizations>(&json).unwrap(), opts, "{json}");
+        }
+        let mixed = Optimizations::from_bits(0b1010);
+        assert_eq!(
+            serde_json::to_string(&mixed).unwrap(),
+            r#"{"tensor-pool":false,"batched-matmul":true,"fused-softmax":false,"kv-cache":true}"#
+        );
+    }
+
+    #[test]
+    fn names_fields_and_read_sites_agree() {
+        let json = serde_json::to_string(&Optimizations::none()).unwrap();
+        let fields: Vec<String> = TABLE.iter().map(|e| format!("\"{}\":false", e.name)).collect();
+        assert_eq!(json, format!("{{{}}}", fields.join(",")), "the struct's fields follow the table");
+        for (i, opt) in Optimization::ALL.into_iter().enumerate() {
+            assert_eq!(opt as usize, i);
+            assert_eq!(opt.name().parse::<Optimization>().unwrap(), opt);
+        }
+        // Each read site names a function in this crate: `module::...::function`.
+        for entry in TABLE {
+            assert!(entry.read_in.contains("::") && !entry.description.is_empty(), "{entry:?}");
+        }
+    }
+
+    /// The fifth entry exists only through its table row and its read site
+    /// (`generate::finite_check`): every derived list picks it up.
+    #[cfg(feature = "test-fifth-optimization")]
+    #[test]
+    fn a_fifth_entry_is_picked_up_everywhere() {
+        assert_eq!(TABLE.len(), 5);
+        assert_eq!(Optimizations::every_combination().count(), 32);
+        assert!(Optimization::valid_names().ends_with(", test-noop"));
+        let mut opts = Optimizations::all();
+        opts.apply("test-noop=off").unwrap();
+        assert!(!opts.test_noop && opts.kv_cache);
+        assert!(opts.to_string().ends_with(",test-noop=off"));
+        assert!(serde_json::to_string(&opts).unwrap().ends_with(r#","test-noop":false}"#));
     }
 }

@@ -1,5 +1,6 @@
 //! Choosing the next token from logits: greedy, temperature, top-k, top-p, with a seeded RNG.
 
+#[cfg(feature = "engine")]
 use rand::{Rng, SeedableRng};
 
 /// How to pick tokens. Temperature 0 (or `top_k` 1) is greedy.
@@ -44,6 +45,7 @@ impl SamplingParams {
 ///
 /// # Performance
 /// The scratch vector is allocated once per generation; sampling a token allocates nothing.
+#[cfg(feature = "engine")]
 #[derive(Debug)]
 pub struct Sampler {
     params: SamplingParams,
@@ -51,6 +53,7 @@ pub struct Sampler {
     candidates: Vec<(f32, u32)>,
 }
 
+#[cfg(feature = "engine")]
 impl Sampler {
     /// A sampler for a vocabulary of `vocab_size` tokens.
     pub fn new(params: SamplingParams, vocab_size: usize) -> Self {
@@ -106,6 +109,7 @@ impl Sampler {
 }
 
 /// The index of the largest logit (the lowest index on ties; NaN never wins).
+#[cfg(feature = "engine")]
 pub fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &l) in logits.iter().enumerate() {
@@ -116,7 +120,7 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "engine"))]
 mod tests {
     use super::*;
 

@@ -4,8 +4,11 @@ mod common;
 
 use common::*;
 use safetensors::Dtype;
-use smallmind::models::checkpoint::{self, CONFIG_FILE, WEIGHTS_FILE};
+use smallmind::models::checkpoint;
+use smallmind::models::gpt2;
+use smallmind::models::model_dir::CONFIG_FILE;
 use smallmind::models::presets::random_model;
+use smallmind::models::safetensors_io::WEIGHTS_FILE;
 use smallmind::tokenizer::Tokenizer;
 use smallmind::{Error, Gpt2, Optimizations};
 use std::path::Path;
@@ -18,8 +21,8 @@ fn logits_of(model: &Gpt2, prompt: &[u32]) -> Vec<Vec<f32>> {
 fn f32_export_then_load_gives_identical_logits() {
     for model in [preset("smallmind-bench"), odd_model()] {
         let dir = tempfile::tempdir().unwrap();
-        checkpoint::export_dir(&model, Some(&Tokenizer::Bytes), dir.path(), Dtype::F32).unwrap();
-        let loaded = checkpoint::load_dir(dir.path()).unwrap().0;
+        gpt2::hf::export_dir(&model, Some(&Tokenizer::Bytes), dir.path(), Dtype::F32).unwrap();
+        let loaded = gpt2::hf::load_dir(dir.path()).unwrap().0;
         assert_eq!(loaded, model);
         let prompt = synthetic_prompt(5, model.config.vocab_size, 1);
         assert_eq!(logits_of(&loaded, &prompt), logits_of(&model, &prompt));
@@ -34,8 +37,8 @@ fn f16_and_bf16_exports_load_as_the_rounded_weights() {
         (Dtype::BF16, |v: f32| half::bf16::from_f32(v).to_f32()),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        checkpoint::export_dir(&model, Some(&Tokenizer::Bytes), dir.path(), dtype).unwrap();
-        let loaded = checkpoint::load_dir(dir.path()).unwrap().0;
+        gpt2::hf::export_dir(&model, Some(&Tokenizer::Bytes), dir.path(), dtype).unwrap();
+        let loaded = gpt2::hf::load_dir(dir.path()).unwrap().0;
         let rounded = Gpt2::from_tensors(model.config.clone(), |spec| {
             let (_, data) = model.tensors().into_iter().find(|(s, _)| s == spec).unwrap();
             Ok::<_, ()>(data.iter().map(|&v| round(v)).collect())
@@ -51,13 +54,8 @@ fn f16_and_bf16_exports_load_as_the_rounded_weights() {
 fn presets_round_trip_through_the_cli_loader_with_their_tokenizer() {
     let chars_preset = smallmind::models::presets::find("smallmind-bench").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    checkpoint::export_dir(
-        &preset("smallmind-bench"),
-        Some(&chars_preset.tokenizer()),
-        dir.path(),
-        Dtype::F32,
-    )
-    .unwrap();
+    gpt2::hf::export_dir(&preset("smallmind-bench"), Some(&chars_preset.tokenizer()), dir.path(), Dtype::F32)
+        .unwrap();
     let loaded = checkpoint::load(dir.path().to_str().unwrap(), None).unwrap();
     assert_eq!(loaded.tokenizer.as_ref().unwrap().kind(), "chars(50)");
     assert_eq!(
@@ -93,13 +91,13 @@ fn transformer_prefixed_names_load_too() {
     ));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(WEIGHTS_FILE), safetensors::serialize(views, None).unwrap()).unwrap();
-    std::fs::write(dir.path().join(CONFIG_FILE), checkpoint::config_json(&model.config)).unwrap();
-    assert_eq!(checkpoint::load_dir(dir.path()).unwrap().0, model);
+    std::fs::write(dir.path().join(CONFIG_FILE), gpt2::hf::config_json(&model.config)).unwrap();
+    assert_eq!(gpt2::hf::load_dir(dir.path()).unwrap().0, model);
 }
 
 fn exported(model: &Gpt2) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    checkpoint::export_dir(model, Some(&Tokenizer::Bytes), dir.path(), Dtype::F32).unwrap();
+    gpt2::hf::export_dir(model, Some(&Tokenizer::Bytes), dir.path(), Dtype::F32).unwrap();
     dir
 }
 
@@ -122,7 +120,7 @@ fn rewrite(dir: &Path, edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<u8>)>
 fn a_missing_tensor_is_named() {
     let dir = exported(&odd_model());
     rewrite(dir.path(), |t| t.retain(|(n, _, _)| n != "h.1.mlp.c_fc.bias"));
-    let err = checkpoint::load_dir(dir.path()).unwrap_err();
+    let err = gpt2::hf::load_dir(dir.path()).unwrap_err();
     assert!(matches!(&err, Error::MissingTensor { name, .. } if name == "h.1.mlp.c_fc.bias"), "{err}");
     assert!(err.to_string().contains("tensor `h.1.mlp.c_fc.bias` is missing"), "{err}");
 }
@@ -134,7 +132,7 @@ fn a_wrong_shape_names_the_tensor_and_both_shapes() {
         let c_attn = t.iter_mut().find(|(n, _, _)| n == "h.0.attn.c_attn.weight").unwrap();
         c_attn.1 = vec![180, 60]; // transposed: PyTorch Linear layout instead of Conv1D
     });
-    let err = checkpoint::load_dir(dir.path()).unwrap_err().to_string();
+    let err = gpt2::hf::load_dir(dir.path()).unwrap_err().to_string();
     assert!(err.contains("`h.0.attn.c_attn.weight` has shape [180, 60], expected [60, 180]"), "{err}");
 }
 
@@ -144,7 +142,7 @@ fn a_truncated_file_is_reported_as_such() {
     let path = dir.path().join(WEIGHTS_FILE);
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    let err = checkpoint::load_dir(dir.path()).unwrap_err();
+    let err = gpt2::hf::load_dir(dir.path()).unwrap_err();
     assert!(matches!(err, Error::Safetensors { .. }), "{err}");
     assert!(err.to_string().contains("not a valid safetensors file (truncated or corrupt?)"), "{err}");
 }
@@ -155,7 +153,7 @@ fn a_config_with_indivisible_heads_is_rejected() {
     let path = dir.path().join(CONFIG_FILE);
     let text = std::fs::read_to_string(&path).unwrap().replace("\"n_head\": 3", "\"n_head\": 7");
     std::fs::write(&path, text).unwrap();
-    let err = checkpoint::load_dir(dir.path()).unwrap_err().to_string();
+    let err = gpt2::hf::load_dir(dir.path()).unwrap_err().to_string();
     assert!(err.contains("n_embd (60) is not divisible by n_head (7)"), "{err}");
 }
 
@@ -165,7 +163,7 @@ fn random_models_of_any_valid_shape_export() {
     config.tie_word_embeddings = true;
     let model = random_model(config, 3);
     let dir = exported(&model);
-    assert_eq!(checkpoint::load_dir(dir.path()).unwrap().0, model);
+    assert_eq!(gpt2::hf::load_dir(dir.path()).unwrap().0, model);
 }
 
 /// A directory with a `tokenizer.json` uses it (here a word-level one made in the test).

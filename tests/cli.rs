@@ -205,3 +205,56 @@ fn an_unwritable_logits_file_leaves_nothing_behind() {
     assert_usage_error(&out, &["--logits-out", "logits.json", "is not a directory"]);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn optimizations_json_is_the_table_in_order() {
+    let out = smallmind(&["optimizations", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("one JSON array");
+    let names: Vec<&str> = table.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let expected: Vec<&str> = smallmind::Optimization::ALL.iter().map(|o| o.name()).collect();
+    assert_eq!(names, expected);
+    assert_eq!(names[..4], ["tensor-pool", "batched-matmul", "fused-softmax", "kv-cache"]);
+    for entry in &table {
+        let keys: Vec<&str> = entry.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["description", "name", "read_in"], "{entry}"); // serde_json's Value sorts keys
+    }
+    // In the text itself each object's keys come in the documented order.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(r#"[{"name":"tensor-pool","description":""#), "{text}");
+    assert_eq!(text.matches(r#"{"name":""#).count(), table.len(), "{text}");
+    assert_eq!(text.matches(r#"","read_in":""#).count(), table.len(), "{text}");
+    assert_eq!(table[3]["read_in"], "generate::Session::next_logits");
+    let human = smallmind(&["optimizations"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(human.status.success() && names.iter().all(|n| text.contains(n)), "{text}");
+}
+
+/// An output that cannot be written is not the input's fault: exit 1 and one line naming it.
+/// (Linux's /proc takes no new files, even from root, so this fails wherever the tests run.)
+#[test]
+fn an_output_that_cannot_be_written_exits_1() {
+    let cases: [&[&str]; 3] = [
+        &["export", "--model", "tiny", "--out", "/proc/smallmind-export"],
+        &["export", "--model", "llama-tiny", "--format", "llama2c", "--out", "/proc/smallmind.bin"],
+        &[
+            "generate",
+            "--model",
+            "tiny",
+            "--prompt",
+            "a",
+            "--max-new-tokens",
+            "1",
+            "--logits-out",
+            "/proc/l.json",
+        ],
+    ];
+    for args in cases {
+        let out = smallmind(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        let error_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(error_lines.len(), 1, "{stderr}");
+        assert!(error_lines[0].contains("cannot write /proc/"), "{stderr}");
+    }
+}

@@ -7,9 +7,9 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use smallmind::models::checkpoint::{self, CONFIG_FILE};
 use smallmind::models::config_keys::{self, Accepts, COMMON_KEYS, GPT2_KEYS, LLAMA_KEYS, Treatment};
-use smallmind::models::hf_llama;
+use smallmind::models::model_dir::CONFIG_FILE;
+use smallmind::models::{checkpoint, gpt2, llama};
 use smallmind::{Gpt2, Llama, Model, Optimizations};
 use std::path::Path;
 
@@ -30,13 +30,13 @@ fn edit_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Map<String, Value>
 
 fn gpt2_dir(model: &Gpt2) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    checkpoint::export_dir(model, None, dir.path(), safetensors::Dtype::F32).unwrap();
+    gpt2::hf::export_dir(model, None, dir.path(), safetensors::Dtype::F32).unwrap();
     dir
 }
 
 fn llama_dir(model: &Llama) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    hf_llama::export_dir(model, None, dir.path(), safetensors::Dtype::F32).unwrap();
+    llama::hf::export_dir(model, None, dir.path(), safetensors::Dtype::F32).unwrap();
     dir
 }
 
@@ -193,7 +193,7 @@ fn rope_settings_are_read_in_both_layouts_with_transformers_precedence() {
             c.remove("rope_theta");
             c.extend(keys.as_object().unwrap().clone());
         });
-        let (config, warnings) = hf_llama::read_config(&dir.path().join(CONFIG_FILE)).unwrap();
+        let (config, warnings) = llama::hf::read_config(&dir.path().join(CONFIG_FILE)).unwrap();
         assert_eq!(config.rope_theta, theta, "{keys}");
         assert!(warnings.is_empty(), "{keys}: {warnings:?}");
         edit_config(dir.path(), |c| {
@@ -342,7 +342,7 @@ fn unknown_keys_are_named_on_one_warning_line_and_real_files_give_none() {
             json!({"rope_type": "default", "rope_theta": 10000.0, "mscale": 1.0}),
         );
     });
-    let (_, warnings) = hf_llama::read_config(&llama.path().join(CONFIG_FILE)).unwrap();
+    let (_, warnings) = llama::hf::read_config(&llama.path().join(CONFIG_FILE)).unwrap();
     assert!(warnings[0].contains("`rope_parameters.mscale`"), "{warnings:?}");
 }
 

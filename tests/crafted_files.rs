@@ -19,9 +19,10 @@ mod crafted;
 use common::{assert_usage_error, smallmind};
 use crafted::*;
 use smallmind::bench::alloc::CountingAlloc;
-use smallmind::models::llama2c::{LLAMA2C_NORM_EPS, LLAMA2C_ROPE_THETA, LlamaWeights};
+use smallmind::models::llama::config::{LLAMA2C_NORM_EPS, LLAMA2C_ROPE_THETA};
+use smallmind::models::llama::llama2c::LlamaWeights;
 use smallmind::models::presets::{random_llama, random_model};
-use smallmind::models::{checkpoint, hf_llama};
+use smallmind::models::{gpt2, llama, model_dir, safetensors_io};
 use smallmind::tokenizer::Tokenizer;
 use smallmind::tokenizer::llama2c::Llama2cTokenizer;
 use smallmind::{Gpt2Config, LlamaConfig};
@@ -39,7 +40,7 @@ fn exported(write: impl FnOnce(&Path)) -> Vec<(&'static str, Vec<u8>)> {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path());
     let mut files = Vec::new();
-    for name in [checkpoint::CONFIG_FILE, checkpoint::WEIGHTS_FILE] {
+    for name in [model_dir::CONFIG_FILE, safetensors_io::WEIGHTS_FILE] {
         files.push((name, std::fs::read(dir.path().join(name)).unwrap()));
     }
     assert_eq!(listing(dir.path()).len(), 2, "export writes config.json and model.safetensors");
@@ -296,7 +297,8 @@ fn tokenizer_json_variants(rng: &mut Rng) -> Vec<Variant> {
 }
 
 /// Every loader against its crafted variants, in one test function (the allocation counters
-/// are shared; see the file's documentation).
+/// are shared; see the file's documentation). Long (~180 lines) for that reason: one test
+/// function, one block per loader.
 #[test]
 fn every_loader_refuses_crafted_files_in_one_line_without_panicking_or_allocating() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -306,10 +308,11 @@ fn every_loader_refuses_crafted_files_in_one_line_without_panicking_or_allocatin
     // GPT-2 directory: model.safetensors, then config.json.
     let gpt2 = random_model(gpt2_config(), 3);
     let files = exported(|dir| {
-        checkpoint::export_dir(&gpt2, Some(&Tokenizer::Bytes), dir, safetensors::Dtype::F32).unwrap()
+        gpt2::hf::export_dir(&gpt2, Some(&Tokenizer::Bytes), dir, safetensors::Dtype::F32).unwrap()
     });
-    let load_gpt2 = |dir: &Path| checkpoint::load_dir(dir).map(drop);
-    let subject = Subject::new("gpt2 model.safetensors", files.clone(), checkpoint::WEIGHTS_FILE, load_gpt2);
+    let load_gpt2 = |dir: &Path| gpt2::hf::load_dir(dir).map(drop);
+    let subject =
+        Subject::new("gpt2 model.safetensors", files.clone(), safetensors_io::WEIGHTS_FILE, load_gpt2);
     let (_, header) = safetensors_layout(subject.original());
     let unchanged = with_header(subject.original(), &serde_json::to_string(&header).unwrap());
     let mut variants = vec![Variant {
@@ -332,11 +335,11 @@ fn every_loader_refuses_crafted_files_in_one_line_without_panicking_or_allocatin
         [(safetensors::Dtype::F16, 0x7c00u16, 0x7e00u16), (safetensors::Dtype::BF16, 0x7f80, 0x7fc0)]
     {
         let half_files =
-            exported(|dir| checkpoint::export_dir(&gpt2, Some(&Tokenizer::Bytes), dir, dtype).unwrap());
+            exported(|dir| gpt2::hf::export_dir(&gpt2, Some(&Tokenizer::Bytes), dir, dtype).unwrap());
         let subject = Subject::new(
             format!("gpt2 {dtype:?} model.safetensors"),
             half_files,
-            checkpoint::WEIGHTS_FILE,
+            safetensors_io::WEIGHTS_FILE,
             load_gpt2,
         );
         let variants = vec![
@@ -346,7 +349,7 @@ fn every_loader_refuses_crafted_files_in_one_line_without_panicking_or_allocatin
         check(&subject, variants, &mut report);
     }
 
-    let subject = Subject::new("gpt2 config.json", files, checkpoint::CONFIG_FILE, load_gpt2);
+    let subject = Subject::new("gpt2 config.json", files, model_dir::CONFIG_FILE, load_gpt2);
     let keys = ["n_embd", "n_head", "n_layer", "n_positions", "vocab_size", "n_inner"];
     let mut variants =
         truncations(subject.original(), &(0..subject.original().len()).collect::<Vec<_>>(), 0, &mut rng);
@@ -365,10 +368,10 @@ fn every_loader_refuses_crafted_files_in_one_line_without_panicking_or_allocatin
 
     // Llama directory: model.safetensors, then config.json.
     let llama = random_llama(llama_config(false), 5);
-    let files = exported(|dir| hf_llama::export_dir(&llama, None, dir, safetensors::Dtype::F32).unwrap());
-    let load_llama = |dir: &Path| hf_llama::load_dir(dir).map(drop);
+    let files = exported(|dir| llama::hf::export_dir(&llama, None, dir, safetensors::Dtype::F32).unwrap());
+    let load_llama = |dir: &Path| llama::hf::load_dir(dir).map(drop);
     let subject =
-        Subject::new("llama model.safetensors", files.clone(), checkpoint::WEIGHTS_FILE, load_llama);
+        Subject::new("llama model.safetensors", files.clone(), safetensors_io::WEIGHTS_FILE, load_llama);
     let mut variants = safetensors_variants(subject.original(), &mut rng);
     variants.push(non_finite(
         subject.original(),
@@ -380,7 +383,7 @@ fn every_loader_refuses_crafted_files_in_one_line_without_panicking_or_allocatin
     let name = "model.layers.1.mlp.down_proj.weight";
     variants.push(non_finite(subject.original(), name, 5, &f32::NAN.to_le_bytes(), "NaN"));
     check(&subject, variants, &mut report);
-    let subject = Subject::new("llama config.json", files, checkpoint::CONFIG_FILE, load_llama);
+    let subject = Subject::new("llama config.json", files, model_dir::CONFIG_FILE, load_llama);
     let keys = [
         "hidden_size",
         "intermediate_size",
@@ -554,7 +557,7 @@ fn the_command_line_names_a_non_finite_weight() {
     let dir = tempfile::tempdir().unwrap();
     let mut model = random_model(gpt2_config(), 4);
     model.ln_f.weight[2] = f32::NAN;
-    checkpoint::export_dir(&model, Some(&Tokenizer::Bytes), dir.path(), safetensors::Dtype::F32).unwrap();
+    gpt2::hf::export_dir(&model, Some(&Tokenizer::Bytes), dir.path(), safetensors::Dtype::F32).unwrap();
     let out = smallmind(&["info", "--model", dir.path().to_str().unwrap()]);
     assert_usage_error(&out, &["model.safetensors", "tensor `ln_f.weight` holds NaN at index 2"]);
 
@@ -571,9 +574,9 @@ fn the_command_line_refuses_a_context_no_machine_holds_saying_what_it_needs() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // max_position_embeddings is backed by no tensor: tiny weights can ask for 2^40 positions.
     let dir = tempfile::tempdir().unwrap();
-    hf_llama::export_dir(&random_llama(llama_config(false), 6), None, dir.path(), safetensors::Dtype::F32)
+    llama::hf::export_dir(&random_llama(llama_config(false), 6), None, dir.path(), safetensors::Dtype::F32)
         .unwrap();
-    let path = dir.path().join(checkpoint::CONFIG_FILE);
+    let path = dir.path().join(model_dir::CONFIG_FILE);
     let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     config["max_position_embeddings"] = (1u64 << 40).into();
     std::fs::write(&path, config.to_string()).unwrap();

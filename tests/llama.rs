@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use smallmind::kernels::rope::{self, RopeTable};
-use smallmind::models::hf_llama;
-use smallmind::models::llama2c::LlamaWeights;
+use smallmind::models::llama;
+use smallmind::models::llama::llama2c::LlamaWeights;
 use smallmind::tokenizer::Tokenizer;
 use smallmind::{Llama, Optimizations};
 use std::path::Path;
@@ -22,8 +22,8 @@ fn greedy(model: &Llama, prompt: &[u32]) -> Run {
 fn hugging_face_and_llama2c_layouts_of_the_same_weights_give_the_same_logits() {
     let model = llama_preset("llama-tiny-gqa");
     let dir = tempfile::tempdir().unwrap();
-    hf_llama::export_dir(&model, None, dir.path(), safetensors::Dtype::F32).unwrap();
-    let from_hf = hf_llama::load_dir(dir.path()).unwrap().0;
+    llama::hf::export_dir(&model, None, dir.path(), safetensors::Dtype::F32).unwrap();
+    let from_hf = llama::hf::load_dir(dir.path()).unwrap().0;
     let from_bin =
         Llama::from_weights(LlamaWeights::parse(&model.to_weights().to_bytes().unwrap()).unwrap()).unwrap();
     assert_eq!(from_hf, from_bin);
@@ -67,8 +67,8 @@ fn half_precision_hugging_face_files_load() {
         (safetensors::Dtype::F16, |v: f32| half::f16::from_f32(v).to_f32()),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        hf_llama::export_dir(&model, None, dir.path(), dtype).unwrap();
-        let loaded = hf_llama::load_dir(dir.path()).unwrap().0;
+        llama::hf::export_dir(&model, None, dir.path(), dtype).unwrap();
+        let loaded = llama::hf::load_dir(dir.path()).unwrap().0;
         let rounded: Vec<f32> = model.layers[2].ffn.w2.weight.iter().map(|&v| round(v)).collect();
         assert_eq!(loaded.layers[2].ffn.w2.weight[..], rounded[..], "{dtype:?}");
         assert_eq!(loaded.config, model.config);

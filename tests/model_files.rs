@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use smallmind::models::checkpoint;
+use smallmind::models::{checkpoint, gpt2};
 use std::path::Path;
 
 fn gpt2_dir(model: &str) -> tempfile::TempDir {
@@ -116,7 +116,7 @@ fn a_tensor_stored_under_both_names_is_refused() {
     let mut tensors = model.tensors();
     let wte = tensors[0].clone();
     tensors.push((
-        smallmind::models::gpt2::TensorSpec { name: "transformer.wte.weight".into(), ..wte.0 },
+        smallmind::models::safetensors_io::TensorSpec { name: "transformer.wte.weight".into(), ..wte.0 },
         wte.1,
     ));
     let bytes: Vec<Vec<u8>> =
@@ -144,7 +144,7 @@ fn export_refuses_a_weight_bf16_cannot_hold() {
     model.ln_f.bias[2] = 3.4e38;
     let dir = tempfile::tempdir().unwrap();
     let err =
-        checkpoint::export_dir(&model, None, dir.path(), safetensors::Dtype::BF16).unwrap_err().to_string();
+        gpt2::hf::export_dir(&model, None, dir.path(), safetensors::Dtype::BF16).unwrap_err().to_string();
     assert!(
         err.contains("as bf16: tensor `ln_f.bias` holds")
             && err.contains("index 2")

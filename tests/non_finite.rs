@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use smallmind::models::checkpoint;
+use smallmind::models::{checkpoint, gpt2};
 use smallmind::{Error, GenerateParams, ModelRef, Optimizations, SamplingParams, Session};
 use std::path::Path;
 
@@ -73,7 +73,7 @@ fn overflowing_model_dir() -> tempfile::TempDir {
     let mut model = preset("tiny");
     model.ln_f.weight.iter_mut().for_each(|w| *w = 3e38);
     let dir = tempfile::tempdir().unwrap();
-    checkpoint::export_dir(&model, None, dir.path(), safetensors::Dtype::F32).unwrap();
+    gpt2::hf::export_dir(&model, None, dir.path(), safetensors::Dtype::F32).unwrap();
     dir
 }
 
@@ -119,7 +119,7 @@ fn export_refuses_a_weight_f16_cannot_hold() {
     let mut model = preset("tiny");
     model.ln_f.bias[0] = 1e5;
     let src = tempfile::tempdir().unwrap();
-    checkpoint::export_dir(&model, None, src.path(), safetensors::Dtype::F32).unwrap();
+    gpt2::hf::export_dir(&model, None, src.path(), safetensors::Dtype::F32).unwrap();
     let out_dir = src.path().join("exported");
     let export = |dtype: &str| {
         smallmind(&[
@@ -140,6 +140,6 @@ fn export_refuses_a_weight_f16_cannot_hold() {
     assert_eq!(m.ln_f.bias[0], 99840.0, "bf16 rounds 1e5 to 99840");
     // Just below the limit still exports as f16.
     model.ln_f.bias[0] = 65504.0;
-    checkpoint::export_dir(&model, None, &out_dir, safetensors::Dtype::F16).unwrap();
+    gpt2::hf::export_dir(&model, None, &out_dir, safetensors::Dtype::F16).unwrap();
     assert!(Path::new(&out_dir).join("model.safetensors").is_file());
 }

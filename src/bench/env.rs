@@ -44,8 +44,9 @@ pub struct Environment {
     pub command_line: String,
 }
 
+#[cfg(feature = "engine")]
 impl Environment {
-    /// The environment of this process now.
+    /// The environment of this process now (the `engine` feature: it names the kernels' SIMD level).
     pub fn capture() -> Environment {
         let rustflags = env!("SMALLMIND_RUSTFLAGS").to_string();
         let target_cpu = rustflags
@@ -83,7 +84,9 @@ impl Environment {
             command_line: shlex::try_join(args.iter().map(String::as_str)).unwrap_or_else(|_| args.join(" ")),
         }
     }
+}
 
+impl Environment {
     /// Whether absolute figures from `self` and `other` may be compared: same machine, OS,
     /// compiler and build settings (commit and time may differ).
     pub fn comparable_with(&self, other: &Environment) -> bool {
@@ -241,6 +244,7 @@ fn parse_size(text: &str) -> Option<u64> {
     n.checked_mul(scale)
 }
 
+#[cfg(feature = "engine")]
 fn features() -> Vec<String> {
     let mut features = Vec::new();
     if cfg!(feature = "dhat-heap") {
@@ -249,10 +253,12 @@ fn features() -> Vec<String> {
     features
 }
 
+#[cfg(feature = "engine")]
 fn read_trimmed(path: &str) -> String {
     std::fs::read_to_string(path).map_or_else(|_| "unknown".into(), |s| s.trim().to_string())
 }
 
+#[cfg(feature = "engine")]
 fn cpu_model() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     cpuinfo
@@ -264,6 +270,7 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+#[cfg(feature = "engine")]
 fn memory_total_bytes() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
@@ -271,6 +278,7 @@ fn memory_total_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+#[cfg(feature = "engine")]
 fn os_name() -> String {
     let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
     release

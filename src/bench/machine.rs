@@ -6,7 +6,6 @@
 //! Linux facts come from `/proc`; elsewhere they are absent and no flag is raised for them.
 
 use super::probe::ProbeReport;
-use crate::models::ModelRef;
 use serde::{Deserialize, Serialize};
 
 /// The machine's side of one `smallmind bench` run.
@@ -139,25 +138,19 @@ pub struct Roofline {
 }
 
 impl Roofline {
-    /// The roofline of `model` for a prompt of `prompt_tokens` followed by `new_tokens`,
-    /// measured at `decode_tok_s` and `prefill_tok_s` on `threads` threads, on a machine whose
-    /// last-level cache holds `llc_bytes`.
+    /// The roofline of a model that reads `decode_bytes_per_token` per decode step and does
+    /// `prefill_flop_per_token` per prompt token (the model's own figures at the workload's
+    /// positions, `bench::passes` computes them), measured at `decode_tok_s` and `prefill_tok_s`
+    /// on `threads` threads, on a machine whose last-level cache holds `llc_bytes`.
     pub fn of(
-        model: ModelRef,
-        prompt_tokens: usize,
-        new_tokens: usize,
+        decode_bytes_per_token: f64,
+        prefill_flop_per_token: f64,
         decode_tok_s: Option<f64>,
         prefill_tok_s: f64,
         threads: usize,
         probe: &ProbeReport,
         llc_bytes: Option<u64>,
     ) -> Roofline {
-        // Decode steps feed positions prompt_tokens..prompt_tokens + new_tokens - 1 (the first
-        // token comes from the prefill): their mean position.
-        let decode_steps = new_tokens.saturating_sub(1).max(1);
-        let mean_pos = prompt_tokens as f64 + (decode_steps as f64 - 1.0) / 2.0;
-        let decode_bytes_per_token = model.decode_bytes_per_token(mean_pos);
-        let prefill_flop_per_token = model.prefill_flop_per_token(prompt_tokens);
         let in_llc = llc_bytes.is_some_and(|llc| decode_bytes_per_token <= llc as f64 / 2.0);
         let bandwidth = if in_llc { probe.llc_triad_gb_s() } else { probe.triad_gb_s() } * 1e9;
         let peak = probe.fma_gflop_s() * 1e9 * threads as f64;

@@ -8,9 +8,9 @@
 use super::{ModelArg, OptArgs, SamplingArgs};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use smallmind::GenerateParams;
 use smallmind::bench::results::{BenchResults, PromptSpec};
 use smallmind::bench::{self, BenchSpec, Dest, ProfileOutputs, ProfileSettings};
+use smallmind::{GenerateParams, IoContext};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
@@ -75,6 +75,9 @@ pub struct BenchArgs {
     profile_hz: i32,
 }
 
+// ~100 lines, on purpose: the command's steps in the order they must happen (flags to a spec,
+// every output file created before anything runs, the run, the files persisted only after it
+// succeeded); split, that order would be spread over several functions.
 pub fn run(args: BenchArgs) -> Result<()> {
     let opts = args.opts.resolve()?;
     let sampling = args.sampling.resolve()?;
@@ -138,8 +141,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let trace_writer = match &trace {
         Some(file) => Some(Dest {
             shown_as: file.shown_as(),
-            sink: Box::new(file.temp.reopen().context("cannot reopen the trace's temporary file")?)
-                as Box<dyn Write + Send>,
+            sink: Box::new(
+                file.temp.reopen().writing(&file.path).context("cannot reopen the trace's temporary file")?,
+            ) as Box<dyn Write + Send>,
         }),
         None => None,
     };
@@ -159,8 +163,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         })?;
 
     if let Some(file) = &mut out {
-        serde_json::to_writer_pretty(&mut file.temp, &results).context("cannot serialise the results")?;
-        file.temp.write_all(b"\n").with_context(|| format!("cannot write {}", file.path.display()))?;
+        serde_json::to_writer_pretty(&mut file.temp, &results)
+            .map_err(std::io::Error::from)
+            .writing(&file.path)?;
+        file.temp.write_all(b"\n").writing(&file.path)?;
     }
     if let Some(file) = &heap {
         let written = std::fs::metadata(file.temp.path()).map(|m| m.len()).unwrap_or(0);
@@ -208,9 +214,8 @@ impl OutFile {
         // A results file is for sharing: the usual mode (less the umask), not tempfile's 0600.
         #[cfg(unix)]
         builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-        let temp = builder
-            .tempfile_in(dir)
-            .with_context(|| format!("{flag} {}: cannot write in {}", path.display(), dir.display()))?;
+        let temp =
+            builder.tempfile_in(dir).writing(dir).with_context(|| format!("{flag} {}", path.display()))?;
         Ok(OutFile { path: path.to_path_buf(), temp })
     }
 
@@ -224,7 +229,7 @@ impl OutFile {
 
     fn persist(self) -> Result<()> {
         let path = self.path;
-        self.temp.persist(&path).with_context(|| format!("cannot rename into {}", path.display()))?;
+        self.temp.persist(&path).map_err(|e| e.error).writing(&path)?;
         Ok(())
     }
 }

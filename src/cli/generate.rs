@@ -3,7 +3,7 @@
 use super::{ModelArg, OptArgs, SamplingArgs};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use smallmind::models::checkpoint;
+use smallmind::models::safetensors_io;
 use smallmind::tokenizer::llama2c;
 use smallmind::tokenizer::{StreamDecoder, Tokenizer};
 use smallmind::{GenerateParams, Session};
@@ -42,6 +42,8 @@ pub struct GenerateArgs {
     logits_out: Option<PathBuf>,
 }
 
+// ~95 lines, on purpose: flag checks before anything is loaded, the streaming loop and the
+// summary read top to bottom as the command runs.
 pub fn run(args: GenerateArgs) -> Result<()> {
     let opts = args.opts.resolve()?;
     if let Some(path) = &args.logits_out {
@@ -109,7 +111,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
 
     if let Some(path) = &args.logits_out {
         let json = serde_json::to_vec(&all_logits)?;
-        checkpoint::write_atomic(path, &json).with_context(|| "cannot write --logits-out")?;
+        safetensors_io::write_atomic(path, &json).context("--logits-out")?;
     }
     let fmt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_string(), |v| format!("{v:.2} {unit}"));
     if args.json {

@@ -4,12 +4,13 @@ mod bench;
 mod export;
 mod generate;
 mod info;
+mod optimizations;
 
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
-use smallmind::{Optimizations, SamplingParams};
+use smallmind::{Optimization, Optimizations, SamplingParams};
 
-/// A GPT-2 and Llama inference engine whose four "quick win" optimizations are runtime toggles.
+/// A GPT-2 and Llama inference engine whose "quick win" optimizations are runtime toggles.
 #[derive(Debug, Parser)]
 #[command(name = "smallmind", version, about)]
 struct Cli {
@@ -27,6 +28,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Write a model as a Hugging Face directory, or a Llama as a llama2.c checkpoint.
     Export(export::ExportArgs),
+    /// List the optimizations: name, where each is read, what it does (`--json` for tools).
+    Optimizations(optimizations::OptimizationsArgs),
 }
 
 /// `--model NAME|DIR|FILE.bin` and `--tokenizer FILE`, shared by every subcommand.
@@ -57,10 +60,17 @@ impl ModelArg {
 /// `--opt NAME=on|off` (repeatable) on top of `SMALLMIND_OPT`, on top of "all on".
 #[derive(Debug, Args)]
 pub struct OptArgs {
-    /// Turn an optimization on or off: tensor-pool, batched-matmul, fused-softmax, kv-cache, or
-    /// all (e.g. `--opt kv-cache=off`); repeatable, applied after SMALLMIND_OPT.
-    #[arg(long = "opt", value_name = "NAME=on|off")]
+    // The help names every row of the optimizations table: see `opt_help`.
+    #[arg(long = "opt", value_name = "NAME=on|off", help = opt_help())]
     pub opt: Vec<String>,
+}
+
+/// `--opt`'s help, naming every row of the optimizations table.
+fn opt_help() -> String {
+    format!(
+        "Turn an optimization on or off: {}, or all (e.g. `--opt kv-cache=off`); repeatable, applied after SMALLMIND_OPT",
+        Optimization::valid_names()
+    )
 }
 
 impl OptArgs {
@@ -147,5 +157,6 @@ pub fn run() -> Result<()> {
         Command::Bench(args) => bench::run(*args),
         Command::Info(args) => info::run(args),
         Command::Export(args) => export::run(args),
+        Command::Optimizations(args) => optimizations::run(args),
     }
 }

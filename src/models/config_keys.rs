@@ -5,8 +5,8 @@
 //! reported as unknown (a new transformers release adds keys; the user must see that the engine
 //! did not read them).
 //!
-//! The tables here are the one declaration: the readers (`checkpoint.rs` for GPT-2,
-//! `hf_llama.rs` for Llama) audit a file against them, and README.md's tables are rendered from
+//! The tables here are the one declaration: the readers (`gpt2/hf.rs` for GPT-2,
+//! `llama/hf.rs` for Llama) audit a file against them, and README.md's tables are rendered from
 //! them by [`markdown_table`] (a test checks that README.md holds exactly that text).
 
 use crate::error::{Error, Result};

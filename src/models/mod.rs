@@ -1,19 +1,24 @@
-//! Models: GPT-2 and Llama, each reading like its paper; [`Model`], which lets the generation
-//! loop and the tools run either; built-in presets; checkpoint loading and writing.
+//! Models: GPT-2 (`gpt2/`) and Llama (`llama/`), each reading like its paper and owning its
+//! config and file formats; [`Model`], which lets the generation loop and the tools run either;
+//! built-in presets; the loader of `--model` (`checkpoint.rs`); what both families' files share
+//! (`safetensors_io.rs`, `model_dir.rs`, `config_keys.rs`, `footprint.rs`).
+//!
+//! Siblings never import each other in a cycle (tests/tidy.rs): the family folders use the
+//! shared modules, `presets` uses the families, and `checkpoint` uses them all.
 
 pub mod checkpoint;
-pub mod config;
 pub mod config_keys;
+pub mod footprint;
 pub mod gpt2;
-pub mod hf_llama;
 pub mod llama;
-pub mod llama2c;
+pub mod model_dir;
 pub mod presets;
+pub mod safetensors_io;
 
-pub use config::Gpt2Config;
 pub use gpt2::Gpt2;
+pub use gpt2::config::Gpt2Config;
 pub use llama::Llama;
-pub use llama2c::LlamaConfig;
+pub use llama::config::LlamaConfig;
 
 use crate::layers::{Ctx, KvCache, KvSource};
 

@@ -29,10 +29,12 @@
 //! `wv`, `wo`, `w1`, `w3` N(0, 1/n_in); `w2` N(0, 1/hidden_dim); a separate classifier N(0, 1/dim).
 
 use super::Model;
-use super::config::Gpt2Config;
-use super::gpt2::{Gpt2, TensorSpec};
+use super::gpt2::Gpt2;
+use super::gpt2::config::Gpt2Config;
 use super::llama::Llama;
-use super::llama2c::{LLAMA2C_NORM_EPS, LLAMA2C_ROPE_THETA, LlamaConfig, LlamaWeights};
+use super::llama::config::{LLAMA2C_NORM_EPS, LLAMA2C_ROPE_THETA, LlamaConfig};
+use super::llama::llama2c::LlamaWeights;
+use super::safetensors_io::TensorSpec;
 use crate::tokenizer::llama2c::Llama2cTokenizer;
 use crate::tokenizer::{SMALLMIND_VOCAB, Tokenizer};
 use rand::{Rng, SeedableRng};

@@ -9,7 +9,7 @@
 //!
 //! This module owns the format and the algorithm; which model uses it is the loader's business.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -45,7 +45,7 @@ impl Llama2cTokenizer {
 
     /// Reads `vocab_size` tokens from a `tokenizer.bin` at `path`.
     pub fn read(path: &Path, vocab_size: usize) -> Result<Llama2cTokenizer> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).reading(path)?;
         Self::parse(&bytes, vocab_size)
             .map_err(|reason| Error::Tokenizer { path: path.to_path_buf(), reason })
     }

@@ -3,7 +3,7 @@
 
 pub mod llama2c;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use std::path::Path;
 
 /// SmallMind's benchmark vocabulary: 50 characters (its tokenizer skips every other character).
@@ -39,7 +39,7 @@ impl Tokenizer {
     /// [`Error::Io`], or [`Error::Tokenizer`] with one line saying what is wrong.
     pub fn from_hf_file(path: &Path) -> Result<Self> {
         let bad = |reason: String| Error::Tokenizer { path: path.to_path_buf(), reason: one_line(&reason) };
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).reading(path)?;
         let json: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| bad(format!("not valid JSON: {e}")))?;
         let parsed = std::panic::catch_unwind(|| serde_json::from_value::<tokenizers::Tokenizer>(json));

@@ -1,80 +1,10 @@
-//! The capability probe: what this machine can do now, measured in well under a second, at the
-//! start and the end of every `smallmind bench` run. A CPU's name does not say it (two hosts of
-//! one model string differed 3x in memory bandwidth here, SMALLMIND_FACTS.md's "different
-//! machines" lesson), so the figures a decode is bound by are measured beside every timing:
-//!
-//! - **memory bandwidth**: a STREAM-style triad `a[i] = b[i] + s * c[i]` on one core, over three
-//!   arrays each at least 4x the last-level cache (STREAM's rule), best of several passes,
-//!   counting 12 bytes per element as STREAM does (write-allocate traffic not counted);
-//! - **LLC bandwidth**: the same triad over arrays that fit together in half the last-level
-//!   cache but not in L2;
-//! - **FMA peak**: f32 fused multiply-adds per second of one core, twelve independent
-//!   accumulators of the widest vectors this CPU runs (the kernels' own dispatch).
-//!
-//! `SMALLMIND_PROBE` replaces or scales the readings, for tests only (see [`PROBE_ENV`]).
+//! The probe's measurement: the triads and the FMA peak on this core, or what
+//! `SMALLMIND_PROBE` puts in their place ([`super::PROBE_ENV`]).
 
+use super::{PROBE_ENV, ProbeReading, ProbeReport};
 use crate::error::{Error, Result};
 use crate::kernels::simd_dispatch;
-use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
-
-/// Test-only: `scale=F` multiplies every measured reading by F (`scale=0.33` stands for a
-/// machine with a third of the bandwidth); `fixed=TRIAD,LLC,FMA` replaces them (GB/s, GB/s,
-/// GFLOP/s) without measuring. A results file records that the readings were not measured.
-pub const PROBE_ENV: &str = "SMALLMIND_PROBE";
-
-/// One reading of the probe.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ProbeReading {
-    /// STREAM triad over arrays far larger than the last-level cache, one core, GB/s (1e9 B/s).
-    pub triad_gb_s: f64,
-    /// The same triad over arrays resident in the last-level cache, one core, GB/s.
-    pub llc_triad_gb_s: f64,
-    /// f32 FMA throughput of one core, GFLOP/s (2 FLOP per FMA).
-    pub fma_gflop_s: f64,
-    /// Wall time the reading took, ms.
-    pub took_ms: f64,
-}
-
-/// The probe at the start and the end of a run, and how far they drifted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProbeReport {
-    pub start: ProbeReading,
-    pub end: ProbeReading,
-    /// `measured`, or what `SMALLMIND_PROBE` made of the readings (`scale=0.33`, `fixed=...`).
-    pub source: String,
-    /// Bytes of each array of the memory triad.
-    pub triad_array_bytes: usize,
-    /// Bytes of each array of the LLC triad.
-    pub llc_array_bytes: usize,
-}
-
-impl ProbeReport {
-    /// The largest relative change of any reading from start to end (0.05 = 5%): how much the
-    /// machine itself moved while the run was measured.
-    pub fn drift(&self) -> f64 {
-        let rel = |a: f64, b: f64| if a > 0.0 { (b - a).abs() / a } else { 0.0 };
-        let (s, e) = (&self.start, &self.end);
-        rel(s.triad_gb_s, e.triad_gb_s)
-            .max(rel(s.llc_triad_gb_s, e.llc_triad_gb_s))
-            .max(rel(s.fma_gflop_s, e.fma_gflop_s))
-    }
-
-    /// The mean of the start and end memory bandwidth, GB/s: the roofline's denominator.
-    pub fn triad_gb_s(&self) -> f64 {
-        (self.start.triad_gb_s + self.end.triad_gb_s) / 2.0
-    }
-
-    /// The mean of the start and end LLC bandwidth, GB/s.
-    pub fn llc_triad_gb_s(&self) -> f64 {
-        (self.start.llc_triad_gb_s + self.end.llc_triad_gb_s) / 2.0
-    }
-
-    /// The mean of the start and end FMA peak, GFLOP/s.
-    pub fn fma_gflop_s(&self) -> f64 {
-        (self.start.fma_gflop_s + self.end.fma_gflop_s) / 2.0
-    }
-}
 
 /// What `SMALLMIND_PROBE` asks for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -311,20 +241,6 @@ fn fma_portable(acc: &mut [[f32; FMA_LANES]; FMA_CHAINS], iterations: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn drift_is_the_largest_relative_change() {
-        let r = |t, l, f| ProbeReading { triad_gb_s: t, llc_triad_gb_s: l, fma_gflop_s: f, took_ms: 1.0 };
-        let report = ProbeReport {
-            start: r(10.0, 100.0, 50.0),
-            end: r(9.0, 101.0, 50.0),
-            source: "measured".into(),
-            triad_array_bytes: 0,
-            llc_array_bytes: 0,
-        };
-        assert!((report.drift() - 0.1).abs() < 1e-12);
-        assert!((report.triad_gb_s() - 9.5).abs() < 1e-12);
-    }
 
     #[test]
     fn the_kernels_compute_what_they_say() {

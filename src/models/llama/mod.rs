@@ -3,15 +3,20 @@
 //!
 //! This file owns the model's weights, their conversion from and to llama2.c's tensor layout,
 //! and the forward pass; it reads no optimization itself (the layers and the generation loop
-//! do). The checkpoint formats are `llama2c.rs` (llama2.c's `.bin`) and `hf_llama.rs`
-//! (Hugging Face directories).
+//! do). Its shape is `config.rs`; the checkpoint formats are `llama2c.rs` (llama2.c's `.bin`)
+//! and `hf.rs` (Hugging Face directories).
 
-use super::llama2c::{LlamaConfig, LlamaWeights};
+pub mod config;
+pub mod hf;
+pub mod llama2c;
+
 use crate::error::{Error, Result};
 use crate::kernels::{self, matmul, rope::RopeTable};
 use crate::layers::{
     Ctx, GroupedQueryAttention, KvCache, KvSource, RmsNorm, SwiGlu, TransposedLinear, Weights, aligned,
 };
+use config::LlamaConfig;
+use llama2c::LlamaWeights;
 
 /// A Llama model's weights, ready to run.
 #[derive(Debug, Clone, PartialEq)]

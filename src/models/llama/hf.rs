@@ -8,13 +8,14 @@
 //! permuted to suit; loading reorders them onto llama2.c's adjacent pairs
 //! ([`rope::rotate_half_rows_to_adjacent_pairs`]), writing reorders them back.
 
-use super::checkpoint::{self, CONFIG_FILE, WEIGHTS_FILE};
-use super::config_keys;
-use super::gpt2::TensorSpec;
-use super::llama::Llama;
-use super::llama2c::{LlamaConfig, LlamaWeights};
+use super::Llama;
+use super::config::LlamaConfig;
+use super::llama2c::LlamaWeights;
 use crate::error::{Error, Result};
 use crate::kernels::rope;
+use crate::models::config_keys;
+use crate::models::model_dir::{CONFIG_FILE, write_model_dir};
+use crate::models::safetensors_io::{self as st_io, TensorSpec, WEIGHTS_FILE};
 use crate::tokenizer::Tokenizer;
 use safetensors::{Dtype, SafeTensors};
 use std::path::Path;
@@ -26,7 +27,7 @@ pub fn is_llama_dir(dir: &Path) -> Result<bool> {
     if !path.is_file() {
         return Ok(false);
     }
-    let json: serde_json::Value = serde_json::from_slice(&checkpoint::read(&path)?)
+    let json: serde_json::Value = serde_json::from_slice(&st_io::read(&path)?)
         .map_err(|e| Error::BadConfigJson { path: path.clone(), reason: e.to_string() })?;
     // `model_type` decides when present (the GPT-2 reader refuses any other than gpt2, naming
     // it); without it, the architectures do.
@@ -87,7 +88,7 @@ const DEFAULT_ROPE_THETA: f64 = 10000.0;
 /// changes the forward pass in a way smallmind does not implement (named), or an invalid shape.
 pub fn read_config(path: &Path) -> Result<(LlamaConfig, Vec<String>)> {
     let bad = |reason: String| Error::BadConfigJson { path: path.to_path_buf(), reason };
-    let bytes = checkpoint::read(path)?;
+    let bytes = st_io::read(path)?;
     let keys: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     let mut unknown = config_keys::audit(path, &keys, &[config_keys::COMMON_KEYS, config_keys::LLAMA_KEYS])?;
@@ -225,13 +226,13 @@ pub fn tensor_specs(c: &LlamaConfig) -> Vec<TensorSpec> {
 /// equal to the embedding under a tied classifier.
 pub fn load_dir(dir: &Path) -> Result<(Llama, Vec<String>)> {
     let (c, mut warnings) = read_config(&dir.join(CONFIG_FILE))?;
-    let path = checkpoint::weights_path(dir)?;
-    let bytes = checkpoint::read(&path)?;
-    checkpoint::require_room_for(&path, bytes.len(), c.checked_parameter_count())?;
+    let path = st_io::weights_path(dir)?;
+    let bytes = st_io::read(&path)?;
+    st_io::require_room_for(&path, bytes.len(), c.checked_parameter_count())?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::Safetensors { path: path.clone(), reason: e.to_string() })?;
     let specs = tensor_specs(&c);
-    let mut tensors = specs.iter().map(|spec| checkpoint::read_tensor(&st, &path, spec));
+    let mut tensors = specs.iter().map(|spec| st_io::read_tensor(&st, &path, spec));
     let mut next = || tensors.next().expect("a spec per tensor");
     let (hs, d) = (c.head_size(), c.dim);
     let mut w = LlamaWeights {
@@ -268,8 +269,7 @@ pub fn load_dir(dir: &Path) -> Result<(Llama, Vec<String>)> {
         .map(|i| (1.0 / f64::from(c.rope_theta).powf((2 * i) as f64 / hs as f64)) as f32)
         .collect();
     let unread = st.names().into_iter().filter(|name| {
-        let agrees =
-            |values: &[f32]| st.tensor(name).is_ok_and(|view| checkpoint::same_values(&view, values));
+        let agrees = |values: &[f32]| st.tensor(name).is_ok_and(|view| st_io::same_values(&view, values));
         // Stored in the checkpoint's dtype: agreement within its precision.
         let close = |values: &[f32]| {
             st.tensor(name).ok().is_some_and(|view| {
@@ -278,7 +278,7 @@ pub fn load_dir(dir: &Path) -> Result<(Llama, Vec<String>)> {
                     Dtype::BF16 => 8e-3,
                     _ => 1e-5,
                 };
-                checkpoint::decode_f32(view.dtype(), view.data()).is_some_and(|stored| {
+                st_io::decode_f32(view.dtype(), view.data()).is_some_and(|stored| {
                     stored.len() == values.len()
                         && stored
                             .iter()
@@ -291,14 +291,14 @@ pub fn load_dir(dir: &Path) -> Result<(Llama, Vec<String>)> {
             || (*name == "lm_head.weight" && c.shared_classifier && agrees(&w.token_embedding));
         !(harmless || specs.iter().any(|s| s.name == *name))
     });
-    warnings.extend(checkpoint::unread_tensors_warning(&path, unread.map(str::to_string).collect()));
+    warnings.extend(st_io::unread_tensors_warning(&path, unread.map(str::to_string).collect()));
     Ok((Llama::from_weights(w)?, warnings))
 }
 
 /// Writes `model` and its tokenizer (`tokenizer.json`, or llama2.c's `tokenizer.bin`) as a
 /// Hugging Face Llama directory (created if needed); each file goes to a temporary name first
-/// and is renamed, after every destination was checked ([`checkpoint::check_destination`]). A weight that `dtype` cannot hold is refused before
-/// anything is written (see [`checkpoint::encode_safetensors`]).
+/// and is renamed, after every destination was checked ([`crate::models::model_dir::check_destination`]). A weight that `dtype` cannot hold is refused before
+/// anything is written (see [`st_io::encode_safetensors`]).
 pub fn export_dir(model: &Llama, tokenizer: Option<&Tokenizer>, dir: &Path, dtype: Dtype) -> Result<()> {
     let c = &model.config;
     let (hs, d) = (c.head_size(), c.dim);
@@ -320,6 +320,6 @@ pub fn export_dir(model: &Llama, tokenizer: Option<&Tokenizer>, dir: &Path, dtyp
     data.extend(model.classifier.as_deref().map(<[f32]>::to_vec));
     let tensors: Vec<(TensorSpec, &[f32])> =
         tensor_specs(c).into_iter().zip(data.iter().map(Vec::as_slice)).collect();
-    let weights = checkpoint::encode_safetensors(&tensors, dtype, &dir.join(WEIGHTS_FILE))?;
-    checkpoint::write_model_dir(dir, weights, config_json(c), tokenizer)
+    let weights = st_io::encode_safetensors(&tensors, dtype, &dir.join(WEIGHTS_FILE))?;
+    write_model_dir(dir, weights, config_json(c), tokenizer)
 }

@@ -1,61 +1,23 @@
-//! Time per phase of the forward pass, from the engine's `tracing` spans, and the tracing-chrome
-//! trace of the same spans.
-//!
-//! The engine opens a `trace`-level span around each phase (see [`PHASES`]) and one around each
-//! whole forward pass ([`FORWARD`]). Until [`install`] runs, no subscriber exists and each span
-//! costs one relaxed load of tracing's global level filter: that is how the measured iterations
-//! run. [`install`] sets, once per process, a global subscriber that is off until switched to
-//! one of two modes between operations: timing phases ([`PhaseTimer::start`]) or recording a
-//! chrome trace ([`Trace::start`]). A global subscriber, not a scoped one, because with
-//! `--threads` above 1 the engine runs on a rayon worker thread.
-//!
-//! This module does not decide when phases are timed; `bench::run` does.
+//! The global `tracing` subscriber behind [`super`]: off, timing phases ([`PhaseTimer`]), or
+//! handing spans to the chrome trace ([`Trace`], with the `profilers` feature only).
 
+use super::{FORWARD, PHASES};
 use std::cell::RefCell;
-use std::io::Write;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, mpsc};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tracing::level_filters::LevelFilter;
 use tracing::subscriber::{Interest, Subscriber};
 use tracing::{Dispatch, Metadata, span};
-use tracing_subscriber::layer::SubscriberExt;
-
-/// The phases the engine's spans name, in the order of a forward pass; sampling follows it.
-/// GPT-2 normalises with `layernorm`, Llama with `rmsnorm` and rotates q and k in `rope`.
-pub const PHASES: [&str; 12] = [
-    "embedding",
-    "layernorm",
-    "rmsnorm",
-    "qkv_projection",
-    "rope",
-    "attention_scores",
-    "softmax",
-    "attention_values",
-    "output_projection",
-    "mlp",
-    "lm_head",
-    "sampling",
-];
-
-/// The span around one whole forward pass (embedding to logits), the denominator of the shares.
-pub const FORWARD: &str = "forward";
-
-/// The phases SmallMind's plan calls "attention" (45% of the forward pass before, 15% after):
-/// scores, softmax and the weighted sum of values; the projections are counted apart.
-pub const ATTENTION: [&str; 3] = ["attention_scores", "softmax", "attention_values"];
+#[cfg(feature = "profilers")]
+use {std::io::Write, std::sync::mpsc, tracing_subscriber::layer::SubscriberExt};
 
 /// Installs the global subscriber if it is not installed yet. Fails if another global
 /// subscriber was set first (by the embedding program).
 pub fn install() -> Result<(), String> {
     let mut result = Ok(());
     INSTALLED.get_or_init(|| {
-        let (chrome, guard) = tracing_chrome::ChromeLayerBuilder::new()
-            .writer(std::io::sink())
-            .include_args(false)
-            .include_locations(false)
-            .build();
-        let chrome = Dispatch::new(tracing_subscriber::registry().with(chrome));
+        let (chrome, guard) = chrome_layer();
         if let Err(e) = tracing::subscriber::set_global_default(Switch { chrome }) {
             result = Err(format!("cannot install the tracing subscriber: {e}"));
         }
@@ -102,12 +64,37 @@ impl PhaseTimer {
     }
 }
 
+/// The chrome trace's layer, idle (writing to a sink) until a [`Trace`] starts.
+#[cfg(feature = "profilers")]
+fn chrome_layer() -> (Dispatch, ChromeGuard) {
+    let (chrome, guard) = tracing_chrome::ChromeLayerBuilder::new()
+        .writer(std::io::sink())
+        .include_args(false)
+        .include_locations(false)
+        .build();
+    (Dispatch::new(tracing_subscriber::registry().with(chrome)), guard)
+}
+
+/// Without the `profilers` feature there is no chrome trace: a subscriber that takes nothing.
+#[cfg(not(feature = "profilers"))]
+fn chrome_layer() -> (Dispatch, ChromeGuard) {
+    (Dispatch::none(), ())
+}
+
+/// What flushes the chrome trace (nothing without the `profilers` feature).
+#[cfg(feature = "profilers")]
+type ChromeGuard = tracing_chrome::FlushGuard;
+#[cfg(not(feature = "profilers"))]
+type ChromeGuard = ();
+
 /// A chrome trace being recorded into a writer.
+#[cfg(feature = "profilers")]
 #[derive(Debug)]
 pub struct Trace {
     done: mpsc::Receiver<()>,
 }
 
+#[cfg(feature = "profilers")]
 impl Trace {
     /// Starts recording the engine's spans into `writer`. Call [`install`] first.
     pub fn start(writer: Box<dyn Write + Send>) -> Trace {
@@ -127,7 +114,7 @@ impl Trace {
     }
 }
 
-static INSTALLED: OnceLock<Mutex<tracing_chrome::FlushGuard>> = OnceLock::new();
+static INSTALLED: OnceLock<Mutex<ChromeGuard>> = OnceLock::new();
 /// What the global subscriber does with spans now; switched only between operations, when no
 /// engine span is open.
 static MODE: AtomicU8 = AtomicU8::new(OFF_MODE);
@@ -142,7 +129,8 @@ thread_local! {
     static OPEN: RefCell<Vec<(usize, Instant)>> = RefCell::new(Vec::with_capacity(16));
 }
 
-fn with_guard(f: impl FnOnce(&tracing_chrome::FlushGuard)) {
+#[cfg(feature = "profilers")]
+fn with_guard(f: impl FnOnce(&ChromeGuard)) {
     let guard = INSTALLED.get().expect("phases::install runs before a trace starts");
     f(&guard.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
 }
@@ -166,7 +154,7 @@ fn phase_index(name: &str) -> Option<usize> {
 /// file). Spans nest and are exited in LIFO order on each thread (entered guards), so the stack
 /// pairs them.
 ///
-/// [`PhaseReport::overhead_ratio`]: super::results::PhaseReport::overhead_ratio
+/// [`PhaseReport::overhead_ratio`]: crate::bench::results::PhaseReport::overhead_ratio
 struct Switch {
     chrome: Dispatch,
 }
@@ -258,11 +246,13 @@ impl Subscriber for Switch {
 
 /// Passes writes through and signals when dropped: tracing-chrome drops the old writer once the
 /// trace in it is complete.
+#[cfg(feature = "profilers")]
 struct NotifyOnDrop {
     inner: Box<dyn Write + Send>,
     done: mpsc::Sender<()>,
 }
 
+#[cfg(feature = "profilers")]
 impl Write for NotifyOnDrop {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.inner.write(buf)
@@ -273,6 +263,7 @@ impl Write for NotifyOnDrop {
     }
 }
 
+#[cfg(feature = "profilers")]
 impl Drop for NotifyOnDrop {
     fn drop(&mut self) {
         let _ = self.inner.flush();

@@ -2,12 +2,16 @@
 //!
 //! This file owns the weights and the forward pass; it reads no optimization itself (the layers
 //! and the generation loop do). Names follow the checkpoint (`wte`, `wpe`, `h.N.ln_1`, ...), so
-//! loading maps one-to-one.
+//! loading maps one-to-one. Its shape is `config.rs`; the Hugging Face directory format is `hf.rs`.
 
-use super::config::Gpt2Config;
+pub mod config;
+pub mod hf;
+
 use crate::kernels::{self, matmul};
 pub use crate::layers::KvSource;
 use crate::layers::{CausalSelfAttention, Ctx, KvCache, LayerNorm, Linear, Mlp};
+use crate::models::safetensors_io::TensorSpec;
+use config::Gpt2Config;
 
 /// A GPT-2 model's weights.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,13 +92,6 @@ impl Gpt2 {
     pub fn weight_bytes(&self) -> usize {
         self.config.parameter_count().saturating_mul(size_of::<f32>())
     }
-}
-
-/// The name and shape of one checkpoint tensor (Hugging Face GPT-2 names, without a prefix).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TensorSpec {
-    pub name: String,
-    pub shape: Vec<usize>,
 }
 
 impl Gpt2 {

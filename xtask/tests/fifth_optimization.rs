@@ -3,14 +3,18 @@
 //! lattice runs it, and the reports show it, through the engine's one table.
 //!
 //! The harness must be compiled with the entry too (it reads results with the engine's types), so
-//! in a plain `cargo test` the test here runs this file again with the feature on, in the same
-//! target directory; the engine it measures is built with the feature by `--engine-features`.
+//! in a plain `cargo test` the test here runs this file again with the feature on, in a target
+//! directory of its own (`target/fifth-optimization/`: built there, the harness with the entry
+//! would replace the `xtask` binary the other tests run). The engine it measures is built with
+//! the feature by `--engine-features`, in the workspace's `target/engine-features/`.
 
 #[cfg(not(feature = "test-fifth-optimization"))]
 #[test]
 fn a_fifth_optimization_is_picked_up_with_no_edit_in_the_harness() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = std::process::Command::new(cargo)
+        .env("CARGO_TARGET_DIR", xtask::paths::target_dir().join("fifth-optimization"))
+        .env("XTASK_ENGINE_TARGET_DIR", xtask::paths::target_dir())
         .args(["test", "--package", "xtask", "--features", "test-fifth-optimization"])
         .args(["--test", "fifth_optimization", "--", "--exact", "with_the_fifth_optimization"])
         .current_dir(xtask::project_root())
@@ -76,6 +80,9 @@ optimizations = { test-noop = false }
     let xtask = |args: &[&str], root: &Path| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
         cmd.args(args).args(["--engine-features", "test-fifth-optimization"]);
+        if let Some(dir) = std::env::var_os("XTASK_ENGINE_TARGET_DIR") {
+            cmd.env("CARGO_TARGET_DIR", dir);
+        }
         for dir in ["experiments", "reports", "baselines"] {
             cmd.arg(format!("--{dir}-dir")).arg(root.join(dir));
         }
@@ -94,6 +101,9 @@ optimizations = { test-noop = false }
     // The engine without the entry is refused: its table is not the harness's.
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
     cmd.args(["experiment", "fifth", "--quick", "--no-profiles"]);
+    if let Some(dir) = std::env::var_os("XTASK_ENGINE_TARGET_DIR") {
+        cmd.env("CARGO_TARGET_DIR", dir);
+    }
     for dir in ["experiments", "reports", "baselines"] {
         cmd.arg(format!("--{dir}-dir")).arg(root.join(dir));
     }

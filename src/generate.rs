@@ -153,7 +153,13 @@ impl<'m> Session<'m> {
             cache.len = 0;
         }
         for step in 0..max_new {
+            #[cfg(feature = "test-slow-decode")]
+            let step_start = Instant::now();
             self.next_logits(&tokens, &mut logits);
+            #[cfg(feature = "test-slow-decode")]
+            if step > 0 {
+                slow_down(step_start.elapsed());
+            }
             finite_check(self.opts)(&logits, step, tokens.len() - 1)?;
             let id = {
                 let _span = tracing::trace_span!("sampling").entered();
@@ -187,6 +193,17 @@ impl<'m> Session<'m> {
             let window = &tokens[tokens.len().saturating_sub(n_ctx)..];
             self.model.forward(&ctx, window, 0, KvSource::Recompute, logits);
         }
+    }
+}
+
+/// Test-only (the `test-slow-decode` feature): a known 10% slowdown of decode, output unchanged,
+/// for measuring how often `cargo xtask check` catches one. Spins for a ninth of the step's
+/// forward time, so decode tok/s falls to 0.9 of the engine's.
+#[cfg(feature = "test-slow-decode")]
+fn slow_down(forward: std::time::Duration) {
+    let until = Instant::now() + forward / 9;
+    while Instant::now() < until {
+        std::hint::spin_loop();
     }
 }
 

@@ -87,8 +87,14 @@ impl Environment {
 }
 
 impl Environment {
+    /// The build's features but the test-only ones (those change the code under test, not the
+    /// machine or the build's cost).
+    pub fn machine_features(&self) -> Vec<&str> {
+        self.features.iter().map(String::as_str).filter(|f| !TEST_ONLY_FEATURES.contains(f)).collect()
+    }
+
     /// Whether absolute figures from `self` and `other` may be compared: same machine, OS,
-    /// compiler and build settings (commit and time may differ).
+    /// compiler and build settings (commit and time may differ; test-only features may too).
     pub fn comparable_with(&self, other: &Environment) -> bool {
         self.cpu_model == other.cpu_model
             && self.logical_cores == other.logical_cores
@@ -96,7 +102,7 @@ impl Environment {
             && self.kernel == other.kernel
             && self.rustc == other.rustc
             && self.build_profile == other.build_profile
-            && self.features == other.features
+            && self.machine_features() == other.machine_features()
             && self.target_cpu == other.target_cpu
             && self.simd_level == other.simd_level
     }
@@ -244,13 +250,21 @@ fn parse_size(text: &str) -> Option<u64> {
     n.checked_mul(scale)
 }
 
+/// The test-only cargo features: each changes the code under test on purpose (a slowed kernel,
+/// a slowed decode, a fifth table entry), never the machine. Results record them, so that a
+/// report or baseline made with one says so.
+pub const TEST_ONLY_FEATURES: [&str; 3] =
+    ["slow-fused-softmax", "test-fifth-optimization", "test-slow-decode"];
+
 #[cfg(feature = "engine")]
 fn features() -> Vec<String> {
-    let mut features = Vec::new();
-    if cfg!(feature = "dhat-heap") {
-        features.push("dhat-heap".to_string());
-    }
-    features
+    let enabled = [
+        ("dhat-heap", cfg!(feature = "dhat-heap")),
+        ("slow-fused-softmax", cfg!(feature = "slow-fused-softmax")),
+        ("test-fifth-optimization", cfg!(feature = "test-fifth-optimization")),
+        ("test-slow-decode", cfg!(feature = "test-slow-decode")),
+    ];
+    enabled.into_iter().filter(|&(_, on)| on).map(|(name, _)| name.to_string()).collect()
 }
 
 #[cfg(feature = "engine")]

@@ -93,9 +93,15 @@ fn facts(md: &mut String, a: &Analysis) {
         env.kernel,
         env.simd_level
     );
+    // Only a build with features names them (a test-only one changes what is measured).
+    let features = if env.features.is_empty() {
+        String::new()
+    } else {
+        format!(", features **{}**", env.features.join(", "))
+    };
     let _ = writeln!(
         md,
-        "| build | {}, profile `{}`, target-cpu {} |",
+        "| build | {}, profile `{}`, target-cpu {}{features} |",
         env.rustc, env.build_profile, env.target_cpu
     );
     if !env.hardware.vendor.is_empty() {

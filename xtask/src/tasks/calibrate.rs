@@ -74,7 +74,8 @@ fn measure_sessions(
     sessions: usize,
 ) -> Result<NoiseFloors> {
     let options = RunOptions { quick: options.iterations.is_none(), no_profiles: true, ..options };
-    let prepared = Prepared::new("calibrate", Plan::new(name, experiment.clone()), options.clone())?;
+    let plan = Plan::new(name, super::check::as_checked(experiment.clone()));
+    let prepared = Prepared::new("calibrate", plan, options.clone())?;
     let command =
         command_line("check", name, &RunOptions { quick: false, no_profiles: false, ..options }, &[]);
     let mut runs = Vec::new();

@@ -15,7 +15,7 @@ use crate::analysis::baseline::{self, BaselineCheck, NoiseUse};
 use crate::analysis::machine::MachineSummary;
 use crate::error::{exit, is_untestable, usage};
 use crate::paths::Paths;
-use crate::plan::{Plan, at_label};
+use crate::plan::{Experiment, Plan, at_label};
 use crate::report::format::{percent, short, two};
 use crate::results::ExperimentResults;
 use crate::runner::RunOptions;
@@ -24,7 +24,7 @@ use anyhow::Result;
 /// Runs the check and returns the exit code.
 pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
     check_options(options)?;
-    let plan = Plan::new(name, load(name, paths)?);
+    let plan = Plan::new(name, as_checked(load(name, paths)?));
     let baseline_path = paths.baseline(name);
     if !baseline_path.is_file() {
         return Err(usage(format!(
@@ -84,6 +84,13 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
         results.rounds
     );
     Ok(if regressed > 0 { exit::FAILURE } else { exit::OK })
+}
+
+/// The experiment as `check` runs it: without the phase pass (it feeds no figure a check
+/// compares, and costs an op per process). Quick rounds and no profiles come from the options.
+pub fn as_checked(mut experiment: Experiment) -> Experiment {
+    experiment.measurement.phase_iterations = 0;
+    experiment
 }
 
 /// One line per busy machine, machine difference, compared figure and misfit.

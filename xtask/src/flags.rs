@@ -38,6 +38,10 @@ pub enum Task {
     Bisect(BisectArgs),
     /// The reference variant against itself: the noise floor and the detectable effect.
     Calibrate(CalibrateArgs),
+    /// This change against its base: both revisions' engines built and run interleaved on this
+    /// machine; writes reports/compare/BASE..HEAD/ (exit 3 when the head is slower beyond the
+    /// tolerance).
+    Compare(CompareArgs),
     /// List the experiments with their descriptions.
     List(DirArgs),
     /// Formatting check, clippy with warnings denied, and the whole test suite.
@@ -99,6 +103,44 @@ pub struct CalibrateArgs {
     pub sessions: usize,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The base revision (a commit, branch or tag: `main`, `HEAD~1`).
+    pub base: String,
+    /// The head revision (default: the working tree, uncommitted changes included).
+    pub head: Option<String>,
+    /// The experiment whose reference workload both run: experiments/NAME.toml.
+    #[arg(long, default_value = "smoke", value_name = "NAME")]
+    pub experiment: String,
+    /// Which toggle sets both revisions run: every optimization on, or the bisect lattice (and
+    /// which optimization's contribution changed).
+    #[arg(long, value_enum, default_value = "all")]
+    pub toggles: crate::tasks::compare::Toggles,
+    /// Fewer rounds (the experiment's measurement.quick_iterations).
+    #[arg(long)]
+    pub quick: bool,
+    /// Rounds, overriding the experiment file.
+    #[arg(long, value_name = "N")]
+    pub iterations: Option<usize>,
+    /// Build both engines with these cargo features (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "FEATURES")]
+    pub engine_features: Vec<String>,
+    #[command(flatten)]
+    pub dirs: DirArgs,
+}
+
+impl CompareArgs {
+    /// The options of the run.
+    pub fn options(&self) -> RunOptions {
+        RunOptions {
+            quick: self.quick,
+            iterations: self.iterations,
+            no_profiles: true,
+            engine_features: self.engine_features.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

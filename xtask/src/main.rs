@@ -19,6 +19,14 @@ fn main() -> ExitCode {
         }
         Some(Task::Baseline(a)) => tasks::experiment::run(&a.name, &a.options(), true, &a.dirs.paths()),
         Some(Task::Check(a)) => tasks::check::run(&a.name, &a.options(), &a.dirs.paths()),
+        Some(Task::Compare(a)) => tasks::compare::run(
+            &a.base,
+            a.head.as_deref(),
+            &a.experiment,
+            a.toggles,
+            &a.options(),
+            &a.dirs.paths(),
+        ),
         Some(Task::Bisect(a)) => {
             let r = &a.run;
             tasks::bisect::run(&r.name, &r.options(), &r.dirs.paths(), a.full, r.save_baseline).map(|page| {

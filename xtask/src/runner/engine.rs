@@ -20,6 +20,16 @@ pub struct Engine {
     pub release: PathBuf,
     /// The `dhat-heap` build, when a heap profile is asked for.
     pub dhat: Option<PathBuf>,
+    /// Per variant (by index), the binary that runs it when variants run different engines
+    /// (`compare`: two revisions); empty when every variant runs `release`.
+    pub per_variant: Vec<PathBuf>,
+}
+
+impl Engine {
+    /// The binary that runs variant `v`.
+    pub fn release_for(&self, v: usize) -> &Path {
+        self.per_variant.get(v).unwrap_or(&self.release)
+    }
 }
 
 /// Builds the engine in release (and the `dhat-heap` build when `with_dhat`) with the cargo
@@ -35,7 +45,7 @@ pub fn build(with_dhat: bool, features: &[String]) -> Result<Engine> {
     } else {
         None
     };
-    Ok(Engine { release, dhat })
+    Ok(Engine { release, dhat, per_variant: Vec::new() })
 }
 
 /// Builds the engine with `features`; gives its binary.
@@ -73,7 +83,7 @@ fn build_one(features: &[String]) -> Result<PathBuf> {
 /// Refuses an engine whose table of optimizations is not the harness's (the harness would set
 /// toggles the engine lacks, or leave one unset). An engine older than `smallmind optimizations`
 /// cannot say: that is said on one line, and the harness's table is assumed.
-fn check_table(binary: &Path) -> Result<()> {
+pub fn check_table(binary: &Path) -> Result<()> {
     let harness: Vec<&str> = Optimization::ALL.iter().map(|o| o.name()).collect();
     let output = Command::new(binary).args(["optimizations", "--json"]).output();
     let listed = output.ok().filter(|o| o.status.success()).and_then(|o| {

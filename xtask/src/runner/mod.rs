@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod engine;
 pub mod profiles;
+pub mod revision;
 
 use crate::error::PathContext;
 use crate::metrics::Metric;
@@ -156,11 +157,11 @@ fn check_correctness(
 ) -> Result<Correctness> {
     progress.say(format!("checking that every variant generates the same tokens{}", at(&point.point)));
     let mut checks = Vec::new();
-    for v in &point.variants {
+    for (i, v) in point.variants.iter().enumerate() {
         progress.bar.set_message(format!("correctness: {}", v.variant));
         let out = scratch.join(format!("p{p}-{}-check.json", v.variant));
         // Only measured rounds read the machine's probe: a check run's timings count for nothing.
-        let r = BenchCall::check(&v.workload, v.optimizations).run(&engine.release, &out)?;
+        let r = BenchCall::check(&v.workload, v.optimizations).run(engine.release_for(i), &out)?;
         environment.get_or_insert_with(|| r.environment.clone());
         checks.push((v.variant.clone(), r.output.generated_ids, r.output.digest));
         progress.bar.inc(1);
@@ -223,7 +224,8 @@ fn measure(
                 round + 1
             ));
             let out = scratch.join(format!("p{p}-{}-r{round}.json", variant.variant));
-            runs[v].push(measure_once(plan, point, variant, engine, &out, &correctness, (round, position))?);
+            let binary = engine.release_for(v);
+            runs[v].push(measure_once(plan, point, variant, binary, &out, &correctness, (round, position))?);
             progress.bar.inc(1);
         }
         if !rounds.adaptive || round + 1 < min {
@@ -270,7 +272,7 @@ fn measure_once(
     plan: &Plan,
     point: &PlannedPoint,
     variant: &crate::plan::Measured,
-    engine: &Engine,
+    binary: &Path,
     out: &Path,
     correctness: &Correctness,
     (round, position): (usize, usize),
@@ -283,7 +285,7 @@ fn measure_once(
         probe: true,
         ..BenchCall::check(&variant.workload, variant.optimizations)
     };
-    let r = call.run(&engine.release, out)?;
+    let r = call.run(binary, out)?;
     if r.output.digest != correctness.reference_digest {
         bail!(
             "WRONG OUTPUT{}: variant `{}` generated different tokens in round {} than in the correctness check",

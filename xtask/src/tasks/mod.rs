@@ -8,6 +8,7 @@ pub mod bisect;
 pub mod calibrate;
 pub mod check;
 pub mod ci;
+pub mod compare;
 pub mod experiment;
 pub mod list;
 pub mod report;

@@ -1,0 +1,130 @@
+//! `cargo xtask compare` on commits made for the test from `HEAD`: one whose engine has the
+//! test-only `slow-fused-softmax` feature on by default (the fused softmax made slow, output
+//! unchanged), one whose `tiny` preset has other weights (other tokens). They are written with
+//! `git commit-tree`, so no branch, index or working file changes; git collects them later.
+//!
+//! The slowed head is found (exit 3) and, with `--toggles lattice`, the fall is named as
+//! `fused-softmax`'s contribution; `HEAD` against itself is within tolerance and reuses the
+//! cached build; the head with other tokens is stopped by the gate.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const EXPERIMENT: &str = r#"
+description = "tiny, 64-token prompt, 64 new tokens (compare test)"
+[workload]
+model = "tiny"
+prompt_tokens = 64
+max_new_tokens = 64
+[measurement]
+warmup = 1
+iterations = 4
+quick_iterations = 3
+[profiles]
+flamegraph = false
+# The slowed fused softmax makes the engine several times slower; an unchanged one never moves 30%.
+[thresholds]
+noise_floor = 0.05
+regression = 0.3
+[[variant]]
+name = "all-off"
+reference = true
+optimizations = { all = false }
+[[variant]]
+name = "all-on"
+"#;
+
+/// `git ARGS` in the project, with `input` on stdin; its trimmed output.
+fn git(args: &[&str], input: Option<&str>) -> String {
+    let mut child = Command::new("git")
+        .args(args)
+        .current_dir(xtask::project_root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("git runs");
+    if let Some(input) = input {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "git {args:?} failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The tree `tree` with the file at `path` (components) replaced by blob `blob`.
+fn replace(tree: &str, path: &[&str], blob: &str) -> String {
+    let listing = git(&["ls-tree", tree], None);
+    let lines: Vec<String> = listing
+        .lines()
+        .map(|line| {
+            let (meta, name) = line.split_once('\t').unwrap();
+            if name != path[0] {
+                return line.to_string();
+            }
+            let object = meta.split_whitespace().nth(2).unwrap();
+            if path.len() == 1 {
+                format!("100644 blob {blob}\t{name}")
+            } else {
+                format!("040000 tree {}\t{name}", replace(object, &path[1..], blob))
+            }
+        })
+        .collect();
+    git(&["mktree"], Some(&(lines.join("\n") + "\n")))
+}
+
+/// A commit of `HEAD`'s tree with `file` edited by `edit`; its id.
+fn commit_with(file: &str, edit: impl Fn(&str) -> String) -> String {
+    let text = git(&["show", &format!("HEAD:{file}")], None);
+    let edited = edit(&text);
+    assert_ne!(edited, text, "the edit of {file} changes it");
+    let blob = git(&["hash-object", "-w", "--stdin"], Some(&edited));
+    let tree = replace("HEAD^{tree}", &file.split('/').collect::<Vec<_>>(), &blob);
+    git(&["commit-tree", &tree, "-p", "HEAD", "-m", &format!("compare test: {file} edited")], None)
+}
+
+fn compare(args: &[&str], root: &Path) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.arg("compare").args(args).args(["--experiment", "comparetest"]);
+    for dir in ["experiments", "reports", "baselines"] {
+        cmd.arg(format!("--{dir}-dir")).arg(root.join(dir));
+    }
+    cmd.output().expect("xtask runs")
+}
+
+fn text(out: &Output) -> String {
+    format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn compare_finds_a_slowed_head_names_the_toggle_and_stops_at_other_tokens() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    std::fs::create_dir_all(root.join("experiments")).unwrap();
+    std::fs::write(root.join("experiments/comparetest.toml"), EXPERIMENT).unwrap();
+    let head = git(&["rev-parse", "HEAD"], None);
+    let slowed = commit_with("Cargo.toml", |t| t.replace("default = [\"cli\"]", "default = [\"cli\", \"slow-fused-softmax\"]"));
+    let retuned = commit_with("src/models/presets.rs", |t| {
+        t.replacen("shape: Shape::Gpt2(gpt(256, 1024, 128, 4, 4, true)),\n            seed: 1,", "shape: Shape::Gpt2(gpt(256, 1024, 128, 4, 4, true)),\n            seed: 4242,", 1)
+    });
+
+    // HEAD against itself: within tolerance, and the second build comes from the cache.
+    let out = compare(&[&head, &head, "--quick"], root);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the engine built before"), "{}", text(&out));
+    let short = &head[..10];
+    let page = std::fs::read_to_string(root.join(format!("reports/compare/{short}..{short}/README.md"))).unwrap();
+    assert!(page.contains("identical tokens"), "{page}");
+
+    // The slowed head: a regression, in fused-softmax's contribution.
+    let out = compare(&[&head, &slowed, "--toggles", "lattice", "--iterations", "3"], root);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("the fall is in `fused-softmax`'s contribution") && stdout.contains("REGRESSED"), "{}", text(&out));
+
+    // Other weights, other tokens: stopped before any timing counts.
+    let out = compare(&[&head, &retuned, "--quick"], root);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outputs differ"), "{}", text(&out));
+}

@@ -41,8 +41,16 @@ pub enum NoiseUse {
     /// None are stored: every timed figure is judged by the tolerance.
     Absent,
     /// Used for every figure they calibrated: `commit`, `finished`, sessions and rounds of the
-    /// calibration.
-    Used { commit: String, finished: String, sessions: usize, rounds_per_session: usize },
+    /// calibration; whether the file records its plan (older files do not, so it could not be
+    /// checked), and how many timed figures it has no floor for (judged by the tolerance).
+    Used {
+        commit: String,
+        finished: String,
+        sessions: usize,
+        rounds_per_session: usize,
+        plan_unrecorded: bool,
+        uncalibrated: usize,
+    },
     /// Stored but not used, and why (another machine, another experiment).
     Ignored(String),
 }
@@ -90,29 +98,20 @@ pub fn check_against(
 ) -> BaselineCheck {
     let (noise, noise_use) = match noise {
         None => (None, NoiseUse::Absent),
-        Some(n) if n.experiment != now.experiment => {
-            (None, NoiseUse::Ignored(format!("they were calibrated for experiment `{}`", n.experiment)))
-        }
-        Some(n) => {
-            let same = super::machine::compare_machines(&super::machine::Machine::of(now), &n.machine);
-            if same.comparable {
+        Some(n) => match n.misfit(now) {
+            Some(reason) => (None, NoiseUse::Ignored(reason)),
+            None => {
                 let used = NoiseUse::Used {
                     commit: n.commit.clone(),
                     finished: n.finished.clone(),
                     sessions: n.sessions,
                     rounds_per_session: n.rounds_per_session,
+                    plan_unrecorded: n.plan.is_none(),
+                    uncalibrated: 0,
                 };
                 (Some(n), used)
-            } else {
-                (
-                    None,
-                    NoiseUse::Ignored(format!(
-                        "they were measured on another machine ({})",
-                        same.reasons.join("; ")
-                    )),
-                )
             }
-        }
+        },
     };
     let machine = super::machine::compare(now, baseline);
     let comparable = machine.comparable;
@@ -120,7 +119,7 @@ pub fn check_against(
     let structural = fit(&now.measured(), &baseline.measured());
     let fits =
         |point: &str, variant: &str| !structural.iter().any(|m| m.point == point && m.variant == variant);
-    let mut compare = Compare { tolerance, comparable, noise, rows: Vec::new(), figures: Vec::new() };
+    let mut compare = Compare { tolerance, comparable, noise, uncalibrated: 0, rows: Vec::new(), figures: Vec::new() };
     for point in &now.points {
         let Some(before_point) = baseline.points.iter().find(|p| p.point.label == point.point.label) else {
             continue;
@@ -152,7 +151,19 @@ pub fn check_against(
             .collect(),
         misfits: structural.into_iter().chain(compare.figures).collect(),
         same_run: now == baseline,
-        noise: noise_use,
+        noise: match noise_use {
+            NoiseUse::Used { uncalibrated: _, commit, finished, sessions, rounds_per_session, plan_unrecorded } => {
+                NoiseUse::Used {
+                    commit,
+                    finished,
+                    sessions,
+                    rounds_per_session,
+                    plan_unrecorded,
+                    uncalibrated: compare.uncalibrated,
+                }
+            }
+            other => other,
+        },
     }
 }
 
@@ -161,6 +172,8 @@ struct Compare<'a> {
     tolerance: f64,
     comparable: bool,
     noise: Option<&'a NoiseFloors>,
+    /// Timed figures judged while noise floors were used that had none of their own.
+    uncalibrated: usize,
     rows: Vec<BaselineRow>,
     figures: Vec<Misfit>,
 }
@@ -168,17 +181,21 @@ struct Compare<'a> {
 impl Compare<'_> {
     /// Whether a timed figure's `change` is a regression, and the calibrated cut that decided it.
     fn judge(
-        &self,
+        &mut self,
         point: &str,
         subject: &str,
         metric: Metric,
         is_speedup: bool,
         change: &Speedup,
     ) -> (bool, Option<f64>) {
-        match self.noise.and_then(|n| n.figure(point, subject, metric, is_speedup)) {
-            Some(f) => {
+        match self.noise.map(|n| n.figure(point, subject, metric, is_speedup)) {
+            Some(Some(f)) => {
                 let cut = f.cut(self.tolerance);
                 (change.point < 1.0 - cut, Some(cut))
+            }
+            Some(None) => {
+                self.uncalibrated += 1;
+                (change.high < 1.0 - self.tolerance, None)
             }
             None => (change.high < 1.0 - self.tolerance, None),
         }

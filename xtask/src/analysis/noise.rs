@@ -3,14 +3,16 @@
 //! processes) and, for every figure `check` compares with the baseline, estimates the spread of
 //! its log value from session to session. Stored beside the baseline
 //! (`baselines/NAME.noise.json`), they set how far a figure must fall before `check` calls it a
-//! regression: far enough that an unchanged engine is flagged at most 5% of the time.
+//! regression.
 //!
 //! The rule for a figure with spread σ (sd of ln value between sessions) and the experiment's
-//! tolerance τ (the smallest slowdown that must be caught, `thresholds.regression`): a session
-//! against the baseline differs by a log change of sd √2·σ when nothing changed, so the cut is
-//! `c = max(ln(1/(1-τ))/2, 1.645·√2·σ)`: halfway to the tolerance when the noise allows (a
-//! slowdown of τ is then caught as often as an unchanged engine is spared), and never closer to
-//! zero than the 95th percentile of the noise. The page and `check` say what that catches.
+//! tolerance τ (`thresholds.regression`): a session against the baseline differs by a log change
+//! of sd √2·σ when nothing changed, so the cut is `c = max(ln(1/(1-τ))/2, 1.645·√2·σ)`: halfway
+//! to the tolerance when the noise allows (a slowdown of τ is then caught as often as an
+//! unchanged engine is spared), and never closer to zero than the 95th percentile of the noise.
+//! That is per figure, under a normal approximation with σ known: σ comes from a few sessions,
+//! the baseline is one draw, and a check judges many figures, so a check's false-alarm rate is
+//! measured rather than promised (README, "A gate that does not cry wolf").
 
 use super::machine::Machine;
 use crate::metrics::Metric;
@@ -20,6 +22,10 @@ use serde::{Deserialize, Serialize};
 
 /// The version of the noise file's layout.
 pub const NOISE_SCHEMA_VERSION: u32 = 1;
+
+/// The fewest sessions whose spread is worth storing: with fewer, σ is too uncertain for a cut
+/// at the 95th percentile (at five, the t distribution's 95th percentile is 2.13, not 1.645).
+pub const MIN_SESSIONS: usize = 5;
 
 /// One-sided z for a 5% false-alarm rate.
 const Z_95: f64 = 1.644_854;
@@ -37,7 +43,27 @@ pub struct NoiseFloors {
     pub sessions: usize,
     /// Rounds per session (a check's quick rounds).
     pub rounds_per_session: usize,
+    /// What the sessions ran ([`plan_key`]): floors apply only to runs of the same plan.
+    /// (Absent in files written before it was recorded: then it cannot be checked, and that is
+    /// said.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
     pub figures: Vec<NoiseFigure>,
+}
+
+/// What a run ran, as one line: every variant's point, name, role, workload and toggles, and the
+/// ops per process. Two runs with the same key measured the same thing; rounds may differ.
+pub fn plan_key(r: &ExperimentResults) -> String {
+    let m = &r.spec.measurement;
+    let mut key = format!("warmup={} ops_per_run={}", m.warmup, m.ops_per_run);
+    for v in r.measured() {
+        let workload = serde_json::to_string(&v.workload).unwrap_or_default();
+        key.push_str(&format!(
+            "; {}|{}|{}|{}|{}",
+            v.point, v.variant, v.reference, workload, v.optimizations
+        ));
+    }
+    key
 }
 
 /// The between-session spread of one figure `check` compares.
@@ -89,6 +115,44 @@ pub fn figures_of(r: &ExperimentResults) -> Vec<(String, String, Metric, bool, f
 }
 
 impl NoiseFloors {
+    /// What is wrong with a file's figures, if anything: too few sessions, a spread that is not
+    /// a finite number at least 0.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.sessions < MIN_SESSIONS {
+            return Err(format!("{} sessions; noise floors need at least {MIN_SESSIONS}", self.sessions));
+        }
+        if self.rounds_per_session == 0 {
+            return Err("0 rounds per session".into());
+        }
+        match self.figures.iter().find(|f| !(f.sigma.is_finite() && f.sigma >= 0.0)) {
+            Some(f) => Err(format!("`{}` {}: σ {} is not a spread", f.subject, f.metric.name(), f.sigma)),
+            None => Ok(()),
+        }
+    }
+
+    /// Why these floors do not apply to `now`, if they do not: another experiment, fewer rounds
+    /// than the sessions had (cuts would be too tight), another plan, or another machine.
+    pub fn misfit(&self, now: &ExperimentResults) -> Option<String> {
+        if self.experiment != now.experiment {
+            return Some(format!("they were calibrated for experiment `{}`", self.experiment));
+        }
+        if now.rounds < self.rounds_per_session {
+            return Some(format!(
+                "this run has {} rounds, fewer than the {} of each calibrated session",
+                now.rounds, self.rounds_per_session
+            ));
+        }
+        if self.plan.as_ref().is_some_and(|p| *p != plan_key(now)) {
+            return Some(
+                "they were measured on another plan (workload, variants, toggles or ops per process changed); \
+                 re-run the calibration"
+                    .into(),
+            );
+        }
+        let same = super::machine::compare_machines(&Machine::of(now), &self.machine);
+        (!same.comparable).then(|| format!("they were measured on another machine ({})", same.reasons.join("; ")))
+    }
+
     /// The floors from `sessions` of one experiment (at least two).
     pub fn from_sessions(sessions: &[ExperimentResults]) -> Option<NoiseFloors> {
         let first = sessions.first()?;
@@ -127,6 +191,7 @@ impl NoiseFloors {
             machine: Machine::of(first),
             sessions: sessions.len(),
             rounds_per_session: first.rounds,
+            plan: Some(plan_key(first)),
             figures,
         })
     }

@@ -42,6 +42,18 @@ pub fn build(with_dhat: bool, features: &[String]) -> Result<Engine> {
 fn build_one(features: &[String]) -> Result<PathBuf> {
     let dir = (!features.is_empty()).then(|| target_dir().join("engine-features"));
     let dir = dir.as_deref();
+    // Two builds with other features share the folder: the lock keeps one's copy from taking the
+    // other's binary.
+    let _lock = match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).at(dir)?;
+            let path = dir.join(".xtask.lock");
+            let file = std::fs::File::create(&path).at(&path)?;
+            file.lock().at(&path)?;
+            Some(file)
+        }
+        None => None,
+    };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
     cmd.args(["build", "--release", "--bin", "smallmind"]).current_dir(crate::project_root());
@@ -75,8 +87,11 @@ fn build_one(features: &[String]) -> Result<PathBuf> {
 /// cannot say: that is said on one line, and the harness's table is assumed.
 fn check_table(binary: &Path) -> Result<()> {
     let harness: Vec<&str> = Optimization::ALL.iter().map(|o| o.name()).collect();
-    let output = Command::new(binary).args(["optimizations", "--json"]).output();
-    let listed = output.ok().filter(|o| o.status.success()).and_then(|o| {
+    let output = Command::new(binary)
+        .args(["optimizations", "--json"])
+        .output()
+        .map_err(|e| Error::Untestable(format!("cannot run {}: {e}", binary.display())))?;
+    let listed = Some(output).filter(|o| o.status.success()).and_then(|o| {
         let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).ok()?;
         rows.iter().map(|r| r.get("name")?.as_str().map(str::to_string)).collect::<Option<Vec<String>>>()
     });

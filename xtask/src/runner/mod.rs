@@ -11,6 +11,7 @@ pub mod engine;
 pub mod profiles;
 
 use crate::error::PathContext;
+use crate::paths::scratch_file;
 use crate::metrics::Metric;
 use crate::plan::{Plan, PlannedPoint, at};
 use crate::results::*;
@@ -158,7 +159,7 @@ fn check_correctness(
     let mut checks = Vec::new();
     for v in &point.variants {
         progress.bar.set_message(format!("correctness: {}", v.variant));
-        let out = scratch.join(format!("p{p}-{}-check.json", v.variant));
+        let out = scratch_file(scratch, p, &v.variant, "check");
         // Only measured rounds read the machine's probe: a check run's timings count for nothing.
         let r = BenchCall::check(&v.workload, v.optimizations).run(&engine.release, &out)?;
         environment.get_or_insert_with(|| r.environment.clone());
@@ -222,7 +223,7 @@ fn measure(
                 at(&point.point),
                 round + 1
             ));
-            let out = scratch.join(format!("p{p}-{}-r{round}.json", variant.variant));
+            let out = scratch_file(scratch, p, &variant.variant, &format!("r{round}"));
             runs[v].push(measure_once(plan, point, variant, engine, &out, &correctness, (round, position))?);
             progress.bar.inc(1);
         }

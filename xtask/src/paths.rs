@@ -184,7 +184,8 @@ impl Publish {
             if moved_aside {
                 let _ = std::fs::rename(&old, &self.target);
             }
-            return Err(e).with_context(|| format!("cannot move the new report into {}", self.target.display()));
+            return Err(e)
+                .with_context(|| format!("cannot move the new report into {}", self.target.display()));
         }
         self.committed = true;
         if old.exists()

@@ -96,30 +96,15 @@ pub fn check_against(
     tolerance: f64,
     noise: Option<&NoiseFloors>,
 ) -> BaselineCheck {
-    let (noise, noise_use) = match noise {
-        None => (None, NoiseUse::Absent),
-        Some(n) => match n.misfit(now) {
-            Some(reason) => (None, NoiseUse::Ignored(reason)),
-            None => {
-                let used = NoiseUse::Used {
-                    commit: n.commit.clone(),
-                    finished: n.finished.clone(),
-                    sessions: n.sessions,
-                    rounds_per_session: n.rounds_per_session,
-                    plan_unrecorded: n.plan.is_none(),
-                    uncalibrated: 0,
-                };
-                (Some(n), used)
-            }
-        },
-    };
+    let (noise, mut noise_use) = noise_use(noise, now);
     let machine = super::machine::compare(now, baseline);
     let comparable = machine.comparable;
     let judged = comparable || !machine.measured;
     let structural = fit(&now.measured(), &baseline.measured());
     let fits =
         |point: &str, variant: &str| !structural.iter().any(|m| m.point == point && m.variant == variant);
-    let mut compare = Compare { tolerance, comparable, noise, uncalibrated: 0, rows: Vec::new(), figures: Vec::new() };
+    let mut compare =
+        Compare { tolerance, comparable, noise, uncalibrated: 0, rows: Vec::new(), figures: Vec::new() };
     for point in &now.points {
         let Some(before_point) = baseline.points.iter().find(|p| p.point.label == point.point.label) else {
             continue;
@@ -138,6 +123,9 @@ pub fn check_against(
             compare.absolutes(label, variant, before_variant);
         }
     }
+    if let NoiseUse::Used { uncalibrated, .. } = &mut noise_use {
+        *uncalibrated = compare.uncalibrated;
+    }
     BaselineCheck {
         baseline_commit: baseline.environment.git_commit.clone(),
         baseline_date: baseline.finished.clone(),
@@ -151,20 +139,28 @@ pub fn check_against(
             .collect(),
         misfits: structural.into_iter().chain(compare.figures).collect(),
         same_run: now == baseline,
-        noise: match noise_use {
-            NoiseUse::Used { uncalibrated: _, commit, finished, sessions, rounds_per_session, plan_unrecorded } => {
-                NoiseUse::Used {
-                    commit,
-                    finished,
-                    sessions,
-                    rounds_per_session,
-                    plan_unrecorded,
-                    uncalibrated: compare.uncalibrated,
-                }
-            }
-            other => other,
-        },
+        noise: noise_use,
     }
+}
+
+/// The floors to judge `now` by, if they fit it, and what the check says about them.
+fn noise_use<'a>(
+    noise: Option<&'a NoiseFloors>,
+    now: &ExperimentResults,
+) -> (Option<&'a NoiseFloors>, NoiseUse) {
+    let Some(n) = noise else { return (None, NoiseUse::Absent) };
+    if let Some(reason) = n.misfit(now) {
+        return (None, NoiseUse::Ignored(reason));
+    }
+    let used = NoiseUse::Used {
+        commit: n.commit.clone(),
+        finished: n.finished.clone(),
+        sessions: n.sessions,
+        rounds_per_session: n.rounds_per_session,
+        plan_unrecorded: n.plan.is_none(),
+        uncalibrated: 0,
+    };
+    (Some(n), used)
 }
 
 /// The rows of a check as they are found, and the figures one side has and the other lacks.
@@ -190,7 +186,7 @@ impl Compare<'_> {
     ) -> (bool, Option<f64>) {
         match self.noise.map(|n| n.figure(point, subject, metric, is_speedup)) {
             Some(Some(f)) => {
-                let cut = f.cut(self.tolerance);
+                let cut = f.cut(self.tolerance, self.noise.map_or(0.0, NoiseFloors::z));
                 (change.point < 1.0 - cut, Some(cut))
             }
             Some(None) => {

@@ -203,13 +203,17 @@ fn noise_paragraph(md: &mut String, check: &BaselineCheck, experiment: &str) {
                 md,
                 "Timed figures are judged by the cuts of the noise floors calibrated on this machine (commit `{}`, \
                  {finished}, {sessions} sessions of {rounds_per_session} rounds; `baselines/{}.noise.json`): each cut \
-                 lies at the 95th percentile of its figure's noise between two sessions, or halfway to the tolerance \
-                 if that is farther; the status gives each cut.",
+                 lies at the quantile of its figure's noise between two sessions that shares a 5% false-alarm rate \
+                 among the calibrated figures, or halfway to the tolerance if that is farther; the status gives each \
+                 cut.",
                 short(commit),
                 experiment
             );
             if *uncalibrated > 0 {
-                let _ = write!(md, " {uncalibrated} timed figure(s) have no floor of their own: the tolerance rule.");
+                let _ = write!(
+                    md,
+                    " {uncalibrated} timed figure(s) have no floor of their own: the tolerance rule."
+                );
             }
             if *plan_unrecorded {
                 let _ = write!(

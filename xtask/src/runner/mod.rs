@@ -11,8 +11,8 @@ pub mod engine;
 pub mod profiles;
 
 use crate::error::PathContext;
-use crate::paths::scratch_file;
 use crate::metrics::Metric;
+use crate::paths::scratch_file;
 use crate::plan::{Plan, PlannedPoint, at};
 use crate::results::*;
 use anyhow::{Result, bail};

@@ -27,7 +27,9 @@ pub fn run(
         return Err(usage(format!("--sessions must be 0 (no noise floors) or at least {MIN_SESSIONS}")));
     }
     if save && sessions == 0 {
-        return Err(usage(format!("--save-baseline stores noise floors: give --sessions K (K >= {MIN_SESSIONS})")));
+        return Err(usage(format!(
+            "--save-baseline stores noise floors: give --sessions K (K >= {MIN_SESSIONS})"
+        )));
     }
     if !(effect > 0.0 && effect < 10.0) {
         return Err(usage("--effect must be a fraction above 0, e.g. 0.05"));

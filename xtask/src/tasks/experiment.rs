@@ -7,8 +7,8 @@
 
 use super::{Prepared, check_options, command_line, load, read_baseline, require_fit};
 use crate::analysis::Analysis;
-use crate::analysis::noise::NoiseFloors;
 use crate::analysis::baseline::misfit_line;
+use crate::analysis::noise::NoiseFloors;
 use crate::error::exit;
 use crate::paths::{Paths, Publish, report, write_atomic};
 use crate::plan::Plan;

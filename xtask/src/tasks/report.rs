@@ -21,7 +21,8 @@ pub fn run(name: &str, paths: &Paths) -> Result<u8> {
         results::read(&baseline_path)?;
     }
     let noise = super::read_noise(paths, name)?;
-    let publish = Publish::begin(paths, name, "report", |f| f == report::PROFILES || report::is_other_tasks(f))?;
+    let publish =
+        Publish::begin(paths, name, "report", |f| f == report::PROFILES || report::is_other_tasks(f))?;
     if let Some((bisect_results, before)) = &bisect {
         bisect::write_page(name, bisect_results, before.as_ref(), publish.dir())?;
     }

@@ -61,7 +61,8 @@ pub struct RunArgs {
     /// Skip the profile runs.
     #[arg(long)]
     pub no_profiles: bool,
-    /// Also store this run as the baseline.
+    /// Also store this run as the baseline (calibrate: the noise floors; bisect: the bisect
+    /// baseline; check takes none).
     #[arg(long)]
     pub save_baseline: bool,
     /// Build the engine with these cargo features (comma-separated), in a target dir of its own.

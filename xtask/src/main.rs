@@ -18,6 +18,9 @@ fn main() -> ExitCode {
             tasks::experiment::run(&a.name, &a.options(), a.save_baseline, &a.dirs.paths())
         }
         Some(Task::Baseline(a)) => tasks::experiment::run(&a.name, &a.options(), true, &a.dirs.paths()),
+        Some(Task::Check(a)) if a.save_baseline => {
+            Err(xtask::error::usage("check stores nothing: `cargo xtask baseline NAME` stores a baseline"))
+        }
         Some(Task::Check(a)) => tasks::check::run(&a.name, &a.options(), &a.dirs.paths()),
         Some(Task::Compare(a)) => tasks::compare::run(
             &a.base,

@@ -20,6 +20,17 @@ pub mod report {
     pub const README: &str = "README.md";
     /// Profiles under 1 MB, beside the report.
     pub const PROFILES: &str = "profiles";
+    /// The charts of a report.
+    pub const THROUGHPUT_CHART: &str = "throughput.svg";
+    pub const TTFT_CHART: &str = "ttft.svg";
+    pub const LATENCY_CHART: &str = "latency.svg";
+    pub const PHASES_CHART: &str = "phases.svg";
+    pub const ALLOCATIONS_CHART: &str = "allocations.svg";
+
+    /// The chart of `metric` across a sweep (`sweep-decode_tok_s.svg`).
+    pub fn sweep_chart(metric: &str) -> String {
+        format!("sweep-{metric}.svg")
+    }
     /// `cargo xtask bisect`'s page, chart and results.
     pub const BISECT_PAGE: &str = "bisect.md";
     pub const BISECT_CHART: &str = "bisect.svg";
@@ -103,46 +114,41 @@ pub fn scratch(task: &str, name: &str) -> PathBuf {
     if task == "experiment" { base.join(name) } else { base.join(task).join(name) }
 }
 
+/// One process's results file in a run's scratch folder: `p0-cached-r2.json` for point 0,
+/// variant `cached`, `what` = `r2` (round 2) or `check` (the correctness check).
+pub fn scratch_file(scratch: &Path, point: usize, variant: &str, what: &str) -> PathBuf {
+    scratch.join(format!("p{point}-{variant}-{what}.json"))
+}
+
 /// `target/experiments/NAME/profiles/`: profiles over [`MAX_COMMITTED_BYTES`].
 pub fn large_profiles(name: &str) -> PathBuf {
     target_dir().join("experiments").join(name).join(report::PROFILES)
 }
 
-/// A report folder being written: a hidden staging folder beside `reports/NAME` that holds the
-/// files the task keeps from the current folder and the ones it writes; [`Publish::commit`] swaps
-/// it in. Dropped without a commit, it is removed and the current folder stays as it was.
+/// A report folder being written: a hidden staging folder beside `reports/NAME`, one per task,
+/// where the task writes; [`Publish::commit`] adds the current folder's entries the task keeps
+/// (as they are then, not as they were when the task began) and swaps it in. Dropped without a
+/// commit, it is removed and the current folder stays as it was.
 #[derive(Debug)]
 pub struct Publish {
     staging: PathBuf,
     target: PathBuf,
+    /// Which of the current folder's entries stay (those the task does not write).
+    keep: fn(&str) -> bool,
     committed: bool,
 }
 
 impl Publish {
-    /// Starts `reports/NAME` anew, copying the current folder's entries for which `keep` holds.
-    pub fn begin(paths: &Paths, name: &str, keep: impl Fn(&str) -> bool) -> Result<Publish> {
+    /// Starts writing `reports/NAME` for `task`; `keep` says which of the current folder's
+    /// entries stay.
+    pub fn begin(paths: &Paths, name: &str, task: &str, keep: fn(&str) -> bool) -> Result<Publish> {
         std::fs::create_dir_all(&paths.reports).at(&paths.reports)?;
-        let staging = paths.reports.join(format!(".{name}.staging"));
+        let staging = paths.reports.join(format!(".{name}.{task}.staging"));
         if staging.exists() {
             std::fs::remove_dir_all(&staging).at(&staging)?;
         }
         std::fs::create_dir_all(&staging).at(&staging)?;
-        let publish = Publish { staging, target: paths.report(name), committed: false };
-        if publish.target.is_dir() {
-            for entry in std::fs::read_dir(&publish.target).at(&publish.target)? {
-                let entry = entry.at(&publish.target)?;
-                let file = entry.file_name().to_string_lossy().into_owned();
-                if keep(&file) {
-                    let to = publish.staging.join(&file);
-                    if entry.file_type().at(&entry.path())?.is_dir() {
-                        copy_dir(&entry.path(), &to)?;
-                    } else {
-                        std::fs::copy(entry.path(), &to).at(&to)?;
-                    }
-                }
-            }
-        }
-        Ok(publish)
+        Ok(Publish { staging, target: paths.report(name), keep, committed: false })
     }
 
     /// The staging folder: where the task writes.
@@ -157,33 +163,75 @@ impl Publish {
         Ok(())
     }
 
-    /// Checks that no file is over [`MAX_COMMITTED_BYTES`], then replaces `reports/NAME` by the
-    /// staging folder with two renames (the old folder is deleted only after).
+    /// Copies the current folder's kept entries the task did not write, checks that no file is
+    /// over [`MAX_COMMITTED_BYTES`], then replaces `reports/NAME` by the staging folder with two
+    /// renames. The old folder is deleted only after (a failure to delete it is said, not
+    /// fatal); if the second rename fails, the old folder is put back.
     pub fn commit(mut self) -> Result<PathBuf> {
-        for entry in std::fs::read_dir(&self.staging).at(&self.staging)? {
-            let entry = entry.at(&self.staging)?;
-            let size = entry.metadata().at(&entry.path())?.len();
-            if entry.file_type().at(&entry.path())?.is_file() && size > MAX_COMMITTED_BYTES {
-                bail!("{} is {size} bytes, over the 1 MB a committed file may have", entry.path().display());
-            }
-        }
+        self.copy_kept()?;
+        check_sizes(&self.staging)?;
         let name = self.target.file_name().context("a report folder has a name")?.to_string_lossy();
         let old = self.target.with_file_name(format!(".{name}.old"));
         if old.exists() {
             std::fs::remove_dir_all(&old).at(&old)?;
         }
-        if self.target.exists() {
+        let moved_aside = self.target.exists();
+        if moved_aside {
             std::fs::rename(&self.target, &old)
                 .with_context(|| format!("cannot move {} aside", self.target.display()))?;
         }
-        std::fs::rename(&self.staging, &self.target)
-            .with_context(|| format!("cannot move the new report into {}", self.target.display()))?;
+        if let Err(e) = std::fs::rename(&self.staging, &self.target) {
+            if moved_aside {
+                let _ = std::fs::rename(&old, &self.target);
+            }
+            return Err(e)
+                .with_context(|| format!("cannot move the new report into {}", self.target.display()));
+        }
         self.committed = true;
-        if old.exists() {
-            std::fs::remove_dir_all(&old).at(&old)?;
+        if old.exists()
+            && let Err(e) = std::fs::remove_dir_all(&old)
+        {
+            eprintln!("warning: the previous report stays in {}: {e}", old.display());
         }
         Ok(self.target.clone())
     }
+
+    fn copy_kept(&self) -> Result<()> {
+        if !self.target.is_dir() {
+            return Ok(());
+        }
+        for entry in std::fs::read_dir(&self.target).at(&self.target)? {
+            let entry = entry.at(&self.target)?;
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let to = self.staging.join(&file);
+            if !(self.keep)(&file) || to.exists() {
+                continue;
+            }
+            if entry.file_type().at(&entry.path())?.is_dir() {
+                copy_dir(&entry.path(), &to)?;
+            } else {
+                std::fs::copy(entry.path(), &to).at(&to)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// No file in `dir` or its folders is over [`MAX_COMMITTED_BYTES`].
+fn check_sizes(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let path = entry.path();
+        if entry.file_type().at(&path)?.is_dir() {
+            check_sizes(&path)?;
+            continue;
+        }
+        let size = entry.metadata().at(&path)?.len();
+        if size > MAX_COMMITTED_BYTES {
+            bail!("{} is {size} bytes, over the 1 MB a committed file may have", path.display());
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Publish {

@@ -93,7 +93,11 @@ fn compare(args: &[&str], root: &Path) -> Output {
 }
 
 fn text(out: &Output) -> String {
-    format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]
@@ -103,9 +107,15 @@ fn compare_finds_a_slowed_head_names_the_toggle_and_stops_at_other_tokens() {
     std::fs::create_dir_all(root.join("experiments")).unwrap();
     std::fs::write(root.join("experiments/comparetest.toml"), EXPERIMENT).unwrap();
     let head = git(&["rev-parse", "HEAD"], None);
-    let slowed = commit_with("Cargo.toml", |t| t.replace("default = [\"cli\"]", "default = [\"cli\", \"slow-fused-softmax\"]"));
+    let slowed = commit_with("Cargo.toml", |t| {
+        t.replace("default = [\"cli\"]", "default = [\"cli\", \"slow-fused-softmax\"]")
+    });
     let retuned = commit_with("src/models/presets.rs", |t| {
-        t.replacen("shape: Shape::Gpt2(gpt(256, 1024, 128, 4, 4, true)),\n            seed: 1,", "shape: Shape::Gpt2(gpt(256, 1024, 128, 4, 4, true)),\n            seed: 4242,", 1)
+        t.replacen(
+            "shape: Shape::Gpt2(gpt(256, 1024, 128, 4, 4, true)),\n            seed: 1,",
+            "shape: Shape::Gpt2(gpt(256, 1024, 128, 4, 4, true)),\n            seed: 4242,",
+            1,
+        )
     });
 
     // HEAD against itself: within tolerance, and the second build comes from the cache.
@@ -114,14 +124,19 @@ fn compare_finds_a_slowed_head_names_the_toggle_and_stops_at_other_tokens() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("the engine built before"), "{}", text(&out));
     let short = &head[..10];
-    let page = std::fs::read_to_string(root.join(format!("reports/compare/{short}..{short}/README.md"))).unwrap();
+    let page =
+        std::fs::read_to_string(root.join(format!("reports/compare/{short}..{short}/README.md"))).unwrap();
     assert!(page.contains("identical tokens"), "{page}");
 
     // The slowed head: a regression, in fused-softmax's contribution.
     let out = compare(&[&head, &slowed, "--toggles", "lattice", "--iterations", "3"], root);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("the fall is in `fused-softmax`'s contribution") && stdout.contains("REGRESSED"), "{}", text(&out));
+    assert!(
+        stdout.contains("the fall is in `fused-softmax`'s contribution") && stdout.contains("REGRESSED"),
+        "{}",
+        text(&out)
+    );
 
     // Other weights, other tokens: stopped before any timing counts.
     let out = compare(&[&head, &retuned, "--quick"], root);

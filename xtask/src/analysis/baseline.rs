@@ -41,8 +41,16 @@ pub enum NoiseUse {
     /// None are stored: every timed figure is judged by the tolerance.
     Absent,
     /// Used for every figure they calibrated: `commit`, `finished`, sessions and rounds of the
-    /// calibration.
-    Used { commit: String, finished: String, sessions: usize, rounds_per_session: usize },
+    /// calibration; whether the file records its plan (older files do not, so it could not be
+    /// checked), and how many timed figures it has no floor for (judged by the tolerance).
+    Used {
+        commit: String,
+        finished: String,
+        sessions: usize,
+        rounds_per_session: usize,
+        plan_unrecorded: bool,
+        uncalibrated: usize,
+    },
     /// Stored but not used, and why (another machine, another experiment).
     Ignored(String),
 }
@@ -88,39 +96,15 @@ pub fn check_against(
     tolerance: f64,
     noise: Option<&NoiseFloors>,
 ) -> BaselineCheck {
-    let (noise, noise_use) = match noise {
-        None => (None, NoiseUse::Absent),
-        Some(n) if n.experiment != now.experiment => {
-            (None, NoiseUse::Ignored(format!("they were calibrated for experiment `{}`", n.experiment)))
-        }
-        Some(n) => {
-            let same = super::machine::compare_machines(&super::machine::Machine::of(now), &n.machine);
-            if same.comparable {
-                let used = NoiseUse::Used {
-                    commit: n.commit.clone(),
-                    finished: n.finished.clone(),
-                    sessions: n.sessions,
-                    rounds_per_session: n.rounds_per_session,
-                };
-                (Some(n), used)
-            } else {
-                (
-                    None,
-                    NoiseUse::Ignored(format!(
-                        "they were measured on another machine ({})",
-                        same.reasons.join("; ")
-                    )),
-                )
-            }
-        }
-    };
+    let (noise, mut noise_use) = noise_use(noise, now);
     let machine = super::machine::compare(now, baseline);
     let comparable = machine.comparable;
     let judged = comparable || !machine.measured;
     let structural = fit(&now.measured(), &baseline.measured());
     let fits =
         |point: &str, variant: &str| !structural.iter().any(|m| m.point == point && m.variant == variant);
-    let mut compare = Compare { tolerance, comparable, noise, rows: Vec::new(), figures: Vec::new() };
+    let mut compare =
+        Compare { tolerance, comparable, noise, uncalibrated: 0, rows: Vec::new(), figures: Vec::new() };
     for point in &now.points {
         let Some(before_point) = baseline.points.iter().find(|p| p.point.label == point.point.label) else {
             continue;
@@ -139,6 +123,9 @@ pub fn check_against(
             compare.absolutes(label, variant, before_variant);
         }
     }
+    if let NoiseUse::Used { uncalibrated, .. } = &mut noise_use {
+        *uncalibrated = compare.uncalibrated;
+    }
     BaselineCheck {
         baseline_commit: baseline.environment.git_commit.clone(),
         baseline_date: baseline.finished.clone(),
@@ -156,11 +143,33 @@ pub fn check_against(
     }
 }
 
+/// The floors to judge `now` by, if they fit it, and what the check says about them.
+fn noise_use<'a>(
+    noise: Option<&'a NoiseFloors>,
+    now: &ExperimentResults,
+) -> (Option<&'a NoiseFloors>, NoiseUse) {
+    let Some(n) = noise else { return (None, NoiseUse::Absent) };
+    if let Some(reason) = n.misfit(now) {
+        return (None, NoiseUse::Ignored(reason));
+    }
+    let used = NoiseUse::Used {
+        commit: n.commit.clone(),
+        finished: n.finished.clone(),
+        sessions: n.sessions,
+        rounds_per_session: n.rounds_per_session,
+        plan_unrecorded: n.plan.is_none(),
+        uncalibrated: 0,
+    };
+    (Some(n), used)
+}
+
 /// The rows of a check as they are found, and the figures one side has and the other lacks.
 struct Compare<'a> {
     tolerance: f64,
     comparable: bool,
     noise: Option<&'a NoiseFloors>,
+    /// Timed figures judged while noise floors were used that had none of their own.
+    uncalibrated: usize,
     rows: Vec<BaselineRow>,
     figures: Vec<Misfit>,
 }
@@ -168,17 +177,21 @@ struct Compare<'a> {
 impl Compare<'_> {
     /// Whether a timed figure's `change` is a regression, and the calibrated cut that decided it.
     fn judge(
-        &self,
+        &mut self,
         point: &str,
         subject: &str,
         metric: Metric,
         is_speedup: bool,
         change: &Speedup,
     ) -> (bool, Option<f64>) {
-        match self.noise.and_then(|n| n.figure(point, subject, metric, is_speedup)) {
-            Some(f) => {
-                let cut = f.cut(self.tolerance);
+        match self.noise.map(|n| n.figure(point, subject, metric, is_speedup)) {
+            Some(Some(f)) => {
+                let cut = f.cut(self.tolerance, self.noise.map_or(0.0, NoiseFloors::z));
                 (change.point < 1.0 - cut, Some(cut))
+            }
+            Some(None) => {
+                self.uncalibrated += 1;
+                (change.high < 1.0 - self.tolerance, None)
             }
             None => (change.high < 1.0 - self.tolerance, None),
         }

@@ -1,6 +1,6 @@
 //! `cargo xtask bisect NAME`: attributes the experiment's figures to each optimization by
 //! running the lattice of toggle sets (all off, all on, each alone on, each alone off; `--full`:
-//! all 16), interleaved and checked for identical output like any experiment. Writes
+//! every set), interleaved and checked for identical output like any experiment. Writes
 //! `reports/NAME/bisect.md` with a chart; with a stored bisect baseline, ranks the toggles whose
 //! contribution fell (the suspects of a regression) and links their profiles before and after.
 //!

@@ -24,6 +24,8 @@ use baseline::BaselineCheck;
 use machine::MachineSummary;
 
 /// What the report says about the stored baseline.
+// One per analysis, never stored in bulk: boxing the check would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum BaselineState {
     Missing,

@@ -3,14 +3,17 @@
 //! processes) and, for every figure `check` compares with the baseline, estimates the spread of
 //! its log value from session to session. Stored beside the baseline
 //! (`baselines/NAME.noise.json`), they set how far a figure must fall before `check` calls it a
-//! regression: far enough that an unchanged engine is flagged at most 5% of the time.
+//! regression.
 //!
 //! The rule for a figure with spread σ (sd of ln value between sessions) and the experiment's
-//! tolerance τ (the smallest slowdown that must be caught, `thresholds.regression`): a session
-//! against the baseline differs by a log change of sd √2·σ when nothing changed, so the cut is
-//! `c = max(ln(1/(1-τ))/2, 1.645·√2·σ)`: halfway to the tolerance when the noise allows (a
-//! slowdown of τ is then caught as often as an unchanged engine is spared), and never closer to
-//! zero than the 95th percentile of the noise. The page and `check` say what that catches.
+//! tolerance τ (`thresholds.regression`): a session against the baseline differs by a log change
+//! of sd √2·σ when nothing changed, so the cut is `c = max(ln(1/(1-τ))/2, z·√2·σ)`: halfway to
+//! the tolerance when the noise allows (a slowdown of τ is then caught as often as an unchanged
+//! engine is spared), and never closer to zero than the noise's quantile z. A check judges every
+//! calibrated figure at once, so z shares a 5% false-alarm rate among them (Bonferroni: 1.645
+//! for one figure, 2.94 for thirty). That holds under a normal approximation with σ known; σ
+//! comes from a few sessions and the baseline is one draw, so a check's rates are measured
+//! rather than promised (README, "A gate that does not cry wolf").
 
 use super::machine::Machine;
 use crate::metrics::Metric;
@@ -21,8 +24,12 @@ use serde::{Deserialize, Serialize};
 /// The version of the noise file's layout.
 pub const NOISE_SCHEMA_VERSION: u32 = 1;
 
-/// One-sided z for a 5% false-alarm rate.
-const Z_95: f64 = 1.644_854;
+/// The fewest sessions whose spread is worth storing: with fewer, σ is too uncertain for a cut
+/// at the 95th percentile (at five, the t distribution's 95th percentile is 2.13, not 1.645).
+pub const MIN_SESSIONS: usize = 5;
+
+/// A check's false-alarm rate the cuts aim at, over all of its calibrated figures together.
+pub const CHECK_FALSE_ALARM: f64 = 0.05;
 
 /// The noise floors of an experiment on one machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,7 +44,27 @@ pub struct NoiseFloors {
     pub sessions: usize,
     /// Rounds per session (a check's quick rounds).
     pub rounds_per_session: usize,
+    /// What the sessions ran ([`plan_key`]): floors apply only to runs of the same plan.
+    /// (Absent in files written before it was recorded: then it cannot be checked, and that is
+    /// said.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
     pub figures: Vec<NoiseFigure>,
+}
+
+/// What a run ran, as one line: every variant's point, name, role, workload and toggles, and the
+/// ops per process. Two runs with the same key measured the same thing; rounds may differ.
+pub fn plan_key(r: &ExperimentResults) -> String {
+    let m = &r.spec.measurement;
+    let mut key = format!("warmup={} ops_per_run={}", m.warmup, m.ops_per_run);
+    for v in r.measured() {
+        let workload = serde_json::to_string(&v.workload).unwrap_or_default();
+        key.push_str(&format!(
+            "; {}|{}|{}|{}|{}",
+            v.point, v.variant, v.reference, workload, v.optimizations
+        ));
+    }
+    key
 }
 
 /// The between-session spread of one figure `check` compares.
@@ -89,6 +116,45 @@ pub fn figures_of(r: &ExperimentResults) -> Vec<(String, String, Metric, bool, f
 }
 
 impl NoiseFloors {
+    /// What is wrong with a file's figures, if anything: too few sessions, a spread that is not
+    /// a finite number at least 0.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.sessions < MIN_SESSIONS {
+            return Err(format!("{} sessions; noise floors need at least {MIN_SESSIONS}", self.sessions));
+        }
+        if self.rounds_per_session == 0 {
+            return Err("0 rounds per session".into());
+        }
+        match self.figures.iter().find(|f| !(f.sigma.is_finite() && f.sigma >= 0.0)) {
+            Some(f) => Err(format!("`{}` {}: σ {} is not a spread", f.subject, f.metric.name(), f.sigma)),
+            None => Ok(()),
+        }
+    }
+
+    /// Why these floors do not apply to `now`, if they do not: another experiment, fewer rounds
+    /// than the sessions had (cuts would be too tight), another plan, or another machine.
+    pub fn misfit(&self, now: &ExperimentResults) -> Option<String> {
+        if self.experiment != now.experiment {
+            return Some(format!("they were calibrated for experiment `{}`", self.experiment));
+        }
+        if now.rounds < self.rounds_per_session {
+            return Some(format!(
+                "this run has {} rounds, fewer than the {} of each calibrated session",
+                now.rounds, self.rounds_per_session
+            ));
+        }
+        if self.plan.as_ref().is_some_and(|p| *p != plan_key(now)) {
+            return Some(
+                "they were measured on another plan (workload, variants, toggles or ops per process changed); \
+                 re-run the calibration"
+                    .into(),
+            );
+        }
+        let same = super::machine::compare_machines(&Machine::of(now), &self.machine);
+        (!same.comparable)
+            .then(|| format!("they were measured on another machine ({})", same.reasons.join("; ")))
+    }
+
     /// The floors from `sessions` of one experiment (at least two).
     pub fn from_sessions(sessions: &[ExperimentResults]) -> Option<NoiseFloors> {
         let first = sessions.first()?;
@@ -127,8 +193,16 @@ impl NoiseFloors {
             machine: Machine::of(first),
             sessions: sessions.len(),
             rounds_per_session: first.rounds,
+            plan: Some(plan_key(first)),
             figures,
         })
+    }
+
+    /// The one-sided normal quantile each figure's cut uses: [`CHECK_FALSE_ALARM`] shared among
+    /// the calibrated figures (Bonferroni), so that a check judging all of them is flagged, when
+    /// nothing changed, at most that often. (1.645 for one figure, 2.94 for thirty.)
+    pub fn z(&self) -> f64 {
+        inverse_normal_cdf(1.0 - CHECK_FALSE_ALARM / self.figures.len().max(1) as f64)
     }
 
     /// The figure's spread, if it was calibrated.
@@ -147,23 +221,35 @@ impl NoiseFloors {
 
 impl NoiseFigure {
     /// The fall (a fraction) beyond which `check` calls this figure a regression, for the
-    /// tolerance `tolerance` (see the module's documentation).
-    pub fn cut(&self, tolerance: f64) -> f64 {
+    /// tolerance `tolerance` and the one-sided quantile `z` of [`NoiseFloors::z`] (see the
+    /// module's documentation).
+    pub fn cut(&self, tolerance: f64, z: f64) -> f64 {
         let half_tolerance = -(1.0 - tolerance).ln() / 2.0;
-        1.0 - (-half_tolerance.max(Z_95 * std::f64::consts::SQRT_2 * self.sigma)).exp()
+        1.0 - (-half_tolerance.max(z * std::f64::consts::SQRT_2 * self.sigma)).exp()
     }
 
     /// How often an unchanged engine falls beyond the cut, and how often a slowdown of
-    /// `tolerance` does (normal approximation of the log change between two sessions).
-    pub fn rates(&self, tolerance: f64) -> (f64, f64) {
+    /// `tolerance` does, for this figure alone (normal approximation of the log change between
+    /// two sessions).
+    pub fn rates(&self, tolerance: f64, z: f64) -> (f64, f64) {
         let sd = std::f64::consts::SQRT_2 * self.sigma;
-        let c = -(1.0 - self.cut(tolerance)).ln();
+        let c = -(1.0 - self.cut(tolerance, z)).ln();
         let t = -(1.0 - tolerance).ln();
         if sd == 0.0 {
             return (0.0, if t > c { 1.0 } else { 0.0 });
         }
         (normal_cdf(-c / sd), normal_cdf((t - c) / sd))
     }
+}
+
+/// x with Φ(x) = p, for p in (0.5, 1), by bisection on [`normal_cdf`] (to 1e-9).
+fn inverse_normal_cdf(p: f64) -> f64 {
+    let (mut low, mut high) = (0.0, 10.0);
+    while high - low > 1e-9 {
+        let mid = (low + high) / 2.0;
+        if normal_cdf(mid) < p { low = mid } else { high = mid }
+    }
+    (low + high) / 2.0
 }
 
 /// The sample standard deviation.
@@ -188,6 +274,9 @@ fn normal_cdf(x: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// One figure judged alone: its false alarms at 5%.
+    const Z: f64 = 1.644_854;
+
     fn figure(sigma: f64) -> NoiseFigure {
         NoiseFigure {
             point: String::new(),
@@ -203,14 +292,16 @@ mod tests {
         assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
         assert!((normal_cdf(1.644_854) - 0.95).abs() < 1e-6);
         assert!((normal_cdf(-1.959_964) - 0.025).abs() < 1e-6);
+        assert!((inverse_normal_cdf(0.95) - 1.644_854).abs() < 1e-5);
+        assert!((inverse_normal_cdf(1.0 - 0.05 / 30.0) - 2.935).abs() < 1e-3);
     }
 
     #[test]
     fn a_quiet_figure_is_cut_halfway_to_the_tolerance() {
         // sigma 1%: the noise's 95th percentile is 2.3%, below half of 10% (5.1% in log terms).
         let quiet = figure(0.01);
-        assert!((quiet.cut(0.10) - 0.0513).abs() < 0.001, "{}", quiet.cut(0.10));
-        let (false_alarms, caught) = quiet.rates(0.10);
+        assert!((quiet.cut(0.10, Z) - 0.0513).abs() < 0.001, "{}", quiet.cut(0.10, Z));
+        let (false_alarms, caught) = quiet.rates(0.10, Z);
         assert!(false_alarms < 0.001 && caught > 0.999, "{false_alarms} {caught}");
     }
 
@@ -219,9 +310,9 @@ mod tests {
         // sigma 24% (TTFT of one 0.3 ms op): the cut keeps false alarms at 5%, and a 10%
         // slowdown is then rarely caught.
         let noisy = figure(0.24);
-        let (false_alarms, caught) = noisy.rates(0.10);
+        let (false_alarms, caught) = noisy.rates(0.10, Z);
         assert!((false_alarms - 0.05).abs() < 0.001, "{false_alarms}");
         assert!(caught < 0.2, "{caught}");
-        assert!(noisy.cut(0.10) > 0.4, "{}", noisy.cut(0.10));
+        assert!(noisy.cut(0.10, Z) > 0.4, "{}", noisy.cut(0.10, Z));
     }
 }

@@ -127,7 +127,8 @@ pub struct Thresholds {
     /// A speedup whose 95% interval stays within 1 ± this is "no significant change".
     pub noise_floor: f64,
     /// A drop against the baseline beyond this fraction (its whole interval beyond it) is a
-    /// regression: exit code 3.
+    /// regression: exit code 3. A timed figure with a calibrated noise floor is judged by its
+    /// cut instead (`analysis::noise`), which may lie below this.
     pub regression: f64,
 }
 

@@ -9,7 +9,7 @@ use smallmind::{Optimization, Optimizations};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OptTable {
     pub all: Option<bool>,
-    /// The toggles named, in the file's order.
+    /// The toggles named, in the table's order.
     pub named: Vec<(Optimization, bool)>,
 }
 
@@ -110,6 +110,8 @@ impl<'de> serde::de::Visitor<'de> for OptTableVisitor {
                 }
             }
         }
+        // In table order, whatever the file's: two tables naming the same toggles are equal.
+        table.named.sort_by_key(|&(o, _)| o);
         Ok(table)
     }
 }

@@ -68,11 +68,14 @@ fn noise_floors(md: &mut String, floors: &NoiseFloors, tolerance: f64) {
         md,
         "The experiment run {} times as `cargo xtask check` runs it ({} rounds each, every session its own \
          processes). σ is the standard deviation of a figure's log across sessions; a check against the baseline \
-         differs by √2·σ when nothing changed. The cut is max(half the tolerance, 1.645·√2·σ) in log terms \
-         (tolerance {}): the rates below are what the normal approximation expects of one check.\n",
+         differs by √2·σ when nothing changed. The cut is max(half the tolerance, z·√2·σ) in log terms (tolerance \
+         {}), z = {:.2} sharing a 5% false-alarm rate among the {} calibrated figures a check judges at once. The \
+         rates are per figure, under the normal approximation.\n",
         floors.sessions,
         floors.rounds_per_session,
-        percent(tolerance)
+        percent(tolerance),
+        floors.z(),
+        floors.figures.len()
     );
     let _ = writeln!(
         md,
@@ -81,7 +84,7 @@ fn noise_floors(md: &mut String, floors: &NoiseFloors, tolerance: f64) {
     );
     let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|");
     for f in &floors.figures {
-        let (false_alarms, caught) = f.rates(tolerance);
+        let (false_alarms, caught) = f.rates(tolerance, floors.z());
         let _ = writeln!(
             md,
             "| {} | {} | {}{} | {} | {} | {} | {} |",
@@ -90,7 +93,7 @@ fn noise_floors(md: &mut String, floors: &NoiseFloors, tolerance: f64) {
             f.metric.name(),
             if f.is_speedup { " speedup" } else { "" },
             percent(f.sigma),
-            percent(f.cut(tolerance)),
+            percent(f.cut(tolerance, floors.z())),
             percent(false_alarms),
             percent(caught)
         );

@@ -5,6 +5,9 @@ use super::ChartRef;
 use super::charts;
 use crate::analysis::summary::{latency_series, phase_series, spread_series, sweep_series};
 use crate::metrics::Metric;
+use crate::paths::report::{
+    ALLOCATIONS_CHART, LATENCY_CHART, PHASES_CHART, THROUGHPUT_CHART, TTFT_CHART, sweep_chart,
+};
 use crate::plan::at;
 use crate::results::ExperimentResults;
 use anyhow::Result;
@@ -17,49 +20,49 @@ pub fn draw(r: &ExperimentResults, dir: &Path) -> Result<Vec<ChartRef>> {
     let where_ = at(&last.point);
     let mut add = |file: &str, caption: String| charts.push(ChartRef { file: file.into(), caption });
     charts::spread(
-        &dir.join("throughput.svg"),
+        &dir.join(THROUGHPUT_CHART),
         &format!("Decode throughput{where_}"),
         "tok/s",
         &spread_series(last, Metric::DecodeTokS),
     )?;
     add(
-        "throughput.svg",
+        THROUGHPUT_CHART,
         format!("Decode throughput per variant{where_}: median bar, p10-p90 whisker, one dot per run"),
     );
     charts::spread(
-        &dir.join("ttft.svg"),
+        &dir.join(TTFT_CHART),
         &format!("Time to first token{where_}"),
         "ms",
         &spread_series(last, Metric::TtftMs),
     )?;
-    add("ttft.svg", format!("Time to first token per variant{where_}"));
+    add(TTFT_CHART, format!("Time to first token per variant{where_}"));
     charts::latency_by_position(
-        &dir.join("latency.svg"),
+        &dir.join(LATENCY_CHART),
         &format!("Latency per token{where_}"),
         &latency_series(last),
     )?;
     add(
-        "latency.svg",
+        LATENCY_CHART,
         format!("Latency of each generated token against its position{where_} (median over runs)"),
     );
     if let Some((names, items)) = phase_series(last) {
-        charts::phases_stacked(&dir.join("phases.svg"), &format!("Time per phase{where_}"), &names, &items)?;
-        add("phases.svg", format!("Time per phase per op{where_}, from the spans (median over runs)"));
+        charts::phases_stacked(&dir.join(PHASES_CHART), &format!("Time per phase{where_}"), &names, &items)?;
+        add(PHASES_CHART, format!("Time per phase per op{where_}, from the spans (median over runs)"));
     }
     charts::spread(
-        &dir.join("allocations.svg"),
+        &dir.join(ALLOCATIONS_CHART),
         &format!("Heap allocations per op{where_}"),
         "allocations",
         &spread_series(last, Metric::AllocCountPerOp),
     )?;
     add(
-        "allocations.svg",
+        ALLOCATIONS_CHART,
         format!("Heap allocations per op{where_} (counted: every run gives the same number)"),
     );
     if r.points.len() > 1 {
         let labels: Vec<String> = r.points.iter().map(|p| p.point.label.clone()).collect();
         for (metric, unit) in [(Metric::DecodeTokS, "tok/s"), (Metric::TtftMs, "ms")] {
-            let file = format!("sweep-{}.svg", metric.name());
+            let file = sweep_chart(metric.name());
             charts::sweep(
                 &dir.join(&file),
                 &format!("{} across the sweep", metric.name()),

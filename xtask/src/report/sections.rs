@@ -144,10 +144,15 @@ pub fn baseline(md: &mut String, a: &Analysis) {
         );
         return;
     }
+    let rule = if matches!(check.noise, NoiseUse::Used { .. }) {
+        "a timed figure with a noise floor regressed when it fell beyond its cut (below), any other when its whole \
+         95% interval is worse than that"
+    } else {
+        "a figure regressed when its whole 95% interval is worse than that"
+    };
     let _ = writeln!(
         md,
-        "Baseline: commit `{}`, {}. Tolerance: {:.0}%; a figure regressed when its whole 95% interval is worse than \
-         that (allocations: when the count grew by more than that).\n",
+        "Baseline: commit `{}`, {}. Tolerance: {:.0}%; {rule} (allocations: when the count grew by more than that).\n",
         short(&check.baseline_commit),
         check.baseline_date,
         r.spec.thresholds.regression * 100.0
@@ -193,16 +198,31 @@ pub fn baseline(md: &mut String, a: &Analysis) {
 fn noise_paragraph(md: &mut String, check: &BaselineCheck, experiment: &str) {
     match &check.noise {
         NoiseUse::Absent => {}
-        NoiseUse::Used { commit, finished, sessions, rounds_per_session } => {
-            let _ = writeln!(
+        NoiseUse::Used { commit, finished, sessions, rounds_per_session, plan_unrecorded, uncalibrated } => {
+            let _ = write!(
                 md,
                 "Timed figures are judged by the cuts of the noise floors calibrated on this machine (commit `{}`, \
-                 {finished}, {sessions} sessions of {rounds_per_session} rounds; `baselines/{}.noise.json`): a figure \
-                 regressed when it fell beyond its cut, set so that an unchanged engine is flagged at most 5% of the \
-                 time and a fall of the tolerance is caught when the noise allows. The status gives each cut.\n",
+                 {finished}, {sessions} sessions of {rounds_per_session} rounds; `baselines/{}.noise.json`): each cut \
+                 lies at the quantile of its figure's noise between two sessions that shares a 5% false-alarm rate \
+                 among the calibrated figures, or halfway to the tolerance if that is farther; the status gives each \
+                 cut.",
                 short(commit),
                 experiment
             );
+            if *uncalibrated > 0 {
+                let _ = write!(
+                    md,
+                    " {uncalibrated} timed figure(s) have no floor of their own: the tolerance rule."
+                );
+            }
+            if *plan_unrecorded {
+                let _ = write!(
+                    md,
+                    " The file does not record the plan it was measured on, so whether it still fits cannot be \
+                     checked (`cargo xtask calibrate {experiment} --sessions 5 --save-baseline` records it)."
+                );
+            }
+            md.push_str("\n\n");
         }
         NoiseUse::Ignored(reason) => {
             let _ = writeln!(

@@ -52,6 +52,9 @@ pub fn build(with_dhat: bool, features: &[String]) -> Result<Engine> {
 fn build_one(features: &[String]) -> Result<PathBuf> {
     let dir = (!features.is_empty()).then(|| target_dir().join("engine-features"));
     let dir = dir.as_deref();
+    // Two builds with other features share the folder: the lock keeps one's copy from taking the
+    // other's binary.
+    let _lock = if dir.is_some() { Some(lock_shared_build()?) } else { None };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
     cmd.args(["build", "--release", "--bin", "smallmind"]).current_dir(crate::project_root());
@@ -80,13 +83,27 @@ fn build_one(features: &[String]) -> Result<PathBuf> {
     Ok(named)
 }
 
+/// Holds the lock of `target/engine-features/` until dropped: builds there share the folder,
+/// and a build's binary is copied to its own name before another build may replace it.
+pub fn lock_shared_build() -> Result<std::fs::File> {
+    let dir = target_dir().join("engine-features");
+    std::fs::create_dir_all(&dir).at(&dir)?;
+    let path = dir.join(".xtask.lock");
+    let file = std::fs::File::create(&path).at(&path)?;
+    file.lock().at(&path)?;
+    Ok(file)
+}
+
 /// Refuses an engine whose table of optimizations is not the harness's (the harness would set
 /// toggles the engine lacks, or leave one unset). An engine older than `smallmind optimizations`
 /// cannot say: that is said on one line, and the harness's table is assumed.
 pub fn check_table(binary: &Path) -> Result<()> {
     let harness: Vec<&str> = Optimization::ALL.iter().map(|o| o.name()).collect();
-    let output = Command::new(binary).args(["optimizations", "--json"]).output();
-    let listed = output.ok().filter(|o| o.status.success()).and_then(|o| {
+    let output = Command::new(binary)
+        .args(["optimizations", "--json"])
+        .output()
+        .map_err(|e| Error::Untestable(format!("cannot run {}: {e}", binary.display())))?;
+    let listed = Some(output).filter(|o| o.status.success()).and_then(|o| {
         let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).ok()?;
         rows.iter().map(|r| r.get("name")?.as_str().map(str::to_string)).collect::<Option<Vec<String>>>()
     });

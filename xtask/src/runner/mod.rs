@@ -13,6 +13,7 @@ pub mod revision;
 
 use crate::error::PathContext;
 use crate::metrics::Metric;
+use crate::paths::scratch_file;
 use crate::plan::{Plan, PlannedPoint, at};
 use crate::results::*;
 use anyhow::{Result, bail};
@@ -159,7 +160,7 @@ fn check_correctness(
     let mut checks = Vec::new();
     for (i, v) in point.variants.iter().enumerate() {
         progress.bar.set_message(format!("correctness: {}", v.variant));
-        let out = scratch.join(format!("p{p}-{}-check.json", v.variant));
+        let out = scratch_file(scratch, p, &v.variant, "check");
         // Only measured rounds read the machine's probe: a check run's timings count for nothing.
         let r = BenchCall::check(&v.workload, v.optimizations).run(engine.release_for(i), &out)?;
         environment.get_or_insert_with(|| r.environment.clone());
@@ -223,7 +224,7 @@ fn measure(
                 at(&point.point),
                 round + 1
             ));
-            let out = scratch.join(format!("p{p}-{}-r{round}.json", variant.variant));
+            let out = scratch_file(scratch, p, &variant.variant, &format!("r{round}"));
             let binary = engine.release_for(v);
             runs[v].push(measure_once(plan, point, variant, binary, &out, &correctness, (round, position))?);
             progress.bar.inc(1);

@@ -2,8 +2,9 @@
 //!
 //! A revision is resolved to its commit id before anything else (so `HEAD~1` means what it meant
 //! when the command started). A commit is checked out in a `git worktree` of its own under
-//! `target/compare/src/`, built in one shared target directory (`target/compare/build/`: the
-//! dependencies are built once for every revision), and its binary is kept under
+//! `target/compare/src/`, built in the target directory every build with other features shares
+//! (`target/engine-features/`: the dependencies are built once, for every revision; one lock
+//! keeps one build's copy from taking another's binary), and its binary is kept under
 //! `target/compare/bin/KEY/smallmind`, KEY naming the commit, the toolchain and the features: a
 //! second compare of the same commit does not rebuild. The working tree (uncommitted changes
 //! included) is built where it is, like any experiment's engine, and is never cached.
@@ -30,8 +31,11 @@ pub struct Revision {
 impl Revision {
     /// Resolves `spec` to a commit, as a usage error naming it when git does not know it.
     pub fn resolve(spec: &str) -> Result<Revision> {
-        let commit = git(&["rev-parse", "--verify", "--quiet", "--end-of-options", &format!("{spec}^{{commit}}")])
-            .ok_or_else(|| usage(format!("`{spec}` is not a commit of this repository (git rev-parse found none)")))?;
+        let commit =
+            git(&["rev-parse", "--verify", "--quiet", "--end-of-options", &format!("{spec}^{{commit}}")])
+                .ok_or_else(|| {
+                    usage(format!("`{spec}` is not a commit of this repository (git rev-parse found none)"))
+                })?;
         Ok(Revision { spec: spec.to_string(), commit, working_tree: false, dirty: false })
     }
 
@@ -92,20 +96,29 @@ pub fn build(revision: &Revision, features: &[String]) -> Result<PathBuf> {
             return Err(Error::Untestable(format!("cannot check out {}", revision.describe())).into());
         }
     }
-    let built = cargo_build(revision, &src, &base.join("build"), features);
+    let built = {
+        let _lock = super::engine::lock_shared_build()?;
+        cargo_build(revision, &src, &target_dir().join("engine-features"), features)
+            .and_then(|built| keep(&built, &cached))
+    };
     // The checkout is only needed to build: the binary is what is kept.
     let _ = Command::new("git")
         .args(["worktree", "remove", "--force"])
         .arg(&src)
         .current_dir(crate::project_root())
         .status();
-    let built = built?;
+    built?;
+    Ok(cached)
+}
+
+/// Copies `built` to `cached` through a temporary name.
+fn keep(built: &Path, cached: &Path) -> Result<()> {
     let dir = cached.parent().context("a cached binary has a folder")?;
     std::fs::create_dir_all(dir).at(dir)?;
     let temp = dir.join("smallmind.tmp");
-    std::fs::copy(&built, &temp).at(&temp)?;
-    std::fs::rename(&temp, &cached).at(&cached)?;
-    Ok(cached)
+    std::fs::copy(built, &temp).at(&temp)?;
+    std::fs::rename(&temp, cached).at(cached)?;
+    Ok(())
 }
 
 fn cargo_build(revision: &Revision, src: &Path, target: &Path, features: &[String]) -> Result<PathBuf> {
@@ -118,7 +131,11 @@ fn cargo_build(revision: &Revision, src: &Path, target: &Path, features: &[Strin
     eprintln!("building the engine of {} (release, in {})", revision.describe(), target.display());
     let status = cmd.status().context("cannot run cargo")?;
     if !status.success() {
-        return Err(Error::Untestable(format!("{} does not build (features: {features:?})", revision.describe())).into());
+        return Err(Error::Untestable(format!(
+            "{} does not build (features: {features:?})",
+            revision.describe()
+        ))
+        .into());
     }
     Ok(target.join("release").join("smallmind"))
 }

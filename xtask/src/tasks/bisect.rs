@@ -49,7 +49,7 @@ pub fn run(
         )?;
     }
     let prepared = Prepared::new("bisect", plan, options.clone())?;
-    let publish = Publish::begin(paths, name, |f| !f.starts_with("bisect"))?;
+    let publish = Publish::begin(paths, name, "bisect", |f| !f.starts_with("bisect"))?;
     let profile_dir = publish.dir().join(report::BISECT_PROFILES);
     let extra: &[&str] = if full { &["--full"] } else { &[] };
     let mut results = prepared.run(command_line("bisect", name, options, extra), Some(&profile_dir))?;
@@ -60,7 +60,15 @@ pub fn run(
         record.path = format!("{}/{file}", report::BISECT_PROFILES);
         record.beside_report = true;
     }
-    let before = if baseline_path.is_file() { Some(results::read(&baseline_path)?) } else { None };
+    let before = match baseline_path.is_file().then(|| results::read(&baseline_path)) {
+        None => None,
+        Some(Ok(b)) => Some(b),
+        // Only with --save-baseline: without, an unreadable one stopped the run before it began.
+        Some(Err(e)) => {
+            eprintln!("{name}: {e:#}; this run replaces it");
+            None
+        }
+    };
     let kept = paths.bisect_baseline_profiles(name);
     if let Some(b) = &before {
         // The baseline and its flame graphs are kept beside the page, so that its "before" links
@@ -71,24 +79,33 @@ pub fn run(
         }
         publish.write(report::BISECT_BEFORE, &serde_json::to_vec(b)?)?;
     }
-    if save_baseline {
-        std::fs::create_dir_all(&paths.baselines)?;
-        write_atomic(&baseline_path, &serde_json::to_vec(&results)?)?;
-        if kept.exists() {
-            std::fs::remove_dir_all(&kept)?;
-        }
-        if profile_dir.is_dir() {
-            copy_dir(&profile_dir, &kept)?;
-        }
-        eprintln!("{name}: saved the bisect baseline {}", baseline_path.display());
-    }
     publish.write(report::BISECT_RESULTS, &serde_json::to_vec(&results)?)?;
     // Suspects come from the previous baseline; a first baseline is this run itself.
     let before = before.or_else(|| save_baseline.then(|| results.clone()));
     let page = write_page(name, &results, before.as_ref(), publish.dir())?;
+    // The page first: the baseline it compared with is replaced only once the page is in place.
     let dir = publish.commit()?;
     eprintln!("bisect: {}", dir.join(report::BISECT_PAGE).display());
+    if save_baseline {
+        save(name, &results, &dir.join(report::BISECT_PROFILES), paths)?;
+    }
     Ok(page)
+}
+
+/// Stores `results` as the bisect baseline, with the flame graphs in `profiles`.
+fn save(name: &str, results: &ExperimentResults, profiles: &Path, paths: &Paths) -> Result<()> {
+    let baseline_path = paths.bisect_baseline(name);
+    let kept = paths.bisect_baseline_profiles(name);
+    std::fs::create_dir_all(&paths.baselines)?;
+    write_atomic(&baseline_path, &serde_json::to_vec(results)?)?;
+    if kept.exists() {
+        std::fs::remove_dir_all(&kept)?;
+    }
+    if profiles.is_dir() {
+        copy_dir(profiles, &kept)?;
+    }
+    eprintln!("{name}: saved the bisect baseline {}", baseline_path.display());
+    Ok(())
 }
 
 /// The bisect results of `reports/NAME` and the baseline they were compared with: the kept

@@ -4,7 +4,7 @@
 
 use super::{Prepared, check_options, command_line, load};
 use crate::analysis::calibration::{Calibration, calibrate};
-use crate::analysis::noise::NoiseFloors;
+use crate::analysis::noise::{MIN_SESSIONS, NoiseFloors};
 use crate::error::usage;
 use crate::metrics::Metric;
 use crate::paths::{Paths, report, write_atomic};
@@ -23,11 +23,13 @@ pub fn run(
     sessions: usize,
     save: bool,
 ) -> Result<String> {
-    if sessions == 1 {
-        return Err(usage("--sessions must be 0 (no noise floors) or at least 2"));
+    if sessions != 0 && sessions < MIN_SESSIONS {
+        return Err(usage(format!("--sessions must be 0 (no noise floors) or at least {MIN_SESSIONS}")));
     }
     if save && sessions == 0 {
-        return Err(usage("--save-baseline stores noise floors: give --sessions K (K >= 2, e.g. 5)"));
+        return Err(usage(format!(
+            "--save-baseline stores noise floors: give --sessions K (K >= {MIN_SESSIONS})"
+        )));
     }
     if !(effect > 0.0 && effect < 10.0) {
         return Err(usage("--effect must be a fraction above 0, e.g. 0.05"));
@@ -44,7 +46,7 @@ pub fn run(
         .into_iter()
         .filter_map(|m| calibrate(&results, m, effect))
         .collect();
-    let floors = if sessions >= 2 {
+    let floors = if sessions >= MIN_SESSIONS {
         Some(measure_sessions(name, &experiment, options.clone(), sessions)?)
     } else {
         None

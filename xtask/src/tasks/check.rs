@@ -108,11 +108,23 @@ fn print_check(results: &ExperimentResults, check: &BaselineCheck) {
     }
     match &check.noise {
         NoiseUse::Absent => {}
-        NoiseUse::Used { commit, sessions, rounds_per_session, .. } => println!(
-            "noise: timed figures judged by the cuts calibrated here ({sessions} sessions of {rounds_per_session} \
-             rounds at commit {})",
-            short(commit)
-        ),
+        NoiseUse::Used { commit, sessions, rounds_per_session, plan_unrecorded, uncalibrated, .. } => {
+            println!(
+                "noise: timed figures judged by the cuts calibrated here ({sessions} sessions of {rounds_per_session} \
+                 rounds at commit {}){}{}",
+                short(commit),
+                if *uncalibrated > 0 {
+                    format!("; {uncalibrated} without a floor: the tolerance rule")
+                } else {
+                    String::new()
+                },
+                if *plan_unrecorded {
+                    "; the file does not record its plan: re-run the calibration to check it"
+                } else {
+                    ""
+                }
+            )
+        }
         NoiseUse::Ignored(reason) => println!("noise: the calibrated noise floors are not used: {reason}"),
     }
     if !check.comparable && check.judged {

@@ -65,8 +65,11 @@ pub fn run(
     let head_binary = revision::build(&head, &options.engine_features)?;
     check_table(&base_binary)?;
     check_table(&head_binary)?;
-    let per_variant =
-        named.iter().map(|(n, _)| if n.starts_with("base") { &base_binary } else { &head_binary }).cloned().collect();
+    let per_variant = named
+        .iter()
+        .map(|(n, _)| if n.starts_with("base") { &base_binary } else { &head_binary })
+        .cloned()
+        .collect();
     let engine = Engine { release: base_binary.clone(), dhat: None, per_variant };
     let options = RunOptions { no_profiles: true, ..options.clone() };
     let scratch = scratch("compare", &name);
@@ -99,25 +102,37 @@ fn variants(toggles: Toggles) -> Vec<(String, Optimizations)> {
             sets.into_iter().map(|o| (config_name(o), o)).collect()
         }
     };
-    let side = |side: &str, set: &str| if set.is_empty() { side.to_string() } else { format!("{side}-{set}") };
+    let side =
+        |side: &str, set: &str| if set.is_empty() { side.to_string() } else { format!("{side}-{set}") };
     sets.iter().flat_map(|(n, o)| [(side("base", n), *o), (side("head", n), *o)]).collect()
 }
 
 /// `cargo xtask compare BASE [HEAD] --experiment NAME ...`, with the revisions as written.
-fn command_line(base: &Revision, head: &Revision, experiment: &str, toggles: Toggles, options: &RunOptions) -> String {
+fn command_line(
+    base: &Revision,
+    head: &Revision,
+    experiment: &str,
+    toggles: Toggles,
+    options: &RunOptions,
+) -> String {
     let head = if head.working_tree { String::new() } else { format!(" {}", head.spec) };
     let mut extra = vec![format!("--experiment {experiment}")];
     if toggles == Toggles::Lattice {
         extra.push("--toggles lattice".into());
     }
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    super::command_line("compare", &format!("{}{head}", base.spec), &RunOptions { no_profiles: false, ..options.clone() }, &extra)
+    super::command_line(
+        "compare",
+        &format!("{}{head}", base.spec),
+        &RunOptions { no_profiles: false, ..options.clone() },
+        &extra,
+    )
 }
 
 /// Writes `reports/compare/NAME/` and says the verdict; gives the exit code.
 fn publish(name: &str, results: &ExperimentResults, toggles: Toggles, paths: &Paths) -> Result<u8> {
     let compare_paths = Paths { reports: paths.reports.join("compare"), ..paths.clone() };
-    let publish = Publish::begin(&compare_paths, name, |_| false)?;
+    let publish = Publish::begin(&compare_paths, name, "compare", |_| false)?;
     let analysis = Analysis::of(results, None, None);
     publish.write(report::RESULTS, &serde_json::to_vec(results)?)?;
     let charts = crate::report::figures::draw(results, publish.dir())?;
@@ -142,7 +157,8 @@ fn publish(name: &str, results: &ExperimentResults, toggles: Toggles, paths: &Pa
         percent_change(change.low),
         percent_change(change.high)
     );
-    if let Some(fallen) = ranked.as_ref().and_then(|r| r.first()).filter(|s| s.change.high < 1.0 - tolerance) {
+    if let Some(fallen) = ranked.as_ref().and_then(|r| r.first()).filter(|s| s.change.high < 1.0 - tolerance)
+    {
         let _ = write!(line, "; the fall is in `{}`'s contribution", fallen.toggle.name());
     }
     let _ = write!(

@@ -8,6 +8,7 @@
 use super::{Prepared, check_options, command_line, load, read_baseline, require_fit};
 use crate::analysis::Analysis;
 use crate::analysis::baseline::misfit_line;
+use crate::analysis::noise::NoiseFloors;
 use crate::error::exit;
 use crate::paths::{Paths, Publish, report, write_atomic};
 use crate::plan::Plan;
@@ -66,8 +67,10 @@ pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths)
             }
         }
     }
+    // Read before anything runs: a damaged file stops the run before it costs anything.
+    let noise = super::read_noise(paths, name)?;
     let prepared = Prepared::new("experiment", plan, options.clone())?;
-    let publish = Publish::begin(paths, name, report::is_other_tasks)?;
+    let publish = Publish::begin(paths, name, "experiment", report::is_other_tasks)?;
     let profile_dir = publish.dir().join(report::PROFILES);
     let mut results = prepared.run(command_line("experiment", name, options, &[]), Some(&profile_dir))?;
     profiles::place(&mut results, &profile_dir, name)?;
@@ -77,7 +80,7 @@ pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths)
     if first_baseline {
         write_baseline(name, &results, paths)?;
     }
-    let mut outcome = publish_report(name, &results, paths, publish)?;
+    let mut outcome = publish_report(name, &results, paths, publish, noise.as_ref())?;
     if save_baseline && !first_baseline {
         write_baseline(name, &results, paths)?;
         // The report compares with the baseline it replaced; the new one fits.
@@ -104,11 +107,11 @@ pub fn publish_report(
     results: &ExperimentResults,
     paths: &Paths,
     publish: Publish,
+    noise: Option<&NoiseFloors>,
 ) -> Result<Outcome> {
     let baseline_path = paths.baseline(name);
     let stored = if baseline_path.is_file() { Some(results::read(&baseline_path)?) } else { None };
-    let noise = super::read_noise(paths, name)?;
-    let analysis = Analysis::of(results, stored.as_ref(), noise.as_ref());
+    let analysis = Analysis::of(results, stored.as_ref(), noise);
     publish.write(report::RESULTS, &serde_json::to_vec(results)?)?;
     let charts = crate::report::figures::draw(results, publish.dir())?;
     publish.write(report::README, crate::report::render(&analysis, &charts).as_bytes())?;

@@ -103,6 +103,12 @@ pub fn read_noise(paths: &Paths, name: &str) -> Result<Option<NoiseFloors>> {
             floors.schema_version
         )));
     }
+    floors.validate().map_err(|e| {
+        usage(format!(
+            "{}: {e}; run `cargo xtask calibrate {name} --sessions 5 --save-baseline` to measure them again",
+            path.display()
+        ))
+    })?;
     Ok(Some(floors))
 }
 

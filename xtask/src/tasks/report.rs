@@ -20,11 +20,13 @@ pub fn run(name: &str, paths: &Paths) -> Result<u8> {
     if baseline_path.is_file() {
         results::read(&baseline_path)?;
     }
-    let publish = Publish::begin(paths, name, |f| f == report::PROFILES || report::is_other_tasks(f))?;
+    let noise = super::read_noise(paths, name)?;
+    let publish =
+        Publish::begin(paths, name, "report", |f| f == report::PROFILES || report::is_other_tasks(f))?;
     if let Some((bisect_results, before)) = &bisect {
         bisect::write_page(name, bisect_results, before.as_ref(), publish.dir())?;
     }
-    let outcome: Outcome = publish_report(name, &results, paths, publish)?;
+    let outcome: Outcome = publish_report(name, &results, paths, publish, noise.as_ref())?;
     let code = outcome.finish();
     let Some((bisect_results, before)) = bisect else { return Ok(code) };
     eprintln!("bisect: {}", outcome.report.join(report::BISECT_PAGE).display());

@@ -29,6 +29,9 @@ use machine::MachineSummary;
 #[derive(Debug, Clone, PartialEq)]
 pub enum BaselineState {
     Missing,
+    /// The run is itself a comparison (`compare`: a head against its base): no stored baseline
+    /// applies, and the report says nothing about one.
+    NotApplicable,
     Checked(BaselineCheck),
 }
 
@@ -162,7 +165,7 @@ impl<'a> Analysis<'a> {
                     )
                 })
                 .collect(),
-            BaselineState::Missing => Vec::new(),
+            BaselineState::Missing | BaselineState::NotApplicable => Vec::new(),
         }
     }
 }
@@ -266,6 +269,7 @@ fn baseline_cell(
 ) -> BaselineCell {
     let check = match baseline {
         BaselineState::Missing => return BaselineCell::NoBaseline,
+        BaselineState::NotApplicable => return BaselineCell::NotCompared,
         BaselineState::Checked(check) => check,
     };
     let subject = format!("{} vs {}", candidate.name, reference.name);

@@ -123,9 +123,10 @@ pub fn phases(md: &mut String, s: &Summary) {
 /// The run against the stored baseline: every figure compared, and whether it was judged.
 pub fn baseline(md: &mut String, a: &Analysis) {
     let r = a.results;
-    let _ = writeln!(md, "## Against the baseline\n");
     let check = match &a.baseline {
+        BaselineState::NotApplicable => return,
         BaselineState::Missing => {
+            let _ = writeln!(md, "## Against the baseline\n");
             let _ = writeln!(
                 md,
                 "No baseline is stored for `{name}`. To keep this run as the baseline every later report is compared \
@@ -136,6 +137,7 @@ pub fn baseline(md: &mut String, a: &Analysis) {
         }
         BaselineState::Checked(check) => check,
     };
+    let _ = writeln!(md, "## Against the baseline\n");
     if check.same_run {
         let _ = writeln!(
             md,

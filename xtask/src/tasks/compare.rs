@@ -10,7 +10,7 @@
 
 use super::{check_options, load};
 use crate::analysis::bisect::{Suspect, config_name, configs, suspects};
-use crate::analysis::{Analysis, Comparison};
+use crate::analysis::{Analysis, BaselineState, Comparison};
 use crate::error::{exit, kind};
 use crate::metrics::Metric;
 use crate::paths::{Paths, Publish, report, scratch};
@@ -133,7 +133,7 @@ fn command_line(
 fn publish(name: &str, results: &ExperimentResults, toggles: Toggles, paths: &Paths) -> Result<u8> {
     let compare_paths = Paths { reports: paths.reports.join("compare"), ..paths.clone() };
     let publish = Publish::begin(&compare_paths, name, "compare", |_| false)?;
-    let analysis = Analysis::of(results, None, None);
+    let analysis = Analysis::new(results, BaselineState::NotApplicable);
     publish.write(report::RESULTS, &serde_json::to_vec(results)?)?;
     let charts = crate::report::figures::draw(results, publish.dir())?;
     let mut page = crate::report::render(&analysis, &charts);

@@ -105,3 +105,8 @@ pub fn short(commit: &str) -> &str {
 pub fn short_digest(d: &str) -> String {
     d.chars().take(7 + 12).collect::<String>() + "…"
 }
+
+/// `-7.2%` or `+3.0%`.
+pub fn percent_change(x: f64) -> String {
+    format!("{:+.1}%", (x - 1.0) * 100.0)
+}

@@ -7,6 +7,7 @@
 pub mod bisect;
 pub mod calibration;
 pub mod charts;
+pub mod compare;
 pub mod figures;
 pub mod format;
 pub mod sections;

@@ -140,7 +140,7 @@ fn publish(name: &str, results: &ExperimentResults, toggles: Toggles, paths: &Pa
     let tolerance = results.spec.thresholds.regression;
     let ranked = (toggles == Toggles::Lattice).then(|| contributions(&results.points[0]));
     if let Some(ranked) = &ranked {
-        lattice_section(&mut page, ranked, tolerance);
+        crate::report::compare::contributions(&mut page, ranked, tolerance);
     }
     publish.write(report::README, page.as_bytes())?;
     let dir = publish.commit()?;
@@ -153,9 +153,9 @@ fn publish(name: &str, results: &ExperimentResults, toggles: Toggles, paths: &Pa
     let regressed = change.high < 1.0 - tolerance;
     let mut line = format!(
         "{name}: decode {} [{}, {}]",
-        percent_change(change.point),
-        percent_change(change.low),
-        percent_change(change.high)
+        crate::report::format::percent_change(change.point),
+        crate::report::format::percent_change(change.low),
+        crate::report::format::percent_change(change.high)
     );
     if let Some(fallen) = ranked.as_ref().and_then(|r| r.first()).filter(|s| s.change.high < 1.0 - tolerance)
     {
@@ -176,11 +176,6 @@ fn decode(c: &Comparison) -> Option<Speedup> {
     c.row(Metric::DecodeTokS).and_then(|r| r.speedup)
 }
 
-/// `-7.2%` or `+3.0%`.
-fn percent_change(x: f64) -> String {
-    format!("{:+.1}%", (x - 1.0) * 100.0)
-}
-
 /// Each optimization's contribution to decode throughput (all on against all on but it) in the
 /// head against the base, worst change first.
 fn contributions(p: &PointResults) -> Vec<Suspect> {
@@ -199,32 +194,4 @@ fn side(p: &PointResults, side: &str) -> PointResults {
         })
         .collect();
     PointResults { variants, ..p.clone() }
-}
-
-fn lattice_section(md: &mut String, ranked: &[Suspect], tolerance: f64) {
-    use crate::report::format::two;
-    let _ = writeln!(md, "## Where the change is: each optimization's contribution\n");
-    let _ = writeln!(
-        md,
-        "Each optimization's contribution to decode throughput (all on, against all on but it) on the base and on \
-         the head, from the same interleaved rounds; worst change first. A change whose interval lies below 1 - \
-         {:.0}% is flagged.\n",
-        tolerance * 100.0
-    );
-    let _ = writeln!(md, "| optimization | contribution in the base | in the head [95% CI] | change |");
-    let _ = writeln!(md, "|---|---:|---|---|");
-    for s in ranked {
-        let _ = writeln!(
-            md,
-            "| `{}` | {}x | {}x [{}, {}] | {}x{} |",
-            s.toggle.name(),
-            two(s.before),
-            two(s.now.point),
-            two(s.now.low),
-            two(s.now.high),
-            two(s.change.point),
-            if s.change.high < 1.0 - tolerance { " **fell**" } else { "" }
-        );
-    }
-    md.push('\n');
 }

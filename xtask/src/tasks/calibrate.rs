@@ -40,7 +40,16 @@ pub fn run(
     let aa = experiment.derived(&[("A".into(), opts), ("A-again".into(), opts)]);
     let options = RunOptions { no_profiles: true, ..options.clone() };
     let prepared = Prepared::new("calibrate", Plan::new(name, aa), options.clone())?;
-    let command = command_line("calibrate", name, &RunOptions { no_profiles: false, ..options.clone() }, &[]);
+    let sessions_flag = format!("--sessions {sessions}");
+    let mut extra: Vec<&str> = Vec::new();
+    if sessions > 0 {
+        extra.push(&sessions_flag);
+    }
+    if save {
+        extra.push("--save-baseline");
+    }
+    let command =
+        command_line("calibrate", name, &RunOptions { no_profiles: false, ..options.clone() }, &extra);
     let results = prepared.run(command, None)?;
     let calibrations: Vec<Calibration> = [Metric::DecodeTokS, Metric::TtftMs]
         .into_iter()

@@ -42,6 +42,9 @@ pub enum Task {
     /// machine; writes reports/compare/BASE..HEAD/ (exit 3 when the head is slower beyond the
     /// tolerance).
     Compare(CompareArgs),
+    /// The pull-request summary of a compare run's folder (reports/compare/BASE..HEAD), as
+    /// GitHub markdown with a hidden marker line for a bot's comment.
+    Summary(SummaryArgs),
     /// List the experiments with their descriptions.
     List(DirArgs),
     /// Formatting check, clippy with warnings denied, and the whole test suite.
@@ -112,9 +115,10 @@ pub struct CompareArgs {
     pub base: String,
     /// The head revision (default: the working tree, uncommitted changes included).
     pub head: Option<String>,
-    /// The experiment whose reference workload both run: experiments/NAME.toml.
-    #[arg(long, default_value = "smoke", value_name = "NAME")]
-    pub experiment: String,
+    /// The experiment whose reference workload both run: experiments/NAME.toml (repeat the flag
+    /// for several, run one after the other).
+    #[arg(long = "experiment", default_value = "smoke", value_name = "NAME")]
+    pub experiments: Vec<String>,
     /// Which toggle sets both revisions run: every optimization on, or the bisect lattice (and
     /// which optimization's contribution changed).
     #[arg(long, value_enum, default_value = "all")]
@@ -128,8 +132,28 @@ pub struct CompareArgs {
     /// Build both engines with these cargo features (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "FEATURES")]
     pub engine_features: Vec<String>,
+    /// Go on when the head generates other tokens than the base (each revision's variants must
+    /// still agree among themselves); the report and summary lead with where they differ.
+    #[arg(long)]
+    pub allow_output_change: bool,
+    /// Also write the pull-request summary (GitHub markdown, for $GITHUB_STEP_SUMMARY or a
+    /// comment) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
     #[command(flatten)]
     pub dirs: DirArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    /// A compare run's folder: reports/compare/BASE..HEAD.
+    pub folder: PathBuf,
+    /// List every figure, not only those beyond the noise.
+    #[arg(long)]
+    pub all: bool,
+    /// Write the summary to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 impl CompareArgs {

@@ -22,14 +22,8 @@ fn main() -> ExitCode {
             Err(xtask::error::usage("check stores nothing: `cargo xtask baseline NAME` stores a baseline"))
         }
         Some(Task::Check(a)) => tasks::check::run(&a.name, &a.options(), &a.dirs.paths()),
-        Some(Task::Compare(a)) => tasks::compare::run(
-            &a.base,
-            a.head.as_deref(),
-            &a.experiment,
-            a.toggles,
-            &a.options(),
-            &a.dirs.paths(),
-        ),
+        Some(Task::Compare(a)) => tasks::compare::run(&a, &a.options(), &a.dirs.paths()),
+        Some(Task::Summary(a)) => tasks::summary::run(&a.folder, a.all, a.output.as_deref()),
         Some(Task::Bisect(a)) => {
             let r = &a.run;
             tasks::bisect::run(&r.name, &r.options(), &r.dirs.paths(), a.full, r.save_baseline).map(|page| {

@@ -5,6 +5,7 @@
 use crate::error::{Error, PathContext};
 use crate::metrics::Metric;
 use crate::plan::{Experiment, Measured, SweepPoint, Workload, at_label, is_valid_name};
+use crate::runner::revision::Revision;
 use serde::{Deserialize, Serialize};
 use smallmind::Optimizations;
 use smallmind::bench::env::Environment;
@@ -59,6 +60,18 @@ pub struct ExperimentResults {
     pub environment: Environment,
     pub points: Vec<PointResults>,
     pub profiles: Vec<ProfileRecord>,
+    /// What a `cargo xtask compare` run compared; absent for every other run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<CompareRecord>,
+}
+
+/// The two revisions of a `compare` run, and the experiment whose workload both ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareRecord {
+    /// The experiment file's name (`smoke`).
+    pub experiment: String,
+    pub base: Revision,
+    pub head: Revision,
 }
 
 /// Every variant at one sweep point.
@@ -105,8 +118,57 @@ pub struct RunRecord {
 pub struct Correctness {
     pub reference_digest: String,
     pub generated_tokens: usize,
-    /// Variant -> its digest (all equal to the reference's, or the run failed).
+    /// Variant -> its digest (all equal to the reference's, but for the variants of
+    /// `divergences`).
     pub digests: Vec<(String, String)>,
+    /// Variants allowed to generate other tokens than the reference (`compare
+    /// --allow-output-change`: the head's against the base's), where they first differ. Empty
+    /// everywhere else: a variant with other tokens stops the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub divergences: Vec<Divergence>,
+}
+
+/// Where a variant's generated tokens first differ from the reference's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Divergence {
+    pub variant: String,
+    /// Index into the generated tokens.
+    pub position: usize,
+    /// The reference's token there (`None`: the reference stopped before).
+    pub expected: Option<u32>,
+    /// The variant's token there (`None`: the variant stopped before).
+    pub got: Option<u32>,
+}
+
+impl Divergence {
+    /// Where `ids` first differ from the reference's `expected`, if they do.
+    pub fn between(variant: &str, expected: &[u32], ids: &[u32]) -> Option<Divergence> {
+        if ids == expected {
+            return None;
+        }
+        let position =
+            expected.iter().zip(ids).position(|(a, b)| a != b).unwrap_or(expected.len().min(ids.len()));
+        Some(Divergence {
+            variant: variant.to_string(),
+            position,
+            expected: expected.get(position).copied(),
+            got: ids.get(position).copied(),
+        })
+    }
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = |t: Option<u32>| t.map_or("the end".to_string(), |t| format!("token {t}"));
+        write!(
+            f,
+            "`{}` first differs at position {}: {} instead of {}",
+            self.variant,
+            self.position,
+            token(self.got),
+            token(self.expected)
+        )
+    }
 }
 
 /// A profile captured for a variant.

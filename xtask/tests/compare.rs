@@ -5,7 +5,8 @@
 //!
 //! The slowed head is found (exit 3) and, with `--toggles lattice`, the fall is named as
 //! `fused-softmax`'s contribution; `HEAD` against itself is within tolerance and reuses the
-//! cached build; the head with other tokens is stopped by the gate.
+//! cached build (on two experiments, with the summary); the head with other tokens is stopped by
+//! the gate, and with `--allow-output-change` measured under a page that leads with where.
 
 use std::io::Write;
 use std::path::Path;
@@ -85,7 +86,10 @@ fn commit_with(file: &str, edit: impl Fn(&str) -> String) -> String {
 
 fn compare(args: &[&str], root: &Path) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.arg("compare").args(args).args(["--experiment", "comparetest"]);
+    cmd.arg("compare").args(args);
+    if !args.contains(&"--experiment") {
+        cmd.args(["--experiment", "comparetest"]);
+    }
     for dir in ["experiments", "reports", "baselines"] {
         cmd.arg(format!("--{dir}-dir")).arg(root.join(dir));
     }
@@ -118,15 +122,34 @@ fn compare_finds_a_slowed_head_names_the_toggle_and_stops_at_other_tokens() {
         )
     });
 
-    // HEAD against itself: within tolerance, and the second build comes from the cache.
-    let out = compare(&[&head, &head, "--quick"], root);
+    // HEAD against itself on two experiments: within tolerance, and the second build comes from
+    // the cache; a page per experiment, the summary as the folder's index and in --summary FILE.
+    let second = EXPERIMENT.replace("max_new_tokens = 64", "max_new_tokens = 16");
+    std::fs::write(root.join("experiments/comparetest2.toml"), second).unwrap();
+    let summary_file = root.join("summary.md");
+    let summary_arg = summary_file.to_str().unwrap();
+    let args =
+        ["--quick", "--experiment", "comparetest", "--experiment", "comparetest2", "--summary", summary_arg];
+    let out = compare(&[&[head.as_str(), head.as_str()][..], &args[..]].concat(), root);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("the engine built before"), "{}", text(&out));
     let short = &head[..10];
-    let page =
-        std::fs::read_to_string(root.join(format!("reports/compare/{short}..{short}/README.md"))).unwrap();
-    assert!(page.contains("identical tokens"), "{page}");
+    let folder = root.join(format!("reports/compare/{short}..{short}"));
+    for name in ["comparetest", "comparetest2"] {
+        let page = std::fs::read_to_string(folder.join(name).join("README.md")).unwrap();
+        assert!(page.contains("identical tokens") && page.contains("| commits | base `"), "{page}");
+        assert!(folder.join(name).join("results.json").is_file());
+    }
+    let index = std::fs::read_to_string(folder.join("README.md")).unwrap();
+    assert!(index.starts_with("<!-- smallmind-compare -->"), "{index}");
+    assert!(index.contains("[The report](comparetest2/README.md)"), "{index}");
+    let summary = std::fs::read_to_string(&summary_file).unwrap();
+    assert!(summary.contains("**Tokens.** `comparetest`: identical (2 variant(s)"), "{summary}");
+    // `cargo xtask summary` re-renders it from the folder.
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).arg("summary").arg(&folder).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("`comparetest2`: identical"), "{}", text(&out));
 
     // The slowed head: a regression, in fused-softmax's contribution.
     let out = compare(&[&head, &slowed, "--toggles", "lattice", "--iterations", "3"], root);
@@ -138,8 +161,18 @@ fn compare_finds_a_slowed_head_names_the_toggle_and_stops_at_other_tokens() {
         text(&out)
     );
 
-    // Other weights, other tokens: stopped before any timing counts.
+    // Other weights, other tokens: stopped before any timing counts...
     let out = compare(&[&head, &retuned, "--quick"], root);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("outputs differ"), "{}", text(&out));
+    // ...unless allowed: then measured, and the page leads with where they differ.
+    let out = compare(&[&head, &retuned, "--quick", "--allow-output-change"], root);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OUTPUTS DIFFER"), "{}", text(&out));
+    let page = std::fs::read_to_string(
+        root.join(format!("reports/compare/{short}..{}/comparetest/README.md", &retuned[..10])),
+    )
+    .unwrap();
+    let lead = page.lines().nth(2).unwrap_or_default();
+    assert!(lead.starts_with("**Outputs differ.**") && lead.contains("first differs at position"), "{page}");
 }

@@ -134,11 +134,13 @@ fn fixture(speedup: f64, host: &str) -> ExperimentResults {
                 reference_digest: "sha256:00ff".into(),
                 generated_tokens: 4,
                 digests: vec![("plain".into(), "sha256:00ff".into()), ("fast".into(), "sha256:00ff".into())],
+                divergences: vec![],
             },
             stopped: None,
         }],
         profiles: vec![],
         spec,
+        compare: None,
     }
 }
 
@@ -172,6 +174,68 @@ fn the_report_matches_the_golden_file() {
     );
     assert!(markdown.contains("expected 1.5-2x, measured 3x"), "the hypothesis line");
     assert!(markdown.contains("exceeds the claim"));
+}
+
+/// The fixture as a `compare` run: `plain` is the base, `fast` (decoding `speedup` times as fast)
+/// the head, whose tokens differ at position 2.
+fn compare_fixture(speedup: f64) -> ExperimentResults {
+    use xtask::runner::revision::Revision;
+    let mut r = fixture(speedup, "a");
+    let point = &mut r.points[0];
+    for v in &mut point.variants {
+        v.name = if v.reference { "base" } else { "head" }.into();
+    }
+    point.correctness.digests =
+        vec![("base".into(), "sha256:00ff".into()), ("head".into(), "sha256:00ee".into())];
+    point.correctness.divergences =
+        vec![Divergence { variant: "head".into(), position: 2, expected: Some(7), got: Some(9) }];
+    let revision = |spec: &str, hex: char, working_tree: bool| Revision {
+        spec: spec.into(),
+        commit: std::iter::repeat_n(hex, 40).collect(),
+        working_tree,
+        dirty: working_tree,
+    };
+    r.compare = Some(CompareRecord {
+        experiment: "fixture".into(),
+        base: revision("main", 'a', false),
+        head: revision("working tree", 'b', true),
+    });
+    r
+}
+
+#[test]
+fn the_compare_summary_matches() {
+    use xtask::analysis::compare::CompareAnalysis;
+    use xtask::report::compare::{MARKER, SummaryStyle, summary};
+    let r = compare_fixture(0.8);
+    let charts = vec!["throughput.svg".to_string()];
+    let runs = [(CompareAnalysis::of(&r).unwrap(), charts)];
+    let markdown = summary(&runs, "reports/compare/x..y", SummaryStyle { all: false, links: false });
+    let golden = test_data("compare-summary.md");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &markdown).unwrap();
+    }
+    let expected = std::fs::read_to_string(&golden)
+        .expect("test_data/compare-summary.md exists (UPDATE_GOLDEN=1 makes it)");
+    assert_eq!(
+        markdown, expected,
+        "the summary changed; if intended, re-run with UPDATE_GOLDEN=1 and review the diff"
+    );
+    assert!(markdown.starts_with(MARKER), "the marker a bot finds its comment by comes first");
+    assert!(markdown.contains("**Outputs differ** in `fixture`"), "{markdown}");
+    assert!(
+        markdown.contains("**Regressed** beyond the 10% tolerance: `fixture` decode_tok_s -20.0%"),
+        "{markdown}"
+    );
+    // Only what moved is listed above the fold: TTFT did not.
+    let (above, details) = markdown.split_once("<details>").unwrap();
+    assert!(!above.contains("ttft_ms") && details.contains("ttft_ms"), "{markdown}");
+    // The same head, not slower: no regression, and a faster head says so.
+    let faster = compare_fixture(1.3);
+    let runs = [(CompareAnalysis::of(&faster).unwrap(), vec![])];
+    let markdown = summary(&runs, "reports/compare/x..y", SummaryStyle { all: false, links: true });
+    assert!(markdown.contains("**Faster**: `fixture` decode_tok_s +30.0%"), "{markdown}");
+    assert!(markdown.contains("[The report](fixture/README.md)"), "{markdown}");
 }
 
 #[test]

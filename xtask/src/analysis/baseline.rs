@@ -163,6 +163,18 @@ fn noise_use<'a>(
     (Some(n), used)
 }
 
+/// Whether a timed figure's change (above 1 better) regressed beyond `tolerance`: its whole
+/// 95% interval lies below `1 - tolerance`.
+pub fn timed_regressed(change: &Speedup, tolerance: f64) -> bool {
+    change.high < 1.0 - tolerance
+}
+
+/// Whether a count (allocations, bytes) regressed beyond `tolerance`: it grew by more than it.
+/// Counts are exact: no interval.
+pub fn count_regressed(before: f64, now: f64, tolerance: f64) -> bool {
+    now > before * (1.0 + tolerance)
+}
+
 /// The rows of a check as they are found, and the figures one side has and the other lacks.
 struct Compare<'a> {
     tolerance: f64,
@@ -191,9 +203,9 @@ impl Compare<'_> {
             }
             Some(None) => {
                 self.uncalibrated += 1;
-                (change.high < 1.0 - self.tolerance, None)
+                (timed_regressed(change, self.tolerance), None)
             }
-            None => (change.high < 1.0 - self.tolerance, None),
+            None => (timed_regressed(change, self.tolerance), None),
         }
     }
 
@@ -260,7 +272,7 @@ impl Compare<'_> {
             let (before, now) = (median(&b), median(&n));
             let (change, (regressed, cut)) = if metric.is_exact() {
                 let x = if now == before { 1.0 } else { before / now };
-                (Speedup { point: x, low: x, high: x }, (now > before * (1.0 + self.tolerance), None))
+                (Speedup { point: x, low: x, high: x }, (count_regressed(before, now, self.tolerance), None))
             } else {
                 // A zero median on one side: no ratio (a real run never times zero).
                 let Some(change) = unpaired_speedup(&b, &n, metric.higher_is_better()) else { continue };

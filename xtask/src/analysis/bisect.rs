@@ -160,6 +160,31 @@ pub struct Suspect {
     pub change: Speedup,
 }
 
+impl Suspect {
+    /// Whether the contribution fell beyond `tolerance`: the whole interval of the change lies
+    /// below `1 - tolerance`.
+    pub fn fell(&self, tolerance: f64) -> bool {
+        super::baseline::timed_regressed(&self.change, tolerance)
+    }
+}
+
+/// The suspects of `now` against `before`, worst first, each flagged when it fell beyond
+/// `tolerance`; never flagged unless `judged` (not the same machine: shown, not judged).
+pub fn ranked(
+    now: &PointResults,
+    before: &PointResults,
+    tolerance: f64,
+    judged: bool,
+) -> Vec<(Suspect, bool)> {
+    suspects(now, before)
+        .into_iter()
+        .map(|s| {
+            let fell = judged && s.fell(tolerance);
+            (s, fell)
+        })
+        .collect()
+}
+
 /// Toggles ranked by how much their decode contribution (`removed_alone`) fell, worst first.
 pub fn suspects(now: &PointResults, before: &PointResults) -> Vec<Suspect> {
     let (now_effects, before_effects) = (effects(now), effects(before));
@@ -244,14 +269,7 @@ pub fn analyse<'a>(r: &'a ExperimentResults, before: Option<&'a ExperimentResult
             if misfits.is_empty() {
                 let machine = machine::compare(r, b);
                 let judged = machine.comparable || !machine.measured;
-                let tolerance = r.spec.thresholds.regression;
-                let suspects = suspects(p, &b.points[0])
-                    .into_iter()
-                    .map(|s| {
-                        let fell = judged && s.change.high < 1.0 - tolerance;
-                        (s, fell)
-                    })
-                    .collect();
+                let suspects = ranked(p, &b.points[0], r.spec.thresholds.regression, judged);
                 Against::Ranked { before: b, machine, suspects }
             } else {
                 Against::Misfits { before: b, misfits }

@@ -77,7 +77,12 @@ fn synthetic(sets: &[Optimizations]) -> PointResults {
     PointResults {
         point: SweepPoint::default(),
         variants,
-        correctness: Correctness { reference_digest: String::new(), generated_tokens: 8, digests: vec![] },
+        correctness: Correctness {
+            reference_digest: String::new(),
+            generated_tokens: 8,
+            digests: vec![],
+            divergences: vec![],
+        },
         stopped: None,
     }
 }

@@ -11,6 +11,7 @@
 pub mod baseline;
 pub mod bisect;
 pub mod calibration;
+pub mod compare;
 pub mod fit;
 pub mod machine;
 pub mod noise;

@@ -92,6 +92,18 @@ pub struct Plan {
     pub name: String,
     pub experiment: Experiment,
     pub points: Vec<PlannedPoint>,
+    pub outputs: OutputGate,
+}
+
+/// Which variants must generate the same tokens before any timing counts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputGate {
+    /// Every variant the reference's tokens.
+    Identical,
+    /// Each variant the tokens of the first variant of its group (`groups[i]` is variant `i`'s
+    /// group); the groups may differ from the reference's, and where they do is recorded
+    /// (`compare --allow-output-change`: the base's variants one group, the head's another).
+    WithinGroups(Vec<usize>),
 }
 
 /// Every variant at one sweep point.
@@ -122,7 +134,7 @@ impl Plan {
                 point: p.point,
             })
             .collect();
-        Plan { name: name.to_string(), experiment, points }
+        Plan { name: name.to_string(), experiment, points, outputs: OutputGate::Identical }
     }
 
     /// Every variant at every point, in order.

@@ -1,7 +1,7 @@
 //! The bisect page, `reports/NAME/bisect.md`, rendered from a [`BisectAnalysis`].
 
 use super::format::{interval, provenance, short, two};
-use crate::analysis::bisect::{Against, BisectAnalysis, config_name, without};
+use crate::analysis::bisect::{Against, BisectAnalysis, Suspect, config_name, without};
 use crate::paths::report::{BISECT_CHART, BISECT_PROFILES, BISECT_PROFILES_BEFORE};
 use crate::results::ExperimentResults;
 use crate::stats::Speedup;
@@ -146,20 +146,29 @@ fn suspects(md: &mut String, a: &BisectAnalysis) {
         let sets = [config_name(Optimizations::all()), config_name(without(s.toggle))];
         let _ = writeln!(
             md,
-            "| {} | `{}` | {}x | {}x [{}, {}] | {}x{} | {} | {} |",
+            "| {} | {} | {} | {} |",
             rank + 1,
-            s.toggle.name(),
-            two(s.before),
-            two(s.now.point),
-            two(s.now.low),
-            two(s.now.high),
-            two(s.change.point),
-            if *fell { " **fell**" } else { "" },
+            suspect_cells(s, *fell),
             flame_graph_links(r, &sets, BISECT_PROFILES),
             flame_graph_links(b, &sets, BISECT_PROFILES_BEFORE)
         );
     }
     md.push('\n');
+}
+
+/// A suspect's cells: optimization, contribution before, now with its interval, change (flagged
+/// when it fell).
+pub fn suspect_cells(s: &Suspect, fell: bool) -> String {
+    format!(
+        "`{}` | {}x | {}x [{}, {}] | {}x{}",
+        s.toggle.name(),
+        two(s.before),
+        two(s.now.point),
+        two(s.now.low),
+        two(s.now.high),
+        two(s.change.point),
+        if fell { " **fell**" } else { "" }
+    )
 }
 
 /// Links to the flame graphs `r` captured of the toggle sets `sets`, in folder `dir`.

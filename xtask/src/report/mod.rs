@@ -48,6 +48,17 @@ pub fn render(a: &Analysis, charts: &[ChartRef]) -> String {
     }
     let _ = writeln!(md, "## Correctness\n");
     for p in &r.points {
+        if !p.correctness.divergences.is_empty() {
+            let _ = writeln!(
+                md,
+                "- {}**outputs differ** (allowed by `--allow-output-change`): {}. Every other variant generated the \
+                 same {} token ids as the first of its revision, in the check and in every measured run.",
+                if p.point.label.is_empty() { String::new() } else { format!("{}: ", p.point.label) },
+                p.correctness.divergences.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                p.correctness.generated_tokens
+            );
+            continue;
+        }
         let _ = writeln!(
             md,
             "- {}all {} variants generated the same {} token ids as the reference `{}` (`{}`), in the check and in every measured run.",
@@ -83,7 +94,14 @@ fn facts(md: &mut String, a: &Analysis) {
     let dirty = if env.git_dirty == "true" { " (uncommitted changes)" } else { "" };
     let _ = writeln!(md, "| | |\n|---|---|");
     let _ = writeln!(md, "| date | {} |", r.finished);
-    let _ = writeln!(md, "| commit | `{}`{dirty} |", short(&env.git_commit));
+    match &r.compare {
+        Some(c) => {
+            let _ = writeln!(md, "| commits | base {}, head {} |", c.base.describe(), c.head.describe());
+        }
+        None => {
+            let _ = writeln!(md, "| commit | `{}`{dirty} |", short(&env.git_commit));
+        }
+    }
     let _ = writeln!(
         md,
         "| machine | {}, {} logical cores, {} GiB, {}, kernel {}, kernels use {} |",
@@ -270,11 +288,16 @@ fn headline(a: &Analysis) -> String {
     })
     .collect();
     let mut line = format!(
-        "`{}` against `{}`{}: {}; identical tokens.",
+        "`{}` against `{}`{}: {}; {}.",
         c.candidate.name,
         c.reference.name,
         at(&last.point),
-        parts.join(", ")
+        parts.join(", "),
+        if a.results.points.iter().any(|p| !p.correctness.divergences.is_empty()) {
+            "**outputs differ**"
+        } else {
+            "identical tokens"
+        }
     );
     let sizes: Vec<String> = [crate::metrics::Metric::DecodeTokS, crate::metrics::Metric::TtftMs]
         .into_iter()

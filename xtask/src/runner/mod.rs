@@ -14,7 +14,7 @@ pub mod revision;
 use crate::error::PathContext;
 use crate::metrics::Metric;
 use crate::paths::scratch_file;
-use crate::plan::{Plan, PlannedPoint, at};
+use crate::plan::{OutputGate, Plan, PlannedPoint, at};
 use crate::results::*;
 use anyhow::{Result, bail};
 use bench::BenchCall;
@@ -113,6 +113,7 @@ pub fn run(
         environment: environment.expect("at least one run"),
         points,
         profiles,
+        compare: None,
     })
 }
 
@@ -167,24 +168,42 @@ fn check_correctness(
         checks.push((v.variant.clone(), r.output.generated_ids, r.output.digest));
         progress.bar.inc(1);
     }
-    let (ref_name, ref_ids, ref_digest) = checks[plan.reference()].clone();
-    for (name, ids, _) in &checks {
-        if ids != &ref_ids {
-            let first =
-                ref_ids.iter().zip(ids).position(|(a, b)| a != b).unwrap_or(ref_ids.len().min(ids.len()));
+    let reference = plan.reference();
+    let group_of = |i: usize| match &plan.outputs {
+        OutputGate::Identical => reference,
+        OutputGate::WithinGroups(groups) => {
+            if groups[i] == groups[reference] {
+                reference
+            } else {
+                groups.iter().position(|&g| g == groups[i]).unwrap_or(i)
+            }
+        }
+    };
+    let mut divergences = Vec::new();
+    for (i, (name, ids, _)) in checks.iter().enumerate() {
+        let (expected_name, expected, _) = &checks[group_of(i)];
+        if let Some(d) = Divergence::between(name, expected, ids) {
             bail!(
-                "WRONG OUTPUT{}: variant `{name}` generated different tokens from the reference `{ref_name}`, \
-                 first at position {first} ({:?} instead of {:?}); its timings would mean nothing",
+                "WRONG OUTPUT{}: variant `{name}` generated different tokens from `{expected_name}`{}, first at position \
+                 {} ({:?} instead of {:?}); its timings would mean nothing",
                 at(&point.point),
-                ids.get(first),
-                ref_ids.get(first)
+                if group_of(i) == reference { " (the reference)" } else { "" },
+                d.position,
+                d.got,
+                d.expected
             );
         }
+        // Only a group's first variant is compared with the reference: the rest are its copies.
+        if group_of(i) == i && i != reference {
+            divergences.extend(Divergence::between(name, &checks[reference].1, ids));
+        }
     }
+    let (_, ref_ids, ref_digest) = checks[reference].clone();
     let correctness = Correctness {
         reference_digest: ref_digest,
         generated_tokens: ref_ids.len(),
         digests: checks.into_iter().map(|(n, _, d)| (n, d)).collect(),
+        divergences,
     };
     Ok(correctness)
 }
@@ -287,7 +306,8 @@ fn measure_once(
         ..BenchCall::check(&variant.workload, variant.optimizations)
     };
     let r = call.run(binary, out)?;
-    if r.output.digest != correctness.reference_digest {
+    let checked = correctness.digests.iter().find(|(n, _)| n == &variant.variant).map(|(_, d)| d);
+    if checked != Some(&r.output.digest) {
         bail!(
             "WRONG OUTPUT{}: variant `{}` generated different tokens in round {} than in the correctness check",
             at(&point.point),

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A revision to build an engine from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Revision {
     /// As the user wrote it (`HEAD~1`, `main`), or `working tree`.
     pub spec: String,

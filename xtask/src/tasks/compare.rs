@@ -1,28 +1,31 @@
 //! `cargo xtask compare BASE [HEAD]`: a change against its base, both engines built from their
 //! revisions ([`crate::runner::revision`]) and run interleaved on one machine in one session by
-//! this side's harness, with this side's experiment file and workload for both. Every variant
+//! this side's harness, with this side's experiment files and workloads for both. Every variant
 //! of both revisions must generate the same tokens (a change of output is a behaviour change and
-//! stops the run); the report goes to `reports/compare/BASE..HEAD/`, and the exit code is 3 when
-//! the head is slower than the base beyond the experiment's tolerance.
+//! stops the run, unless `--allow-output-change`); each experiment's page goes to
+//! `reports/compare/BASE..HEAD/NAME/`, the summary a pull request shows to the folder's
+//! README.md (and `--summary FILE`), and the exit code is 3 when a figure of the head is worse
+//! than the base's beyond the experiment's tolerance.
 //!
 //! `--toggles lattice` runs the bisect lattice on both revisions and says in which
 //! optimization's contribution the change lies.
 
 use super::{check_options, load};
-use crate::analysis::bisect::{Suspect, config_name, configs, suspects};
-use crate::analysis::{Analysis, BaselineState, Comparison};
+use crate::analysis::bisect::{config_name, configs};
+use crate::analysis::compare::CompareAnalysis;
 use crate::error::{exit, kind};
-use crate::metrics::Metric;
-use crate::paths::{Paths, Publish, report, scratch};
-use crate::plan::Plan;
-use crate::results::{ExperimentResults, PointResults, VariantResults};
+use crate::flags::CompareArgs;
+use crate::paths::{Paths, Publish, report, scratch, write_atomic};
+use crate::plan::{Experiment, OutputGate, Plan};
+use crate::report::compare::{SummaryStyle, page, summary};
+use crate::results::{CompareRecord, ExperimentResults};
 use crate::runner::engine::{Engine, check_table};
 use crate::runner::revision::{self, Revision};
 use crate::runner::{self, Dirs, RunOptions};
-use crate::stats::Speedup;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use smallmind::Optimizations;
 use std::fmt::Write;
+use std::path::PathBuf;
 
 /// Which toggle sets both revisions run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -34,60 +37,106 @@ pub enum Toggles {
 }
 
 /// Runs the comparison and gives the exit code.
-pub fn run(
-    base: &str,
-    head: Option<&str>,
-    experiment: &str,
-    toggles: Toggles,
-    options: &RunOptions,
-    paths: &Paths,
-) -> Result<u8> {
+pub fn run(args: &CompareArgs, options: &RunOptions, paths: &Paths) -> Result<u8> {
     check_options(options)?;
-    let base = Revision::resolve(base)?;
-    let head = match head {
+    let base = Revision::resolve(&args.base)?;
+    let head = match &args.head {
         Some(spec) => Revision::resolve(spec)?,
         None => Revision::working_tree()?,
     };
-    let source = load(experiment, paths)?;
-    let name = format!("{}..{}", base.short(), head.short());
-    let named = variants(toggles);
+    let mut names: Vec<String> = Vec::new();
+    for n in &args.experiments {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    // Every experiment file is read before anything is built: a bad one costs nothing.
+    let sources: Vec<(String, Experiment)> =
+        names.iter().map(|n| Ok((n.clone(), load(n, paths)?))).collect::<Result<_>>()?;
+    let binaries = [
+        revision::build(&base, &options.engine_features)?,
+        revision::build(&head, &options.engine_features)?,
+    ];
+    for binary in &binaries {
+        check_table(binary)?;
+    }
+    let folder = format!("{}..{}", base.short(), head.short());
+    let compare_paths = Paths { reports: paths.reports.join("compare"), ..paths.clone() };
+    let publish = Publish::begin(&compare_paths, &folder, "compare", |_| false)?;
+    let options = RunOptions { no_profiles: true, ..options.clone() };
+    let mut runs = Vec::new();
+    for (name, source) in &sources {
+        let record = CompareRecord { experiment: name.clone(), base: base.clone(), head: head.clone() };
+        let results = run_one(&record, source, args, &binaries, &options)?;
+        let dir = publish.dir().join(name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let charts = crate::report::figures::draw(&results, &dir)?;
+        let analysis = CompareAnalysis::of(&results).context("a compare run records its revisions")?;
+        publish.write(&format!("{name}/{}", report::RESULTS), &serde_json::to_vec(&results)?)?;
+        publish.write(&format!("{name}/{}", report::README), page(&analysis, &charts).as_bytes())?;
+        let files: Vec<String> = charts.iter().map(|c| c.file.clone()).collect();
+        runs.push((results, files));
+    }
+    let analyses: Vec<(CompareAnalysis, Vec<String>)> = runs
+        .iter()
+        .map(|(r, charts)| (CompareAnalysis::of(r).expect("recorded above"), charts.clone()))
+        .collect();
+    let shown = format!("reports/compare/{folder}");
+    let index = summary(&analyses, &shown, SummaryStyle { all: false, links: true });
+    publish.write(report::README, index.as_bytes())?;
+    let dir = publish.commit()?;
+    eprintln!("report: {}", dir.join(report::README).display());
+    if let Some(file) = &args.summary {
+        write_atomic(file, summary(&analyses, &shown, SummaryStyle { all: false, links: false }).as_bytes())?;
+        eprintln!("summary: {}", file.display());
+    }
+    Ok(verdict(&folder, &analyses))
+}
+
+/// Runs one experiment's workload on both engines; the results record the revisions.
+fn run_one(
+    record: &CompareRecord,
+    source: &Experiment,
+    args: &CompareArgs,
+    binaries: &[PathBuf; 2],
+    options: &RunOptions,
+) -> Result<ExperimentResults> {
+    let (base, head) = (&record.base, &record.head);
+    let named = variants(args.toggles);
     let mut e = source.derived(&named);
     e.description = format!(
-        "{} against {}, on `{experiment}`'s reference workload ({})",
+        "{} against {}, on `{}`'s reference workload ({})",
         head.describe(),
         base.describe(),
+        record.experiment,
         source.description
     );
     // The phase pass feeds no figure a comparison reads.
     e.measurement.phase_iterations = 0;
-    let plan = Plan::new(&name, e);
-    let base_binary = revision::build(&base, &options.engine_features)?;
-    let head_binary = revision::build(&head, &options.engine_features)?;
-    check_table(&base_binary)?;
-    check_table(&head_binary)?;
-    let per_variant = named
-        .iter()
-        .map(|(n, _)| if n.starts_with("base") { &base_binary } else { &head_binary })
-        .cloned()
-        .collect();
-    let engine = Engine { release: base_binary.clone(), dhat: None, per_variant };
-    let options = RunOptions { no_profiles: true, ..options.clone() };
-    let scratch = scratch("compare", &name);
+    let mut plan = Plan::new(&record.experiment, e);
+    let on_head = |n: &str| usize::from(n.starts_with("head"));
+    if args.allow_output_change {
+        plan.outputs = OutputGate::WithinGroups(named.iter().map(|(n, _)| on_head(n)).collect());
+    }
+    let per_variant = named.iter().map(|(n, _)| binaries[on_head(n)].clone()).collect();
+    let engine = Engine { release: binaries[0].clone(), dhat: None, per_variant };
+    let scratch = scratch("compare", &format!("{}..{}", base.short(), head.short()));
     let dirs = Dirs { scratch: &scratch, profiles: &scratch.join(report::PROFILES) };
-    let command = command_line(&base, &head, experiment, toggles, &options);
-    let results = runner::run(&plan, &engine, &options, dirs, command).map_err(|e| {
+    let command = command_line(record, args, options);
+    let results = runner::run(&plan, &engine, options, dirs, command).map_err(|e| {
         if kind(&e).is_none() && e.to_string().starts_with("WRONG OUTPUT") {
             e.context(format!(
-                "outputs differ: {} and {} do not generate the same tokens; a change of output is a behaviour \
-                 change, to be reviewed as one",
+                "outputs differ: {} and {} do not generate the same tokens on `{}`; a change of output is a \
+                 behaviour change, to be reviewed as one (`--allow-output-change` measures it anyway)",
                 head.describe(),
-                base.describe()
+                base.describe(),
+                record.experiment
             ))
         } else {
             e
         }
     })?;
-    publish(&name, &results, toggles, paths)
+    Ok(ExperimentResults { compare: Some(record.clone()), ..results })
 }
 
 /// The variants: each toggle set on the base, then on the head (the pair side by side, so that
@@ -107,91 +156,57 @@ fn variants(toggles: Toggles) -> Vec<(String, Optimizations)> {
     sets.iter().flat_map(|(n, o)| [(side("base", n), *o), (side("head", n), *o)]).collect()
 }
 
-/// `cargo xtask compare BASE [HEAD] --experiment NAME ...`, with the revisions as written.
-fn command_line(
-    base: &Revision,
-    head: &Revision,
-    experiment: &str,
-    toggles: Toggles,
-    options: &RunOptions,
-) -> String {
-    let head = if head.working_tree { String::new() } else { format!(" {}", head.spec) };
-    let mut extra = vec![format!("--experiment {experiment}")];
-    if toggles == Toggles::Lattice {
+/// `cargo xtask compare BASE [HEAD] --experiment NAME ...` for one experiment, with the revisions
+/// as written.
+fn command_line(record: &CompareRecord, args: &CompareArgs, options: &RunOptions) -> String {
+    let head = if record.head.working_tree { String::new() } else { format!(" {}", record.head.spec) };
+    let mut extra = vec![format!("--experiment {}", record.experiment)];
+    if args.toggles == Toggles::Lattice {
         extra.push("--toggles lattice".into());
+    }
+    if args.allow_output_change {
+        extra.push("--allow-output-change".into());
     }
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     super::command_line(
         "compare",
-        &format!("{}{head}", base.spec),
+        &format!("{}{head}", record.base.spec),
         &RunOptions { no_profiles: false, ..options.clone() },
         &extra,
     )
 }
 
-/// Writes `reports/compare/NAME/` and says the verdict; gives the exit code.
-fn publish(name: &str, results: &ExperimentResults, toggles: Toggles, paths: &Paths) -> Result<u8> {
-    let compare_paths = Paths { reports: paths.reports.join("compare"), ..paths.clone() };
-    let publish = Publish::begin(&compare_paths, name, "compare", |_| false)?;
-    let analysis = Analysis::new(results, BaselineState::NotApplicable);
-    publish.write(report::RESULTS, &serde_json::to_vec(results)?)?;
-    let charts = crate::report::figures::draw(results, publish.dir())?;
-    let mut page = crate::report::render(&analysis, &charts);
-    let tolerance = results.spec.thresholds.regression;
-    let ranked = (toggles == Toggles::Lattice).then(|| contributions(&results.points[0]));
-    if let Some(ranked) = &ranked {
-        crate::report::compare::contributions(&mut page, ranked, tolerance);
+/// Says each experiment's verdict on one line; gives the exit code (3 when any figure regressed).
+fn verdict(folder: &str, analyses: &[(CompareAnalysis, Vec<String>)]) -> u8 {
+    let mut regressed = false;
+    for (a, _) in analyses {
+        let mut line = format!("{folder} `{}`: ", a.record.experiment);
+        match a.decode() {
+            Some(d) => {
+                let _ = write!(
+                    line,
+                    "decode {} [{}, {}]",
+                    crate::report::format::percent_change(d.change.point),
+                    crate::report::format::percent_change(d.change.low),
+                    crate::report::format::percent_change(d.change.high)
+                );
+            }
+            None => line.push_str("decode throughput not measured on both sides"),
+        }
+        if let Some(fallen) = a.fallen() {
+            let _ = write!(line, "; the fall is in `{}`'s contribution", fallen.toggle.name());
+        }
+        if !a.divergences.is_empty() {
+            line.push_str("; OUTPUTS DIFFER");
+        }
+        let worse: Vec<&str> = a.regressions().map(|c| c.metric.name()).collect();
+        if worse.is_empty() {
+            let _ = write!(line, "; within tolerance ({:.0}%)", a.tolerance * 100.0);
+        } else {
+            regressed = true;
+            let _ = write!(line, "; REGRESSED: {} (tolerance {:.0}%)", worse.join(", "), a.tolerance * 100.0);
+        }
+        println!("{line}");
     }
-    publish.write(report::README, page.as_bytes())?;
-    let dir = publish.commit()?;
-    eprintln!("report: {}", dir.join(report::README).display());
-    let head = analysis.headline().and_then(|c| decode(c));
-    let Some(change) = head else {
-        println!("{name}: decode throughput not measured on both sides");
-        return Ok(exit::FAILURE);
-    };
-    let regressed = change.high < 1.0 - tolerance;
-    let mut line = format!(
-        "{name}: decode {} [{}, {}]",
-        crate::report::format::percent_change(change.point),
-        crate::report::format::percent_change(change.low),
-        crate::report::format::percent_change(change.high)
-    );
-    if let Some(fallen) = ranked.as_ref().and_then(|r| r.first()).filter(|s| s.change.high < 1.0 - tolerance)
-    {
-        let _ = write!(line, "; the fall is in `{}`'s contribution", fallen.toggle.name());
-    }
-    let _ = write!(
-        line,
-        "; {} (tolerance {:.0}%)",
-        if regressed { "REGRESSED" } else { "within tolerance" },
-        tolerance * 100.0
-    );
-    println!("{line}");
-    Ok(if regressed { exit::REGRESSION } else { exit::OK })
-}
-
-/// The head's decode speedup over the base.
-fn decode(c: &Comparison) -> Option<Speedup> {
-    c.row(Metric::DecodeTokS).and_then(|r| r.speedup)
-}
-
-/// Each optimization's contribution to decode throughput (all on against all on but it) in the
-/// head against the base, worst change first.
-fn contributions(p: &PointResults) -> Vec<Suspect> {
-    suspects(&side(p, "head"), &side(p, "base"))
-}
-
-/// The point's variants of one revision, named by their toggle sets (`all-off` the reference).
-fn side(p: &PointResults, side: &str) -> PointResults {
-    let prefix = format!("{side}-");
-    let variants = p
-        .variants
-        .iter()
-        .filter_map(|v| {
-            let set = v.name.strip_prefix(&prefix)?;
-            Some(VariantResults { name: set.to_string(), reference: set == "all-off", ..v.clone() })
-        })
-        .collect();
-    PointResults { variants, ..p.clone() }
+    if regressed { exit::REGRESSION } else { exit::OK }
 }

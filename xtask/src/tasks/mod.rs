@@ -12,6 +12,7 @@ pub mod compare;
 pub mod experiment;
 pub mod list;
 pub mod report;
+pub mod summary;
 
 use crate::analysis::baseline::{self, Misfit};
 use crate::analysis::noise::{NOISE_SCHEMA_VERSION, NoiseFloors};

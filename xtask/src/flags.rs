@@ -39,8 +39,8 @@ pub enum Task {
     /// The reference variant against itself: the noise floor and the detectable effect.
     Calibrate(CalibrateArgs),
     /// This change against its base: both revisions' engines built and run interleaved on this
-    /// machine; writes reports/compare/BASE..HEAD/ (exit 3 when the head is slower beyond the
-    /// tolerance).
+    /// machine; writes reports/compare/BASE..HEAD/ (exit 3 when the head is worse beyond the
+    /// tolerance, 125 when a revision does not build or cannot run the workload).
     Compare(CompareArgs),
     /// The pull-request summary of a compare run's folder (reports/compare/BASE..HEAD), as
     /// GitHub markdown with a hidden marker line for a bot's comment.

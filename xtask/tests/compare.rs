@@ -122,6 +122,10 @@ fn compare_finds_a_slowed_head_names_the_toggle_and_stops_at_other_tokens() {
         )
     });
 
+    let broken = commit_with("src/lib.rs", |t| {
+        format!("{t}\ncompile_error!(\"compare test: this revision does not build\");\n")
+    });
+
     // HEAD against itself on two experiments: within tolerance, and the second build comes from
     // the cache; a page per experiment, the summary as the folder's index and in --summary FILE.
     let second = EXPERIMENT.replace("max_new_tokens = 64", "max_new_tokens = 16");
@@ -175,4 +179,10 @@ fn compare_finds_a_slowed_head_names_the_toggle_and_stops_at_other_tokens() {
     .unwrap();
     let lead = page.lines().nth(2).unwrap_or_default();
     assert!(lead.starts_with("**Outputs differ.**") && lead.contains("first differs at position"), "{page}");
+
+    // A revision that does not build: said, exit 125 (neither good nor bad), nothing written.
+    let out = compare(&[&head, &broken, "--quick"], root);
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot compare"), "{}", text(&out));
+    assert!(!root.join(format!("reports/compare/{short}..{}", &broken[..10])).exists());
 }

@@ -13,7 +13,7 @@
 use super::{check_options, load};
 use crate::analysis::bisect::{config_name, configs};
 use crate::analysis::compare::CompareAnalysis;
-use crate::error::{exit, kind};
+use crate::error::{exit, is_untestable, kind};
 use crate::flags::CompareArgs;
 use crate::paths::{Paths, Publish, report, scratch, write_atomic};
 use crate::plan::{Experiment, OutputGate, Plan};
@@ -36,8 +36,20 @@ pub enum Toggles {
     Lattice,
 }
 
-/// Runs the comparison and gives the exit code.
+/// Runs the comparison and gives the exit code: 0, 3 (a figure regressed), or 125 when a
+/// revision does not build or its engine cannot run the workload (said on one line).
 pub fn run(args: &CompareArgs, options: &RunOptions, paths: &Paths) -> Result<u8> {
+    match compare(args, options, paths) {
+        Err(e) if is_untestable(&e) => {
+            let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+            eprintln!("cannot compare: {}", chain.join(": "));
+            Ok(exit::SKIP)
+        }
+        result => result,
+    }
+}
+
+fn compare(args: &CompareArgs, options: &RunOptions, paths: &Paths) -> Result<u8> {
     check_options(options)?;
     let base = Revision::resolve(&args.base)?;
     let head = match &args.head {

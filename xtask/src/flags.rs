@@ -152,8 +152,12 @@ pub struct SummaryArgs {
     #[arg(long)]
     pub all: bool,
     /// Write the summary to FILE instead of standard output.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "index")]
     pub output: Option<PathBuf>,
+    /// Re-render the folder itself from its results files: each experiment's page and charts,
+    /// and the summary with links as its README.md.
+    #[arg(long)]
+    pub index: bool,
 }
 
 impl CompareArgs {

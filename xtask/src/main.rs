@@ -23,7 +23,11 @@ fn main() -> ExitCode {
         }
         Some(Task::Check(a)) => tasks::check::run(&a.name, &a.options(), &a.dirs.paths()),
         Some(Task::Compare(a)) => tasks::compare::run(&a, &a.options(), &a.dirs.paths()),
-        Some(Task::Summary(a)) => tasks::summary::run(&a.folder, a.all, a.output.as_deref()),
+        Some(Task::Summary(a)) => tasks::summary::run(
+            &a.folder,
+            tasks::summary::SummaryOptions { all: a.all, index: a.index },
+            a.output.as_deref(),
+        ),
         Some(Task::Bisect(a)) => {
             let r = &a.run;
             tasks::bisect::run(&r.name, &r.options(), &r.dirs.paths(), a.full, r.save_baseline).map(|page| {

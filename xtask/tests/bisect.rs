@@ -6,31 +6,7 @@
 use std::path::Path;
 use std::process::Output;
 
-const EXPERIMENT: &str = r#"
-# Does the bisect find a deliberately slowed toggle? (test fixture)
-description = "tiny, 64-token prompt, 64 new tokens: all off against all on"
-[workload]
-model = "tiny"
-prompt_tokens = 64
-max_new_tokens = 64
-[measurement]
-warmup = 1
-iterations = 5
-quick_iterations = 3
-[profiles]
-flamegraph = false
-# Shared CI machines drift between runs: only a large change may count. The slowed softmax makes
-# all-on several times slower; an unchanged engine never moves 30%.
-[thresholds]
-noise_floor = 0.05
-regression = 0.3
-[[variant]]
-name = "all-off"
-reference = true
-optimizations = { all = false }
-[[variant]]
-name = "all-on"
-"#;
+const EXPERIMENT: &str = include_str!("../test_data/all_off_all_on.toml");
 
 fn xtask(args: &[&str], root: &Path) -> Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));

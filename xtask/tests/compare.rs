@@ -12,29 +12,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-const EXPERIMENT: &str = r#"
-description = "tiny, 64-token prompt, 64 new tokens (compare test)"
-[workload]
-model = "tiny"
-prompt_tokens = 64
-max_new_tokens = 64
-[measurement]
-warmup = 1
-iterations = 4
-quick_iterations = 3
-[profiles]
-flamegraph = false
-# The slowed fused softmax makes the engine several times slower; an unchanged one never moves 30%.
-[thresholds]
-noise_floor = 0.05
-regression = 0.3
-[[variant]]
-name = "all-off"
-reference = true
-optimizations = { all = false }
-[[variant]]
-name = "all-on"
-"#;
+const EXPERIMENT: &str = include_str!("../test_data/all_off_all_on.toml");
 
 /// `git ARGS` in the project, with `input` on stdin; its trimmed output.
 fn git(args: &[&str], input: Option<&str>) -> String {

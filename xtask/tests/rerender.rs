@@ -1,7 +1,9 @@
 //! Every committed report re-renders byte for byte: `cargo xtask report NAME`, run on a copy of
 //! `reports/` and `baselines/`, must give back exactly the committed files (the markdown, the
 //! charts, the bisect page and everything beside them). A report is derived from its results
-//! file alone, so any byte that changes is a change in how the harness analyses or renders.
+//! file alone, so any byte that changes is a change in how the harness analyses or renders. The
+//! committed compare runs (`reports/compare/BASE..HEAD/`) likewise, by `cargo xtask summary
+//! --index`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -69,6 +71,34 @@ fn every_committed_report_re_renders_byte_for_byte() {
             assert!(
                 &rendered[file] == bytes,
                 "report {name}: {} differs from the committed one after re-rendering",
+                file.display()
+            );
+        }
+    }
+    // Every committed compare run re-renders too (`summary --index`: its pages, charts and index).
+    let compares: Vec<PathBuf> = std::fs::read_dir(repo.join("reports/compare"))
+        .map(|dir| dir.map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect())
+        .unwrap_or_default();
+    for committed in &compares {
+        let copy = reports.join("compare").join(committed.file_name().unwrap());
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["summary", "--index"])
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "summary --index {}: {}",
+            copy.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (before, after) = (files(committed), files(&copy));
+        assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>(), "{}", copy.display());
+        for (file, bytes) in &before {
+            assert!(
+                &after[file] == bytes,
+                "{}: {} differs after re-rendering",
+                copy.display(),
                 file.display()
             );
         }

@@ -107,6 +107,12 @@ pub fn summary(experiments: &[(CompareAnalysis, Vec<String>)], folder: &str, sty
         "**Machine.** {} ({} logical cores{hardware}){probe}.\n",
         env.cpu_model, env.logical_cores
     );
+    // A busy machine blurs every figure: said here, not only on each experiment's page.
+    for (a, _) in experiments {
+        if let Some(m) = a.page.machine.as_ref().filter(|m| !m.contaminated.is_empty()) {
+            let _ = writeln!(md, "`{}`: {}\n", a.record.experiment, super::sections::contamination_line(m));
+        }
+    }
     let _ = writeln!(md, "<details><summary>Every figure, the charts and how to reproduce</summary>\n");
     let all: Vec<(&str, &Change)> = experiments
         .iter()

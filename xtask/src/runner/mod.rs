@@ -348,7 +348,7 @@ fn settled(plan: &Plan, runs: &[Vec<RunRecord>]) -> Option<String> {
             })
             .collect();
         let s = crate::stats::paired_speedup(&pairs, metric.higher_is_better())?;
-        if s.low > 1.0 + nf || s.high < 1.0 - nf {
+        if s.verdict(nf) != crate::stats::Verdict::NoChange {
             clear += 1;
         } else if s.high / s.low - 1.0 <= 2.0 * nf {
             narrow += 1;

@@ -86,7 +86,7 @@ pub fn build(revision: &Revision, features: &[String]) -> Result<PathBuf> {
         let _ = std::fs::remove_dir_all(&src);
         std::fs::create_dir_all(src.parent().context("a checkout folder has a parent")?).at(&src)?;
         let added = Command::new("git")
-            .args(["worktree", "add", "--detach", "--force"])
+            .args(["worktree", "add", "--quiet", "--detach", "--force"])
             .arg(&src)
             .arg(&revision.commit)
             .current_dir(crate::project_root())

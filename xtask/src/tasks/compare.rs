@@ -117,10 +117,9 @@ fn run_one(
     let named = variants(args.toggles);
     let mut e = source.derived(&named);
     e.description = format!(
-        "{} against {}, on `{}`'s reference workload ({})",
+        "{} against {}, on the experiment's reference workload ({})",
         head.describe(),
         base.describe(),
-        record.experiment,
         source.description
     );
     // The phase pass feeds no figure a comparison reads.

@@ -187,6 +187,16 @@ fn verdict(experiments: &[(CompareAnalysis, Vec<String>)]) -> String {
             ),
         });
     }
+    let (busy, runs) = experiments
+        .iter()
+        .filter_map(|(a, _)| a.page.machine.as_ref())
+        .fold((0, 0), |(busy, runs), m| (busy + m.contaminated.len(), runs + m.runs));
+    if busy > 0 {
+        parts.push(format!(
+            "**Busy machine**: {busy} of {runs} runs were flagged (below), so the intervals are wider than on a \
+             quiet one."
+        ));
+    }
     parts.join(" ")
 }
 

@@ -108,6 +108,7 @@ fn profile_passes(
     let asked = outputs.heap.is_some()
         || outputs.flamegraph.is_some()
         || outputs.pprof.is_some()
+        || outputs.folded.is_some()
         || outputs.trace.is_some();
     match asked {
         true => {

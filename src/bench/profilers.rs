@@ -25,7 +25,7 @@ pub(super) fn profile_passes(
         progress(&format!("heap profile: {} op(s)", spec.profile.iterations));
         profiles.heap = Some(heap_profile(dest, spec.profile.iterations, &mut || op("heap profile pass"))?);
     }
-    if outputs.flamegraph.is_some() || outputs.pprof.is_some() {
+    if outputs.flamegraph.is_some() || outputs.pprof.is_some() || outputs.folded.is_some() {
         progress(&format!(
             "CPU profile: at least {} op(s) and {} s",
             spec.profile.iterations, spec.profile.cpu_seconds
@@ -35,8 +35,11 @@ pub(super) fn profile_passes(
             spec.model_name, spec.opts, spec.threads
         );
         profiles.cpu = Some(cpu_profile(
-            outputs.flamegraph.take(),
-            outputs.pprof.take(),
+            CpuOutputs {
+                flamegraph: outputs.flamegraph.take(),
+                pprof: outputs.pprof.take(),
+                folded: outputs.folded.take(),
+            },
             &spec.profile,
             &title,
             &mut || op("CPU profile pass"),
@@ -91,9 +94,15 @@ fn heap_profile(_: Dest<&Path>, _: usize, _: &mut dyn FnMut() -> Result<()>) -> 
     Err(Error::Input("--heap-profile needs a build with the dhat-heap feature".into()))
 }
 
+/// Where the CPU profile goes: any of the three forms.
+struct CpuOutputs<'a> {
+    flamegraph: Option<Dest<&'a mut dyn Write>>,
+    pprof: Option<Dest<&'a mut dyn Write>>,
+    folded: Option<Dest<&'a mut dyn Write>>,
+}
+
 fn cpu_profile(
-    flamegraph: Option<Dest<&mut dyn Write>>,
-    pprof_out: Option<Dest<&mut dyn Write>>,
+    outputs: CpuOutputs<'_>,
     settings: &ProfileSettings,
     title: &str,
     op: &mut dyn FnMut() -> Result<()>,
@@ -118,12 +127,17 @@ fn cpu_profile(
     let mut profile = CpuProfile {
         flamegraph_path: None,
         pprof_path: None,
+        folded_path: None,
         iterations,
         seconds,
         frequency_hz: settings.frequency_hz,
         samples,
     };
-    if let Some(dest) = flamegraph {
+    if let Some(dest) = outputs.folded {
+        dest.sink.write_all(folded(&report).as_bytes()).map_err(io)?;
+        profile.folded_path = Some(dest.shown_as);
+    }
+    if let Some(dest) = outputs.flamegraph {
         let mut options = pprof::flamegraph::Options::default();
         options.title = title.to_string();
         options.subtitle =
@@ -133,11 +147,30 @@ fn cpu_profile(
         dest.sink.write_all(&svg).map_err(io)?;
         profile.flamegraph_path = Some(dest.shown_as);
     }
-    if let Some(dest) = pprof_out {
+    if let Some(dest) = outputs.pprof {
         use pprof::protos::Message;
         let encoded = report.pprof().map_err(|e| failed("pprof", e))?.encode_to_vec();
         dest.sink.write_all(&encoded).map_err(io)?;
         profile.pprof_path = Some(dest.shown_as);
     }
     Ok(profile)
+}
+
+/// The report's stacks collapsed, root first, one `thread;root;...;leaf COUNT` line per stack
+/// (the lines pprof-rs hands inferno for its flame graph), sorted so that the file is stable.
+fn folded(report: &pprof::Report) -> String {
+    let mut lines: Vec<String> = report
+        .data
+        .iter()
+        .filter(|&(_, &count)| count > 0)
+        .map(|(stack, count)| {
+            let mut names = vec![stack.thread_name_or_id()];
+            for frame in stack.frames.iter().rev() {
+                names.extend(frame.iter().rev().map(ToString::to_string));
+            }
+            format!("{} {count}", names.join(";"))
+        })
+        .collect();
+    lines.sort();
+    lines.iter().map(|l| format!("{l}\n")).collect()
 }

@@ -201,6 +201,9 @@ pub struct HeapProfile {
 pub struct CpuProfile {
     pub flamegraph_path: Option<String>,
     pub pprof_path: Option<String>,
+    /// The collapsed stacks (`--folded`); absent in results written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folded_path: Option<String>,
     pub iterations: usize,
     pub seconds: f64,
     pub frequency_hz: i32,

@@ -60,6 +60,9 @@ pub struct ProfileOutputs<'a> {
     pub heap: Option<Dest<&'a Path>>,
     pub flamegraph: Option<Dest<&'a mut dyn Write>>,
     pub pprof: Option<Dest<&'a mut dyn Write>>,
+    /// The CPU profile's stacks, collapsed: one `thread;root;...;leaf COUNT` line per stack, the
+    /// format flame graph tools read (and the workbench diffs).
+    pub folded: Option<Dest<&'a mut dyn Write>>,
     pub trace: Option<Dest<Box<dyn Write + Send>>>,
 }
 
@@ -70,6 +73,7 @@ impl std::fmt::Debug for ProfileOutputs<'_> {
             .field("heap", &name(self.heap.as_ref().map(|d| &d.shown_as)))
             .field("flamegraph", &name(self.flamegraph.as_ref().map(|d| &d.shown_as)))
             .field("pprof", &name(self.pprof.as_ref().map(|d| &d.shown_as)))
+            .field("folded", &name(self.folded.as_ref().map(|d| &d.shown_as)))
             .field("trace", &name(self.trace.as_ref().map(|d| &d.shown_as)))
             .finish()
     }

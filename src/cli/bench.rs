@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// Write the CPU profile in pprof's protobuf format (`go tool pprof`, `pprof -http`).
     #[arg(long, value_name = "FILE.pb")]
     pprof: Option<PathBuf>,
+    /// Write the CPU profile's stacks collapsed (`thread;root;...;leaf COUNT` per line, for
+    /// inferno, flamegraph.pl or a diff of two profiles).
+    #[arg(long, value_name = "FILE.folded")]
+    folded: Option<PathBuf>,
     /// Write a chrome trace of the engine's spans (Perfetto, chrome://tracing).
     #[arg(long, value_name = "FILE.json")]
     trace: Option<PathBuf>,
@@ -116,6 +120,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ("--heap-profile", &args.heap_profile),
         ("--flamegraph", &args.flamegraph),
         ("--pprof", &args.pprof),
+        ("--folded", &args.folded),
         ("--trace", &args.trace),
     ];
     let mut seen: Vec<(&str, PathBuf)> = Vec::new();
@@ -135,6 +140,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let heap = args.heap_profile.as_deref().map(|p| OutFile::create("--heap-profile", p)).transpose()?;
     let mut flame = args.flamegraph.as_deref().map(|p| OutFile::create("--flamegraph", p)).transpose()?;
     let mut pprof = args.pprof.as_deref().map(|p| OutFile::create("--pprof", p)).transpose()?;
+    let mut folded = args.folded.as_deref().map(|p| OutFile::create("--folded", p)).transpose()?;
     let trace = args.trace.as_deref().map(|p| OutFile::create("--trace", p)).transpose()?;
 
     let loaded = args.model.load()?;
@@ -155,6 +161,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .map(|(f, path)| Dest { shown_as: f.shown_as(), sink: path }),
         flamegraph: flame.as_mut().map(OutFile::dest),
         pprof: pprof.as_mut().map(OutFile::dest),
+        folded: folded.as_mut().map(OutFile::dest),
         trace: trace_writer,
     };
     let results =
@@ -174,7 +181,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             bail!("dhat wrote no heap profile to {}", file.path.display());
         }
     }
-    for file in [out, heap, flame, pprof, trace].into_iter().flatten() {
+    for file in [out, heap, flame, pprof, folded, trace].into_iter().flatten() {
         file.persist()?;
     }
     print_summary(&results);

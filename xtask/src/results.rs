@@ -176,13 +176,18 @@ impl std::fmt::Display for Divergence {
 pub struct ProfileRecord {
     pub variant: String,
     pub point: String,
-    /// `flamegraph`, `pprof`, `trace` or `heap`.
+    /// `flamegraph`, `pprof`, `folded` (collapsed stacks, one file per profile run), `trace` or
+    /// `heap`.
     pub kind: String,
     /// Relative to the report's folder when committed, else relative to the workspace root.
     pub path: String,
     pub bytes: u64,
     /// Whether the file sits beside the report (under 1 MB) or stayed under `target/`.
     pub beside_report: bool,
+    /// The profile run's wall time per op, in milliseconds (collapsed stacks: what their samples
+    /// cover, to turn shares into time per op).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ms_per_op: Option<f64>,
 }
 
 impl ExperimentResults {

@@ -1,7 +1,8 @@
 //! Toggling optimizations to find a regression, proved on a real one: the engine built with the
 //! test-only `slow-fused-softmax` feature (the `fused-softmax` fast path made slower, its output
 //! unchanged) must make `check` exit 1 and `bisect` rank `fused-softmax` first; unchanged, `check`
-//! exits 0, and the reference against itself (`calibrate`) shows no significant change.
+//! exits 0, and the reference against itself (`calibrate`) shows no significant change; and the
+//! report's CPU profile diff of fused softmax on against off names a softmax function first.
 
 use std::path::Path;
 use std::process::Output;
@@ -65,4 +66,43 @@ fn check_and_bisect_find_a_deliberately_slowed_toggle() {
     let page = String::from_utf8_lossy(&out.stdout);
     let decode = page.lines().find(|l| l.starts_with("| decode_tok_s |")).expect("a decode row");
     assert!(decode.contains("no significant change"), "{page}");
+
+    // Where the time went: with the slowed fused softmax on against off, the report's CPU profile
+    // diff names a softmax function as the engine function whose own time grew most.
+    std::fs::write(root.join("experiments/profiled.toml"), PROFILED).unwrap();
+    let out = xtask(&[&["experiment", "profiled", "--iterations", "3"][..], &slow].concat(), root);
+    assert_eq!(code(&out), Some(0));
+    let report = std::fs::read_to_string(root.join("reports/profiled/README.md")).unwrap();
+    let worse = report.lines().find(|l| l.starts_with("- ") && l.contains(" worse: ")).expect("a worse line");
+    let first = worse.split(" worse: `").nth(1).unwrap_or_default();
+    assert!(first.starts_with("smallmind::kernels::softmax::"), "{worse}\n{report}");
+    for file in [
+        "fused-vs-unfused.cpu.diff.svg",
+        "fused-vs-unfused.cpu.reverse.diff.svg",
+        "fused-vs-unfused.cpu.diff.folded",
+    ] {
+        assert!(root.join("reports/profiled/diffs").join(file).is_file(), "{file}");
+    }
 }
+
+/// Fused softmax off against on, with CPU profiles (three a side) for the profile diff.
+const PROFILED: &str = r#"
+description = "tiny: fused softmax off against on, profiled (test fixture)"
+[workload]
+model = "tiny"
+prompt_tokens = 64
+max_new_tokens = 64
+[measurement]
+warmup = 1
+iterations = 3
+[profiles]
+flamegraph = true
+seconds = 0.3
+repeats = 3
+[[variant]]
+name = "unfused"
+reference = true
+optimizations = { fused-softmax = false }
+[[variant]]
+name = "fused"
+"#;

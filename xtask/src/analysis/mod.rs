@@ -15,6 +15,7 @@ pub mod compare;
 pub mod fit;
 pub mod machine;
 pub mod noise;
+pub mod profile_diff;
 pub mod summary;
 
 use crate::metrics::Metric;
@@ -46,6 +47,9 @@ pub struct Analysis<'a> {
     /// Every candidate against the reference, point by point.
     pub points: Vec<PointAnalysis<'a>>,
     pub summary: summary::Summary,
+    /// Each comparison's CPU profile diff at the profiled (last) point, where both sides have
+    /// collapsed stacks ([`Analysis::with_cpu_diffs`]).
+    pub cpu_diffs: Vec<profile_diff::CpuDiff>,
 }
 
 /// The comparisons at one sweep point.
@@ -140,7 +144,36 @@ impl<'a> Analysis<'a> {
             points,
             summary: summary::Summary::of(results),
             baseline,
+            cpu_diffs: Vec::new(),
         }
+    }
+
+    /// The analysis with each last-point comparison's CPU profile diff, from the collapsed stacks
+    /// of each variant (`profiles`, by variant name; variants without any are left out).
+    pub fn with_cpu_diffs(
+        mut self,
+        profiles: &std::collections::BTreeMap<String, Vec<profile_diff::Folded>>,
+    ) -> Self {
+        let pairs: Vec<(String, String)> = self
+            .points
+            .last()
+            .map(|p| {
+                p.comparisons.iter().map(|c| (c.reference.name.clone(), c.candidate.name.clone())).collect()
+            })
+            .unwrap_or_default();
+        self.cpu_diffs = pairs
+            .iter()
+            .filter_map(|(r, c)| {
+                let (rp, cp) = (profiles.get(r)?, profiles.get(c)?);
+                (!rp.is_empty() && !cp.is_empty()).then(|| profile_diff::diff((r, rp), (c, cp)))
+            })
+            .collect();
+        self
+    }
+
+    /// The CPU profile diff of `candidate` against `reference`, if there is one.
+    pub fn cpu_diff(&self, reference: &str, candidate: &str) -> Option<&profile_diff::CpuDiff> {
+        self.cpu_diffs.iter().find(|d| d.reference == reference && d.candidate == candidate)
     }
 
     /// The comparison the headline is about: at the last point, the hypothesis's candidate, or

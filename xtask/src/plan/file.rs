@@ -112,11 +112,26 @@ pub struct ProfileSpec {
     pub heap: bool,
     /// The CPU profile's minimum duration.
     pub seconds: f64,
+    /// CPU profile runs per variant, interleaved between the variants (default
+    /// [`DEFAULT_CPU_PROFILES`]): the profile diffs judge a frame's change across them, and need
+    /// two or more a side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<usize>,
+}
+
+/// CPU profile runs per variant when the file does not say.
+pub const DEFAULT_CPU_PROFILES: usize = 4;
+
+impl ProfileSpec {
+    /// CPU profile runs per variant.
+    pub fn cpu_profiles(&self) -> usize {
+        self.repeats.unwrap_or(DEFAULT_CPU_PROFILES)
+    }
 }
 
 impl Default for ProfileSpec {
     fn default() -> Self {
-        ProfileSpec { flamegraph: true, trace: false, heap: false, seconds: 2.0 }
+        ProfileSpec { flamegraph: true, trace: false, heap: false, seconds: 2.0, repeats: None }
     }
 }
 
@@ -256,6 +271,9 @@ impl Experiment {
         }
         if !(self.profiles.seconds.is_finite() && self.profiles.seconds > 0.0) {
             bail!("profiles.seconds must be a positive number of seconds");
+        }
+        if self.profiles.repeats.is_some_and(|n| !(1..=50).contains(&n)) {
+            bail!("profiles.repeats must be between 1 and 50 CPU profile runs per variant");
         }
         // Checked where they are written: a NaN would not survive the workload's assembly.
         let written = |base: f32, swept: &Option<Vec<f32>>, patch: fn(&WorkloadPatch) -> Option<f32>| {

@@ -10,6 +10,7 @@ pub mod charts;
 pub mod compare;
 pub mod figures;
 pub mod format;
+pub mod profile_diff;
 pub mod sections;
 
 use crate::analysis::{Analysis, BaselineCell, BaselineState, Comparison};
@@ -174,9 +175,13 @@ fn results(md: &mut String, a: &Analysis) {
          pass (span timing included).\n",
         a.results.spec.thresholds.noise_floor * 100.0
     );
-    for p in &a.points {
+    let last = a.points.len().saturating_sub(1);
+    for (i, p) in a.points.iter().enumerate() {
         for c in &p.comparisons {
             comparison_table(md, c, &at(&p.point.point));
+            if let Some(diff) = a.cpu_diff(&c.reference.name, &c.candidate.name).filter(|_| i == last) {
+                profile_diff::suspects(md, c, diff);
+            }
         }
     }
 }

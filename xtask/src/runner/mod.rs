@@ -80,7 +80,8 @@ pub fn run(
     let heap_wanted = !options.no_profiles && e.profiles.heap;
     let n_variants = e.variants.len();
     let total = plan.points.len() * n_variants * (1 + rounds.max)
-        + n_variants * (usize::from(profiles_wanted) + usize::from(heap_wanted));
+        + e.profiles.cpu_profiles() * usize::from(profiles_wanted)
+        + n_variants * usize::from(heap_wanted);
     let progress = Progress::new(&plan.name, total);
     std::fs::create_dir_all(dirs.scratch).at(dirs.scratch)?;
     let mut environment = None;

@@ -111,7 +111,14 @@ pub fn publish_report(
 ) -> Result<Outcome> {
     let baseline_path = paths.baseline(name);
     let stored = if baseline_path.is_file() { Some(results::read(&baseline_path)?) } else { None };
-    let analysis = Analysis::of(results, stored.as_ref(), noise);
+    // Profiles beside the report are in the staging folder after a run, in the current one when
+    // a report is re-rendered.
+    let folded = super::load_folded(results, &[publish.dir(), &paths.report(name)])?;
+    let analysis = Analysis::of(results, stored.as_ref(), noise).with_cpu_diffs(&folded);
+    for diff in &analysis.cpu_diffs {
+        let dir = publish.dir().join(crate::report::profile_diff::DIFFS);
+        crate::report::profile_diff::draw(diff, &folded[&diff.reference], &folded[&diff.candidate], &dir)?;
+    }
     publish.write(report::RESULTS, &serde_json::to_vec(results)?)?;
     let charts = crate::report::figures::draw(results, publish.dir())?;
     publish.write(report::README, crate::report::render(&analysis, &charts).as_bytes())?;

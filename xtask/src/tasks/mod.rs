@@ -158,3 +158,41 @@ impl Prepared {
         runner::run(&self.plan, &self.engine, &self.options, dirs, command)
     }
 }
+
+/// Each variant's collapsed CPU stacks at the profiled point, read from the files the results
+/// record: beside the report (found in the first of `report_dirs` that has them) or under
+/// `target/`. A variant whose files are gone is left out, said on one line; a damaged file is a
+/// usage error naming it.
+pub fn load_folded(
+    results: &ExperimentResults,
+    report_dirs: &[&Path],
+) -> Result<std::collections::BTreeMap<String, Vec<crate::analysis::profile_diff::Folded>>> {
+    use crate::analysis::profile_diff::Folded;
+    let mut out: std::collections::BTreeMap<String, Vec<Folded>> = std::collections::BTreeMap::new();
+    let mut missing: Vec<String> = Vec::new();
+    for record in results.profiles.iter().filter(|p| p.kind == "folded") {
+        let candidates: Vec<std::path::PathBuf> = if record.beside_report {
+            report_dirs.iter().map(|d| d.join(&record.path)).collect()
+        } else {
+            vec![crate::project_root().join(&record.path)]
+        };
+        let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+            missing.push(record.variant.clone());
+            continue;
+        };
+        let text = std::fs::read_to_string(path).at(path)?;
+        let ms = record
+            .ms_per_op
+            .ok_or_else(|| usage(format!("{}: its record has no ms_per_op (time per op)", path.display())))?;
+        let folded = Folded::parse(&text, ms).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        out.entry(record.variant.clone()).or_default().push(folded);
+    }
+    missing.dedup();
+    for variant in &missing {
+        eprintln!(
+            "note: the CPU profiles of `{variant}` are gone (under target/, cleaned?): its profile diff is left out"
+        );
+        out.remove(variant);
+    }
+    Ok(out)
+}

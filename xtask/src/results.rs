@@ -188,6 +188,10 @@ pub struct ProfileRecord {
     /// cover, to turn shares into time per op).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ms_per_op: Option<f64>,
+    /// The ops a heap profile's pass ran (to give its counts per op; absent in results written
+    /// before the heap diffs, which then have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops: Option<usize>,
 }
 
 impl ExperimentResults {

@@ -13,6 +13,7 @@ pub mod bisect;
 pub mod calibration;
 pub mod compare;
 pub mod fit;
+pub mod heap_diff;
 pub mod machine;
 pub mod noise;
 pub mod profile_diff;
@@ -48,8 +49,10 @@ pub struct Analysis<'a> {
     pub points: Vec<PointAnalysis<'a>>,
     pub summary: summary::Summary,
     /// Each comparison's CPU profile diff at the profiled (last) point, where both sides have
-    /// collapsed stacks ([`Analysis::with_cpu_diffs`]).
+    /// collapsed stacks ([`Analysis::with_profile_diffs`]).
     pub cpu_diffs: Vec<profile_diff::CpuDiff>,
+    /// Each comparison's heap profile diff, where both sides have a heap profile.
+    pub heap_diffs: Vec<heap_diff::HeapDiff>,
 }
 
 /// The comparisons at one sweep point.
@@ -145,15 +148,13 @@ impl<'a> Analysis<'a> {
             summary: summary::Summary::of(results),
             baseline,
             cpu_diffs: Vec::new(),
+            heap_diffs: Vec::new(),
         }
     }
 
-    /// The analysis with each last-point comparison's CPU profile diff, from the collapsed stacks
-    /// of each variant (`profiles`, by variant name; variants without any are left out).
-    pub fn with_cpu_diffs(
-        mut self,
-        profiles: &std::collections::BTreeMap<String, Vec<profile_diff::Folded>>,
-    ) -> Self {
+    /// The analysis with each last-point comparison's CPU and heap profile diffs, from each
+    /// variant's profiles (variants without any are left out).
+    pub fn with_profile_diffs(mut self, profiles: &profile_diff::VariantProfiles) -> Self {
         let pairs: Vec<(String, String)> = self
             .points
             .last()
@@ -164,11 +165,22 @@ impl<'a> Analysis<'a> {
         self.cpu_diffs = pairs
             .iter()
             .filter_map(|(r, c)| {
-                let (rp, cp) = (profiles.get(r)?, profiles.get(c)?);
+                let (rp, cp) = (profiles.cpu.get(r)?, profiles.cpu.get(c)?);
                 (!rp.is_empty() && !cp.is_empty()).then(|| profile_diff::diff((r, rp), (c, cp)))
             })
             .collect();
+        self.heap_diffs = pairs
+            .iter()
+            .filter_map(|(r, c)| {
+                Some(heap_diff::diff((r, profiles.heap.get(r)?), (c, profiles.heap.get(c)?)))
+            })
+            .collect();
         self
+    }
+
+    /// The heap profile diff of `candidate` against `reference`, if there is one.
+    pub fn heap_diff(&self, reference: &str, candidate: &str) -> Option<&heap_diff::HeapDiff> {
+        self.heap_diffs.iter().find(|d| d.reference == reference && d.candidate == candidate)
     }
 
     /// The CPU profile diff of `candidate` against `reference`, if there is one.

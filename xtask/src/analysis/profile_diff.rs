@@ -18,6 +18,14 @@ use crate::stats::{RESAMPLES, Speedup};
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The profiles of each variant a report compares, by variant name: CPU profiles (collapsed
+/// stacks) and heap profiles.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VariantProfiles {
+    pub cpu: BTreeMap<String, Vec<Folded>>,
+    pub heap: BTreeMap<String, super::heap_diff::HeapProfile>,
+}
+
 /// One CPU profile: its collapsed stacks and the profile run's CPU time per op.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Folded {

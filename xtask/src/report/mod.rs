@@ -182,6 +182,9 @@ fn results(md: &mut String, a: &Analysis) {
             if let Some(diff) = a.cpu_diff(&c.reference.name, &c.candidate.name).filter(|_| i == last) {
                 profile_diff::suspects(md, c, diff);
             }
+            if let Some(diff) = a.heap_diff(&c.reference.name, &c.candidate.name).filter(|_| i == last) {
+                profile_diff::heap_suspects(md, c, diff, p.point.correctness.generated_tokens);
+            }
         }
     }
 }

@@ -5,10 +5,12 @@
 //! stacks; and the report's lines that name, under each metric that changed, the frames that
 //! changed in the same direction.
 
-use super::format::two;
+use super::format::{format_value, two};
+use crate::analysis::heap_diff::HeapDiff;
 use crate::analysis::profile_diff::{CpuDiff, Folded, differential_lines};
 use crate::analysis::{Comparison, MetricRow};
 use crate::error::PathContext;
+use crate::metrics::Metric;
 use crate::stats::Verdict;
 use anyhow::{Context, Result};
 use std::fmt::Write;
@@ -130,6 +132,73 @@ pub fn suspects(md: &mut String, c: &Comparison, diff: &CpuDiff) {
                 )
             } else {
                 names.join("; ")
+            }
+        );
+    }
+    md.push('\n');
+}
+
+/// Under a comparison's table: for each allocation count that changed, the three allocation
+/// sites (innermost engine functions) whose blocks per op changed the same way most.
+pub fn heap_suspects(md: &mut String, c: &Comparison, diff: &HeapDiff, tokens: usize) {
+    let _ = writeln!(
+        md,
+        "**Where the allocations went** (the dhat heap profiles of `{}` and `{}`, listed under Profiles; counts are \
+         exact).\n",
+        diff.candidate, diff.reference
+    );
+    let changed: Vec<&MetricRow> = c
+        .rows
+        .iter()
+        .filter(|r| {
+            matches!(r.metric, Metric::AllocCountPerOp | Metric::AllocBytesPerOp)
+                && matches!(r.verdict, Verdict::Better | Verdict::Worse)
+        })
+        .collect();
+    if changed.is_empty() {
+        let _ = writeln!(
+            md,
+            "No allocation count changed; {} allocation site(s) differ (their blocks or bytes per op).\n",
+            diff.changed.len()
+        );
+        return;
+    }
+    let per_token = |x: f64| if tokens > 0 { two(x / tokens as f64) } else { "?".into() };
+    for more in [true, false] {
+        let metrics: Vec<&str> = changed
+            .iter()
+            .filter(|r| (r.verdict == Verdict::Worse) == more)
+            .map(|r| r.metric.name())
+            .collect();
+        if metrics.is_empty() {
+            continue;
+        }
+        let sites: Vec<String> = diff
+            .blocks_changed(more)
+            .into_iter()
+            .take(3)
+            .map(|s| {
+                format!(
+                    "`{}` {} → {} blocks per op ({} → {} per token; {} → {} per op)",
+                    s.site,
+                    two(s.blocks[0]),
+                    two(s.blocks[1]),
+                    per_token(s.blocks[0]),
+                    per_token(s.blocks[1]),
+                    format_value(Metric::AllocBytesPerOp, s.bytes[0]),
+                    format_value(Metric::AllocBytesPerOp, s.bytes[1])
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "- {} {}: {}",
+            metrics.join(", "),
+            if more { "more" } else { "fewer" },
+            if sites.is_empty() {
+                "no site's blocks per op moved that way".to_string()
+            } else {
+                sites.join("; ")
             }
         );
     }

@@ -45,8 +45,11 @@ pub fn capture(
             progress.set_message(format!("heap profile: {}", variant.variant));
             let heap = dir.join(format!("{}.heap.json", variant.variant));
             let flags = vec!["--heap-profile".into(), heap.display().to_string()];
-            call(plan, variant, flags).run(dhat, &scratch.join(format!("heap-{}.json", variant.variant)))?;
-            records.push(record(point, variant, "heap", heap, None));
+            let out = scratch.join(format!("heap-{}.json", variant.variant));
+            let results = call(plan, variant, flags).run(dhat, &out)?;
+            let ops =
+                results.profiles.heap.as_ref().context("a heap profile run reports its profile")?.iterations;
+            records.push(ProfileRecord { ops: Some(ops), ..record(point, variant, "heap", heap, None) });
             progress.inc(1);
         }
     }
@@ -120,6 +123,7 @@ fn record(
         bytes,
         beside_report: false,
         ms_per_op,
+        ops: None,
     }
 }
 

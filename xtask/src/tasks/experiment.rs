@@ -113,11 +113,16 @@ pub fn publish_report(
     let stored = if baseline_path.is_file() { Some(results::read(&baseline_path)?) } else { None };
     // Profiles beside the report are in the staging folder after a run, in the current one when
     // a report is re-rendered.
-    let folded = super::load_folded(results, &[publish.dir(), &paths.report(name)])?;
-    let analysis = Analysis::of(results, stored.as_ref(), noise).with_cpu_diffs(&folded);
+    let profiles = super::load_profiles(results, &[publish.dir(), &paths.report(name)])?;
+    let analysis = Analysis::of(results, stored.as_ref(), noise).with_profile_diffs(&profiles);
     for diff in &analysis.cpu_diffs {
         let dir = publish.dir().join(crate::report::profile_diff::DIFFS);
-        crate::report::profile_diff::draw(diff, &folded[&diff.reference], &folded[&diff.candidate], &dir)?;
+        crate::report::profile_diff::draw(
+            diff,
+            &profiles.cpu[&diff.reference],
+            &profiles.cpu[&diff.candidate],
+            &dir,
+        )?;
     }
     publish.write(report::RESULTS, &serde_json::to_vec(results)?)?;
     let charts = crate::report::figures::draw(results, publish.dir())?;

@@ -159,40 +159,60 @@ impl Prepared {
     }
 }
 
-/// Each variant's collapsed CPU stacks at the profiled point, read from the files the results
-/// record: beside the report (found in the first of `report_dirs` that has them) or under
-/// `target/`. A variant whose files are gone is left out, said on one line; a damaged file is a
-/// usage error naming it.
-pub fn load_folded(
+/// Each variant's profiles at the profiled point (collapsed CPU stacks, and heap profiles that
+/// record their ops), read from the files the results record: beside the report (found in the
+/// first of `report_dirs` that has them) or under `target/`. A variant whose files are gone is
+/// left out, said on one line; a damaged file is a usage error naming it.
+pub fn load_profiles(
     results: &ExperimentResults,
     report_dirs: &[&Path],
-) -> Result<std::collections::BTreeMap<String, Vec<crate::analysis::profile_diff::Folded>>> {
+) -> Result<crate::analysis::profile_diff::VariantProfiles> {
+    use crate::analysis::heap_diff::HeapProfile;
     use crate::analysis::profile_diff::Folded;
-    let mut out: std::collections::BTreeMap<String, Vec<Folded>> = std::collections::BTreeMap::new();
-    let mut missing: Vec<String> = Vec::new();
-    for record in results.profiles.iter().filter(|p| p.kind == "folded") {
-        let candidates: Vec<std::path::PathBuf> = if record.beside_report {
+    let mut out = crate::analysis::profile_diff::VariantProfiles::default();
+    let mut missing: Vec<(String, &str)> = Vec::new();
+    for record in &results.profiles {
+        let ops = match (record.kind.as_str(), record.ops) {
+            ("folded", _) => None,
+            ("heap", Some(ops)) => Some(ops),
+            _ => continue,
+        };
+        let candidates: Vec<PathBuf> = if record.beside_report {
             report_dirs.iter().map(|d| d.join(&record.path)).collect()
         } else {
             vec![crate::project_root().join(&record.path)]
         };
         let Some(path) = candidates.iter().find(|p| p.is_file()) else {
-            missing.push(record.variant.clone());
+            missing.push((record.variant.clone(), if ops.is_some() { "heap" } else { "CPU" }));
             continue;
         };
         let text = std::fs::read_to_string(path).at(path)?;
-        let ms = record
-            .ms_per_op
-            .ok_or_else(|| usage(format!("{}: its record has no ms_per_op (time per op)", path.display())))?;
-        let folded = Folded::parse(&text, ms).map_err(|e| usage(format!("{}: {e}", path.display())))?;
-        out.entry(record.variant.clone()).or_default().push(folded);
+        let damaged = |e: String| usage(format!("{}: {e}", path.display()));
+        match ops {
+            Some(ops) => {
+                out.heap.insert(record.variant.clone(), HeapProfile::parse(&text, ops).map_err(damaged)?);
+            }
+            None => {
+                let ms = record
+                    .ms_per_op
+                    .ok_or_else(|| damaged("its record has no ms_per_op (time per op)".into()))?;
+                out.cpu
+                    .entry(record.variant.clone())
+                    .or_default()
+                    .push(Folded::parse(&text, ms).map_err(damaged)?);
+            }
+        }
     }
     missing.dedup();
-    for variant in &missing {
+    for (variant, kind) in &missing {
         eprintln!(
-            "note: the CPU profiles of `{variant}` are gone (under target/, cleaned?): its profile diff is left out"
+            "note: the {kind} profiles of `{variant}` are gone (under target/, cleaned?): its profile diff is left out"
         );
-        out.remove(variant);
+        if *kind == "heap" {
+            out.heap.remove(variant);
+        } else {
+            out.cpu.remove(variant);
+        }
     }
     Ok(out)
 }

@@ -17,6 +17,7 @@ pub mod heap_diff;
 pub mod machine;
 pub mod noise;
 pub mod profile_diff;
+pub mod span_diff;
 pub mod summary;
 
 use crate::metrics::Metric;
@@ -73,6 +74,8 @@ pub struct Comparison<'a> {
     pub hypothesis: Option<Option<Speedup>>,
     /// The tensor pool's median hit rate over runs, reference then candidate (`None`: no pool).
     pub pool_hit_rates: [Option<f64>; 2],
+    /// Each phase's time, candidate against reference (empty without phase passes).
+    pub spans: Vec<span_diff::SpanChange>,
 }
 
 /// One metric of a comparison.
@@ -259,6 +262,7 @@ fn comparison<'a>(
         rows,
         hypothesis,
         pool_hit_rates: [hit_rate(reference), hit_rate(candidate)],
+        spans: span_diff::span_changes(p, candidate, nf),
     }
 }
 

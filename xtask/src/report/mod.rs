@@ -179,6 +179,7 @@ fn results(md: &mut String, a: &Analysis) {
     for (i, p) in a.points.iter().enumerate() {
         for c in &p.comparisons {
             comparison_table(md, c, &at(&p.point.point));
+            profile_diff::spans(md, c);
             if let Some(diff) = a.cpu_diff(&c.reference.name, &c.candidate.name).filter(|_| i == last) {
                 profile_diff::suspects(md, c, diff);
             }

@@ -8,6 +8,7 @@
 use super::format::{format_value, two};
 use crate::analysis::heap_diff::HeapDiff;
 use crate::analysis::profile_diff::{CpuDiff, Folded, differential_lines};
+use crate::analysis::span_diff::SpanChange;
 use crate::analysis::{Comparison, MetricRow};
 use crate::error::PathContext;
 use crate::metrics::Metric;
@@ -203,6 +204,49 @@ pub fn heap_suspects(md: &mut String, c: &Comparison, diff: &HeapDiff, tokens: u
         );
     }
     md.push('\n');
+}
+
+/// Under a comparison's table: the phases (engine spans) whose time changed beyond the noise
+/// floor, paired over the rounds' phase passes, slowest change first.
+pub fn spans(md: &mut String, c: &Comparison) {
+    if c.spans.is_empty() {
+        return;
+    }
+    let mut changed: Vec<&SpanChange> = c.spans.iter().filter(|s| s.verdict != Verdict::NoChange).collect();
+    if changed.is_empty() {
+        let _ = writeln!(
+            md,
+            "**Phases.** None of the {} phases the spans time changed beyond the noise floor.\n",
+            c.spans.len()
+        );
+        return;
+    }
+    changed.sort_by(|a, b| a.speedup.point.total_cmp(&b.speedup.point));
+    let parts: Vec<String> = changed
+        .iter()
+        .map(|s| {
+            format!(
+                "`{}` {} → {} ms per token, {}x [{}, {}] ({})",
+                s.name,
+                three(s.ms_per_token[0]),
+                three(s.ms_per_token[1]),
+                two(s.speedup.point),
+                two(s.speedup.low),
+                two(s.speedup.high),
+                if s.verdict == Verdict::Better { "faster" } else { "slower" }
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        md,
+        "**Phases that changed** (span timing in each run's phase pass, paired over rounds; slowest first): {}.\n",
+        parts.join("; ")
+    );
+}
+
+/// Three significant decimals for small times.
+fn three(x: f64) -> String {
+    if x >= 1.0 { format!("{x:.2}") } else { format!("{x:.4}") }
 }
 
 #[cfg(test)]

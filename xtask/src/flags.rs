@@ -136,6 +136,10 @@ pub struct CompareArgs {
     /// still agree among themselves); the report and summary lead with where they differ.
     #[arg(long)]
     pub allow_output_change: bool,
+    /// Also profile both revisions (the experiment's CPU profiles and phase passes) and show
+    /// where the time went: the profile diffs of the head against the base.
+    #[arg(long)]
+    pub profiles: bool,
     /// Also write the pull-request summary (GitHub markdown, for $GITHUB_STEP_SUMMARY or a
     /// comment) to FILE.
     #[arg(long, value_name = "FILE")]

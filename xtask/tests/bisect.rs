@@ -69,7 +69,8 @@ fn check_and_bisect_find_a_deliberately_slowed_toggle() {
 
     // Where the time went: with the slowed fused softmax on against off, the report's CPU profile
     // diff names a softmax function as the engine function whose own time grew most.
-    std::fs::write(root.join("experiments/profiled.toml"), PROFILED).unwrap();
+    std::fs::write(root.join("experiments/profiled.toml"), include_str!("../test_data/profiled.toml"))
+        .unwrap();
     let out = xtask(&[&["experiment", "profiled", "--iterations", "3"][..], &slow].concat(), root);
     assert_eq!(code(&out), Some(0));
     let report = std::fs::read_to_string(root.join("reports/profiled/README.md")).unwrap();
@@ -84,25 +85,3 @@ fn check_and_bisect_find_a_deliberately_slowed_toggle() {
         assert!(root.join("reports/profiled/diffs").join(file).is_file(), "{file}");
     }
 }
-
-/// Fused softmax off against on, with CPU profiles (three a side) for the profile diff.
-const PROFILED: &str = r#"
-description = "tiny: fused softmax off against on, profiled (test fixture)"
-[workload]
-model = "tiny"
-prompt_tokens = 64
-max_new_tokens = 64
-[measurement]
-warmup = 1
-iterations = 3
-[profiles]
-flamegraph = true
-seconds = 0.3
-repeats = 3
-[[variant]]
-name = "unfused"
-reference = true
-optimizations = { fused-softmax = false }
-[[variant]]
-name = "fused"
-"#;

@@ -143,6 +143,20 @@ fn compare_finds_a_slowed_head_names_the_toggle_and_stops_at_other_tokens() {
         text(&out)
     );
 
+    // With --profiles: the page says where the time went, a softmax function first.
+    std::fs::write(root.join("experiments/profiled.toml"), include_str!("../test_data/profiled.toml"))
+        .unwrap();
+    let out = compare(&[&head, &slowed, "--experiment", "profiled", "--profiles", "--iterations", "3"], root);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let folder = root.join(format!("reports/compare/{short}..{}/profiled", &slowed[..10]));
+    let page = std::fs::read_to_string(folder.join("README.md")).unwrap();
+    let worse = page.lines().find(|l| l.starts_with("- ") && l.contains(" worse: ")).expect("a worse line");
+    assert!(
+        worse.split(" worse: `").nth(1).unwrap_or_default().starts_with("smallmind::kernels::softmax::"),
+        "{page}"
+    );
+    assert!(folder.join("diffs/head-vs-base.cpu.diff.svg").is_file());
+
     // Other weights, other tokens: stopped before any timing counts...
     let out = compare(&[&head, &retuned, "--quick"], root);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

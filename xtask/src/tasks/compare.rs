@@ -16,7 +16,7 @@ use crate::analysis::compare::CompareAnalysis;
 use crate::error::{exit, is_untestable, kind};
 use crate::flags::CompareArgs;
 use crate::paths::{Paths, Publish, report, scratch, write_atomic};
-use crate::plan::{Experiment, OutputGate, Plan};
+use crate::plan::{Experiment, OutputGate, Plan, ProfileSpec};
 use crate::report::compare::{SummaryStyle, page, summary};
 use crate::results::{CompareRecord, ExperimentResults};
 use crate::runner::engine::{Engine, check_table};
@@ -25,7 +25,7 @@ use crate::runner::{self, Dirs, RunOptions};
 use anyhow::{Context, Result};
 use smallmind::Optimizations;
 use std::fmt::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Which toggle sets both revisions run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -75,18 +75,15 @@ fn compare(args: &CompareArgs, options: &RunOptions, paths: &Paths) -> Result<u8
     let folder = format!("{}..{}", base.short(), head.short());
     let compare_paths = Paths { reports: paths.reports.join("compare"), ..paths.clone() };
     let publish = Publish::begin(&compare_paths, &folder, "compare", |_| false)?;
-    let options = RunOptions { no_profiles: true, ..options.clone() };
+    let options = RunOptions { no_profiles: !args.profiles, ..options.clone() };
     let mut runs = Vec::new();
     for (name, source) in &sources {
         let record = CompareRecord { experiment: name.clone(), base: base.clone(), head: head.clone() };
-        let results = run_one(&record, source, args, &binaries, &options)?;
         let dir = publish.dir().join(name);
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let charts = crate::report::figures::draw(&results, &dir)?;
-        let analysis = CompareAnalysis::of(&results).context("a compare run records its revisions")?;
-        publish.write(&format!("{name}/{}", report::RESULTS), &serde_json::to_vec(&results)?)?;
-        publish.write(&format!("{name}/{}", report::README), page(&analysis, &charts).as_bytes())?;
-        let files: Vec<String> = charts.iter().map(|c| c.file.clone()).collect();
+        let profiles = dir.join(report::PROFILES);
+        let mut results = run_one(&record, source, args, &binaries, &options, &profiles)?;
+        crate::runner::profiles::place(&mut results, &profiles, &format!("compare/{folder}/{name}"))?;
+        let files = write_page(&dir, &results)?;
         runs.push((results, files));
     }
     let analyses: Vec<(CompareAnalysis, Vec<String>)> = runs
@@ -112,6 +109,7 @@ fn run_one(
     args: &CompareArgs,
     binaries: &[PathBuf; 2],
     options: &RunOptions,
+    profiles: &Path,
 ) -> Result<ExperimentResults> {
     let (base, head) = (&record.base, &record.head);
     let named = variants(args.toggles);
@@ -122,8 +120,17 @@ fn run_one(
         base.describe(),
         source.description
     );
-    // The phase pass feeds no figure a comparison reads.
-    e.measurement.phase_iterations = 0;
+    if args.profiles {
+        // The experiment's CPU profiles and phase passes, for the profile diffs; no heap profile
+        // (that would need a dhat build of both revisions).
+        if source.profiles.heap {
+            eprintln!("note: compare takes no heap profiles (it builds no dhat engine of either revision)");
+        }
+        e.profiles = ProfileSpec { heap: false, trace: false, ..source.profiles.clone() };
+    } else {
+        // Without profiles, the phase pass feeds no figure a comparison reads.
+        e.measurement.phase_iterations = 0;
+    }
     let mut plan = Plan::new(&record.experiment, e);
     let on_head = |n: &str| usize::from(n.starts_with("head"));
     if args.allow_output_change {
@@ -132,7 +139,7 @@ fn run_one(
     let per_variant = named.iter().map(|(n, _)| binaries[on_head(n)].clone()).collect();
     let engine = Engine { release: binaries[0].clone(), dhat: None, per_variant };
     let scratch = scratch("compare", &format!("{}..{}", base.short(), head.short()));
-    let dirs = Dirs { scratch: &scratch, profiles: &scratch.join(report::PROFILES) };
+    let dirs = Dirs { scratch: &scratch, profiles };
     let command = command_line(record, args, options);
     let results = runner::run(&plan, &engine, options, dirs, command).map_err(|e| {
         if kind(&e).is_none() && e.to_string().starts_with("WRONG OUTPUT") {
@@ -148,6 +155,28 @@ fn run_one(
         }
     })?;
     Ok(ExperimentResults { compare: Some(record.clone()), ..results })
+}
+
+/// Writes one experiment's page into `dir` (its results, charts, profile diffs and README), the
+/// profiles it records already in `dir/profiles/`; gives the charts' file names.
+pub fn write_page(dir: &Path, results: &ExperimentResults) -> Result<Vec<String>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let charts = crate::report::figures::draw(results, dir)?;
+    let profiles = super::load_profiles(results, &[dir])?;
+    let mut analysis = CompareAnalysis::of(results).context("a compare run records its revisions")?;
+    analysis.page = analysis.page.with_profile_diffs(&profiles);
+    for diff in &analysis.page.cpu_diffs {
+        let diffs = dir.join(crate::report::profile_diff::DIFFS);
+        crate::report::profile_diff::draw(
+            diff,
+            &profiles.cpu[&diff.reference],
+            &profiles.cpu[&diff.candidate],
+            &diffs,
+        )?;
+    }
+    crate::paths::write_atomic(&dir.join(report::RESULTS), &serde_json::to_vec(results)?)?;
+    crate::paths::write_atomic(&dir.join(report::README), page(&analysis, &charts).as_bytes())?;
+    Ok(charts.into_iter().map(|c| c.file).collect())
 }
 
 /// The variants: each toggle set on the base, then on the head (the pair side by side, so that
@@ -177,6 +206,9 @@ fn command_line(record: &CompareRecord, args: &CompareArgs, options: &RunOptions
     }
     if args.allow_output_change {
         extra.push("--allow-output-change".into());
+    }
+    if args.profiles {
+        extra.push("--profiles".into());
     }
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     super::command_line(

@@ -6,7 +6,7 @@
 use crate::analysis::compare::CompareAnalysis;
 use crate::error::{PathContext, exit, usage};
 use crate::paths::{Paths, Publish, report, write_atomic};
-use crate::report::compare::{SummaryStyle, page, summary};
+use crate::report::compare::{SummaryStyle, summary};
 use crate::results::ExperimentResults;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -44,11 +44,13 @@ pub fn run(folder: &Path, options: SummaryOptions, output: Option<&Path>) -> Res
     let mut drawn = Vec::new();
     for ((experiment, r, _), (a, _)) in runs.iter().zip(analyses) {
         let dir = publish.dir().join(experiment);
-        std::fs::create_dir_all(&dir).at(&dir)?;
-        let charts = crate::report::figures::draw(r, &dir)?;
-        publish.write(&format!("{experiment}/{}", report::RESULTS), &serde_json::to_vec(r)?)?;
-        publish.write(&format!("{experiment}/{}", report::README), page(&a, &charts).as_bytes())?;
-        drawn.push((a, charts.into_iter().map(|c| c.file).collect()));
+        // The profiles stay as they are: the page and its diffs are rendered from them.
+        let profiles = folder.join(experiment).join(report::PROFILES);
+        if profiles.is_dir() {
+            crate::paths::copy_dir(&profiles, &dir.join(report::PROFILES))?;
+        }
+        let charts = super::compare::write_page(&dir, r)?;
+        drawn.push((a, charts));
     }
     let index = summary(&drawn, &shown, SummaryStyle { all: options.all, links: true });
     publish.write(report::README, index.as_bytes())?;

@@ -40,6 +40,8 @@ pub mod report {
     pub const BISECT_BEFORE: &str = "bisect-before.json";
     pub const BISECT_PROFILES: &str = "bisect-profiles";
     pub const BISECT_PROFILES_BEFORE: &str = "bisect-profiles-before";
+    /// The profile diff of the first suspect's on/off pair.
+    pub const BISECT_DIFFS: &str = "bisect-diffs";
     /// `cargo xtask calibrate`'s page and results.
     pub const CALIBRATION_PAGE: &str = "calibration.md";
     pub const CALIBRATION_RESULTS: &str = "calibration.json";

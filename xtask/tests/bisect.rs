@@ -53,12 +53,16 @@ fn check_and_bisect_find_a_deliberately_slowed_toggle() {
     let out = xtask(&[&["check", "slowtest"][..], &slow].concat(), root);
     assert_eq!(code(&out), Some(1), "stdout: {}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stdout).contains("REGRESSED"));
-    let out =
-        xtask(&[&["bisect", "slowtest", "--iterations", "4", "--no-profiles"][..], &slow].concat(), root);
+    let out = xtask(&[&["bisect", "slowtest", "--iterations", "4"][..], &slow].concat(), root);
     assert_eq!(code(&out), Some(0));
     let page = std::fs::read_to_string(root.join("reports/slowtest/bisect.md")).unwrap();
     let first = page.lines().find(|l| l.starts_with("| 1 |")).expect("a ranked suspect list");
     assert!(first.contains("`fused-softmax`"), "first suspect: {first}\n{page}");
+    // Its on/off pair's profile diff: a softmax function takes more time with it.
+    assert!(page.contains("**Where `fused-softmax` acts now**"), "{page}");
+    let more =
+        page.lines().find(|l| l.starts_with("- more time with it: ")).expect("a line of slower functions");
+    assert!(more.starts_with("- more time with it: `smallmind::kernels::softmax::"), "{page}");
 
     // A/A on the reference: no significant change.
     let out = xtask(&["calibrate", "slowtest", "--iterations", "6"], root);

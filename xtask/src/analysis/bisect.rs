@@ -237,6 +237,25 @@ pub struct BisectAnalysis<'a> {
     /// The interactions clear of the noise floor (the full factorial only).
     pub interactions: Vec<Interaction>,
     pub against: Against<'a>,
+    /// The CPU profile diff of the first-ranked suspect's on/off pair in this run (all on against
+    /// all on but it), when both have profiles ([`BisectAnalysis::with_pair_diff`]).
+    pub pair_diff: Option<super::profile_diff::CpuDiff>,
+}
+
+impl BisectAnalysis<'_> {
+    /// The analysis with the profile diff of the first-ranked suspect's on/off pair.
+    pub fn with_pair_diff(mut self, profiles: &super::profile_diff::VariantProfiles) -> Self {
+        let Against::Ranked { suspects, .. } = &self.against else { return self };
+        let Some((first, _)) = suspects.first() else { return self };
+        let (off, on) = (config_name(without(first.toggle)), config_name(Optimizations::all()));
+        self.pair_diff = match (profiles.cpu.get(&off), profiles.cpu.get(&on)) {
+            (Some(a), Some(b)) if !a.is_empty() && !b.is_empty() => {
+                Some(super::profile_diff::diff((&off, a), (&on, b)))
+            }
+            _ => None,
+        };
+        self
+    }
 }
 
 /// What the run is compared with.
@@ -289,6 +308,7 @@ pub fn analyse<'a>(r: &'a ExperimentResults, before: Option<&'a ExperimentResult
             Vec::new()
         },
         against,
+        pair_diff: None,
     }
 }
 

@@ -2,7 +2,8 @@
 
 use super::format::{interval, provenance, short, two};
 use crate::analysis::bisect::{Against, BisectAnalysis, Suspect, config_name, without};
-use crate::paths::report::{BISECT_CHART, BISECT_PROFILES, BISECT_PROFILES_BEFORE};
+use crate::analysis::profile_diff::CpuDiff;
+use crate::paths::report::{BISECT_CHART, BISECT_DIFFS, BISECT_PROFILES, BISECT_PROFILES_BEFORE};
 use crate::results::ExperimentResults;
 use crate::stats::Speedup;
 use smallmind::Optimizations;
@@ -151,6 +152,38 @@ fn suspects(md: &mut String, a: &BisectAnalysis) {
             suspect_cells(s, *fell),
             flame_graph_links(r, &sets, BISECT_PROFILES),
             flame_graph_links(b, &sets, BISECT_PROFILES_BEFORE)
+        );
+    }
+    md.push('\n');
+    if let (Some(diff), Some((first, _))) = (&a.pair_diff, ranked.first()) {
+        pair_diff(md, first.toggle.name(), diff);
+    }
+}
+
+/// Where the first suspect acts now: its on/off pair's CPU profile diff, both ways.
+fn pair_diff(md: &mut String, toggle: &str, diff: &CpuDiff) {
+    let stem = super::profile_diff::stem(diff);
+    let _ = writeln!(
+        md,
+        "**Where `{toggle}` acts now** (`{}` against `{}` in this run, {} + {} CPU profiles; [differential flame \
+         graph]({BISECT_DIFFS}/{stem}.diff.svg): red, more time per op with it; blue, less · \
+         [reverse]({BISECT_DIFFS}/{stem}.reverse.diff.svg)):\n",
+        diff.candidate, diff.reference, diff.profiles[1], diff.profiles[0]
+    );
+    for (slower, what) in [(false, "less time with it"), (true, "more time with it")] {
+        let names: Vec<String> = diff
+            .changed_own(slower)
+            .take(3)
+            .map(|f| format!("`{}` {:+.3} ms/op", f.frame, f.own.ms_change()))
+            .collect();
+        let _ = writeln!(
+            md,
+            "- {what}: {}",
+            if names.is_empty() {
+                "no engine function beyond its interval".to_string()
+            } else {
+                names.join("; ")
+            }
         );
     }
     md.push('\n');

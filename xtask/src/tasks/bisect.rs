@@ -34,6 +34,7 @@ pub fn run(
     lattice.profiles.flamegraph = !options.no_profiles;
     lattice.profiles.heap = experiment.profiles.heap && !options.no_profiles;
     lattice.profiles.seconds = 1.0;
+    lattice.profiles.repeats = experiment.profiles.repeats;
     // The phase pass feeds no figure here; skipping it keeps the lattice affordable.
     lattice.measurement.phase_iterations = 0;
     let plan = Plan::new(name, lattice);
@@ -82,7 +83,7 @@ pub fn run(
     publish.write(report::BISECT_RESULTS, &serde_json::to_vec(&results)?)?;
     // Suspects come from the previous baseline; a first baseline is this run itself.
     let before = before.or_else(|| save_baseline.then(|| results.clone()));
-    let page = write_page(name, &results, before.as_ref(), publish.dir())?;
+    let page = write_page(name, &results, before.as_ref(), publish.dir(), &paths.report(name))?;
     // The page first: the baseline it compared with is replaced only once the page is in place.
     let dir = publish.commit()?;
     eprintln!("bisect: {}", dir.join(report::BISECT_PAGE).display());
@@ -138,8 +139,20 @@ pub fn write_page(
     results: &ExperimentResults,
     before: Option<&ExperimentResults>,
     dir: &Path,
+    current: &Path,
 ) -> Result<String> {
-    let analysis = analyse(results, before);
+    // The profiles are in `dir` after a run, in the current report folder when re-rendered.
+    let profiles = super::load_profiles(results, &[dir, current])?;
+    let analysis = analyse(results, before).with_pair_diff(&profiles);
+    if let Some(diff) = &analysis.pair_diff {
+        let to = dir.join(report::BISECT_DIFFS);
+        crate::report::profile_diff::draw(
+            diff,
+            &profiles.cpu[&diff.reference],
+            &profiles.cpu[&diff.candidate],
+            &to,
+        )?;
+    }
     let page = crate::report::bisect::render(&analysis);
     let title = format!("What each optimization buys: {name}");
     crate::report::charts::effects(&dir.join(report::BISECT_CHART), &title, &effects(&results.points[0]))?;

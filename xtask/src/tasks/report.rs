@@ -24,7 +24,7 @@ pub fn run(name: &str, paths: &Paths) -> Result<u8> {
     let publish =
         Publish::begin(paths, name, "report", |f| f == report::PROFILES || report::is_other_tasks(f))?;
     if let Some((bisect_results, before)) = &bisect {
-        bisect::write_page(name, bisect_results, before.as_ref(), publish.dir())?;
+        bisect::write_page(name, bisect_results, before.as_ref(), publish.dir(), &paths.report(name))?;
     }
     let outcome: Outcome = publish_report(name, &results, paths, publish, noise.as_ref())?;
     let code = outcome.finish();

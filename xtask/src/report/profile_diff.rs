@@ -7,7 +7,7 @@
 
 use super::format::{format_value, two};
 use crate::analysis::heap_diff::HeapDiff;
-use crate::analysis::profile_diff::{CpuDiff, Folded, differential_lines};
+use crate::analysis::profile_diff::{CpuDiff, Folded, VariantProfiles, differential_lines};
 use crate::analysis::span_diff::SpanChange;
 use crate::analysis::{Comparison, MetricRow};
 use crate::error::PathContext;
@@ -25,8 +25,13 @@ pub fn stem(diff: &CpuDiff) -> String {
     format!("{}-vs-{}.cpu", diff.candidate, diff.reference)
 }
 
-/// Writes the diff files of `diff` (from the profiles it was computed from) into `dir`.
-pub fn draw(diff: &CpuDiff, reference: &[Folded], candidate: &[Folded], dir: &Path) -> Result<()> {
+/// Writes the diff files of `diff` into `dir`, from the profiles it was computed from.
+pub fn draw(diff: &CpuDiff, profiles: &VariantProfiles, dir: &Path) -> Result<()> {
+    let side = |name: &str| profiles.cpu.get(name).map(Vec::as_slice).unwrap_or_default();
+    draw_from(diff, side(&diff.reference), side(&diff.candidate), dir)
+}
+
+fn draw_from(diff: &CpuDiff, reference: &[Folded], candidate: &[Folded], dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).at(dir)?;
     let lines = differential_lines(reference, candidate, &diff.changed_frames());
     let stem = stem(diff);
@@ -272,7 +277,7 @@ mod tests {
         let candidate: Vec<Folded> = [300, 296, 304].iter().map(|&a| profile(a, 2.0)).collect();
         let diff = crate::analysis::profile_diff::diff(("slow", &reference), ("fast", &candidate));
         let dir = tempfile::tempdir().unwrap();
-        draw(&diff, &reference, &candidate, dir.path()).unwrap();
+        draw_from(&diff, &reference, &candidate, dir.path()).unwrap();
         let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
         let (svg, reverse) = (read("fast-vs-slow.cpu.diff.svg"), read("fast-vs-slow.cpu.reverse.diff.svg"));
         // `a` takes more time per op in the candidate: red in both graphs (more red than blue).
@@ -283,7 +288,7 @@ mod tests {
         assert!(svg.contains("red: more time per op in fast than in slow"));
         // Drawn twice, the same bytes (committed diffs re-render byte for byte).
         let again = tempfile::tempdir().unwrap();
-        draw(&diff, &reference, &candidate, again.path()).unwrap();
+        draw_from(&diff, &reference, &candidate, again.path()).unwrap();
         assert_eq!(std::fs::read_to_string(again.path().join("fast-vs-slow.cpu.diff.svg")).unwrap(), svg);
     }
 }

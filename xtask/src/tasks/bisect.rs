@@ -146,12 +146,7 @@ pub fn write_page(
     let analysis = analyse(results, before).with_pair_diff(&profiles);
     if let Some(diff) = &analysis.pair_diff {
         let to = dir.join(report::BISECT_DIFFS);
-        crate::report::profile_diff::draw(
-            diff,
-            &profiles.cpu[&diff.reference],
-            &profiles.cpu[&diff.candidate],
-            &to,
-        )?;
+        crate::report::profile_diff::draw(diff, &profiles, &to)?;
     }
     let page = crate::report::bisect::render(&analysis);
     let title = format!("What each optimization buys: {name}");

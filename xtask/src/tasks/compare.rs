@@ -167,12 +167,7 @@ pub fn write_page(dir: &Path, results: &ExperimentResults) -> Result<Vec<String>
     analysis.page = analysis.page.with_profile_diffs(&profiles);
     for diff in &analysis.page.cpu_diffs {
         let diffs = dir.join(crate::report::profile_diff::DIFFS);
-        crate::report::profile_diff::draw(
-            diff,
-            &profiles.cpu[&diff.reference],
-            &profiles.cpu[&diff.candidate],
-            &diffs,
-        )?;
+        crate::report::profile_diff::draw(diff, &profiles, &diffs)?;
     }
     crate::paths::write_atomic(&dir.join(report::RESULTS), &serde_json::to_vec(results)?)?;
     crate::paths::write_atomic(&dir.join(report::README), page(&analysis, &charts).as_bytes())?;

@@ -117,12 +117,7 @@ pub fn publish_report(
     let analysis = Analysis::of(results, stored.as_ref(), noise).with_profile_diffs(&profiles);
     for diff in &analysis.cpu_diffs {
         let dir = publish.dir().join(crate::report::profile_diff::DIFFS);
-        crate::report::profile_diff::draw(
-            diff,
-            &profiles.cpu[&diff.reference],
-            &profiles.cpu[&diff.candidate],
-            &dir,
-        )?;
+        crate::report::profile_diff::draw(diff, &profiles, &dir)?;
     }
     publish.write(report::RESULTS, &serde_json::to_vec(results)?)?;
     let charts = crate::report::figures::draw(results, publish.dir())?;

@@ -7,6 +7,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use smallmind::kernels::attention::{HeadRows, scores_batched_gemm, scores_per_pair_dot};
 use smallmind::kernels::matmul::{matmul_transposed, vec_mat, vec_mat_transposed};
+use smallmind::kernels::parallel::Threads;
 use smallmind::kernels::softmax::{softmax_causal_fused, softmax_full_then_mask};
 use std::hint::black_box;
 
@@ -52,7 +53,7 @@ fn one_row_products(c: &mut Criterion) {
         group.throughput(Throughput::Elements((k * n) as u64));
         let shape = format!("{k}x{n}");
         group.bench_function(BenchmarkId::new("ours", &shape), |b| {
-            b.iter(|| vec_mat(black_box(&x), black_box(&w), n, None, &mut out, 1))
+            b.iter(|| vec_mat(black_box(&x), black_box(&w), n, None, &mut out, Threads::One))
         });
         group.bench_function(BenchmarkId::new("gemm", &shape), |b| {
             b.iter(|| gemm_row(black_box(&x), black_box(&w), n, &mut out))
@@ -63,7 +64,7 @@ fn one_row_products(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("ours-cold", &shape), |b| {
             b.iter(|| {
                 i = (i + 1) % copies;
-                vec_mat(black_box(&x), &ws[i], n, None, &mut out, 1)
+                vec_mat(black_box(&x), &ws[i], n, None, &mut out, Threads::One)
             })
         });
         group.bench_function(BenchmarkId::new("gemm-cold", &shape), |b| {
@@ -83,13 +84,13 @@ fn one_row_products(c: &mut Criterion) {
         group.throughput(Throughput::Elements((k * n) as u64));
         let shape = format!("{k}x{n}");
         group.bench_function(BenchmarkId::new("ours", &shape), |b| {
-            b.iter(|| vec_mat_transposed(black_box(&x), black_box(&w), n, &mut out, 1))
+            b.iter(|| vec_mat_transposed(black_box(&x), black_box(&w), n, &mut out, Threads::One))
         });
         group.bench_function(BenchmarkId::new("gemm", &shape), |b| {
             // m = 2 takes matmul_transposed's gemm path; report per row.
             let x2 = data(2 * k);
             let mut out2 = vec![0.0; 2 * n];
-            b.iter(|| matmul_transposed(black_box(&x2), 2, k, black_box(&w), n, &mut out2, 1))
+            b.iter(|| matmul_transposed(black_box(&x2), 2, k, black_box(&w), n, &mut out2, Threads::One))
         });
     }
     group.finish();
@@ -109,7 +110,7 @@ fn attention(c: &mut Criterion) {
             b.iter(|| scores_per_pair_dot(q, k, n, 0, scale, &mut scores))
         });
         group.bench_function(BenchmarkId::new("batched-gemm", n), |b| {
-            b.iter(|| scores_batched_gemm(q, k, n, 0, scale, &mut scores, 1))
+            b.iter(|| scores_batched_gemm(q, k, n, 0, scale, &mut scores, Threads::One))
         });
     }
     group.finish();

@@ -2,7 +2,8 @@
 //!
 //! A [`Session`] owns what persists between generations of one model with one set of
 //! optimizations: the tensor pool, the KV cache (allocated once, for the whole context) and the
-//! thread pool. Reusing a session is what makes a steady-state decode step allocation-free.
+//! thread pools (rayon's for prefill's `gemm`, our `WorkerPool` for decode's one-row products).
+//! Reusing a session is what makes a steady-state decode step allocation-free.
 //!
 //! When prompt + generated tokens exceed the context, the last `n_ctx` tokens are kept, as
 //! SmallMind did. Every token's position changes at each step once the window slides (GPT-2's
@@ -14,6 +15,7 @@
 //! the step: they never become tokens.
 
 use crate::error::{Error, Result};
+use crate::kernels::parallel::{Threads, WorkerPool};
 use crate::layers::{Ctx, KvCache, KvSource};
 use crate::models::ModelRef;
 use crate::optimizations::Optimizations;
@@ -63,30 +65,35 @@ impl Generated {
 pub struct Session<'m> {
     model: ModelRef<'m>,
     opts: Optimizations,
-    threads: usize,
     pool: TensorPool,
     cache: Option<KvCache>,
+    /// Runs the several-row products (`gemm`, prefill) when threads > 1.
     thread_pool: Option<rayon::ThreadPool>,
+    /// Runs the one-row products (decode) when threads > 1: `threads - 1` workers of our own.
+    workers: Option<WorkerPool>,
 }
 
 impl<'m> Session<'m> {
     /// A session of `model` (a [`crate::models::Model`], a `Gpt2` or a `Llama`) on `threads`
-    /// threads (1: no thread pool is made at all).
+    /// threads (1: no thread pool is made at all; more: a rayon pool for prefill's `gemm` and a
+    /// [`WorkerPool`] for decode's one-row products, both started here).
     pub fn new(model: impl Into<ModelRef<'m>>, opts: Optimizations, threads: usize) -> Result<Self> {
         let model = model.into();
         if threads == 0 {
             return Err(Error::Input("threads must be at least 1".into()));
         }
-        let thread_pool = if threads > 1 {
+        let (thread_pool, workers) = if threads > 1 {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
                 .map_err(|e| Error::Input(format!("cannot start {threads} threads: {e}")))?;
-            Some(pool)
+            let workers = WorkerPool::new(threads)
+                .map_err(|e| Error::Input(format!("cannot start {threads} threads: {e}")))?;
+            (Some(pool), Some(workers))
         } else {
-            None
+            (None, None)
         };
-        Ok(Session { model, opts, threads, pool: TensorPool::new(), cache: None, thread_pool })
+        Ok(Session { model, opts, pool: TensorPool::new(), cache: None, thread_pool, workers })
     }
 
     /// The optimizations this session runs with.
@@ -182,7 +189,8 @@ impl<'m> Session<'m> {
     /// the last `n_ctx` tokens are recomputed from position 0.
     fn next_logits(&mut self, tokens: &[u32], logits: &mut [f32]) {
         let _span = tracing::trace_span!("forward").entered();
-        let ctx = Ctx { opts: self.opts, pool: &self.pool, threads: self.threads };
+        let threads = self.workers.as_ref().map_or(Threads::One, Threads::Pool);
+        let ctx = Ctx { opts: self.opts, pool: &self.pool, threads };
         let n_ctx = self.model.n_ctx();
         if self.opts.kv_cache && tokens.len() <= n_ctx {
             let model = self.model;

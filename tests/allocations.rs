@@ -19,11 +19,12 @@ fn allocations() -> u64 {
 /// (the first warms the pool and allocates the KV cache).
 fn allocations_per_decode_step(
     opts: Optimizations,
+    threads: usize,
     model: &smallmind::Gpt2,
     prompt: &[u32],
     n: usize,
 ) -> Vec<u64> {
-    let mut session = Session::new(model, opts, 1).unwrap();
+    let mut session = Session::new(model, opts, threads).unwrap();
     let params = GenerateParams { max_new_tokens: n, sampling: SamplingParams::greedy(), stop_token: None };
     session.generate(prompt, &params, &mut |_, _| {}).unwrap();
     let mut marks = Vec::with_capacity(n);
@@ -38,8 +39,17 @@ fn pool_and_kv_cache_decode_without_allocating() {
     let model = preset("tiny");
     let prompt = synthetic_prompt(20, 256, 3);
 
-    let steps = allocations_per_decode_step(Optimizations::all(), &model, &prompt, 48);
+    let steps = allocations_per_decode_step(Optimizations::all(), 1, &model, &prompt, 48);
     assert!(steps.iter().all(|&a| a == 0), "all on: allocations per decode step {steps:?}");
+
+    // Nor on several threads: a dispatch to the worker pool allocates nothing.
+    for threads in [2, 3] {
+        let steps = allocations_per_decode_step(Optimizations::all(), threads, &model, &prompt, 48);
+        assert!(
+            steps.iter().all(|&a| a == 0),
+            "all on, {threads} threads: allocations per decode step {steps:?}"
+        );
+    }
 
     // Sampling (top-k, top-p) allocates nothing per token either.
     let mut session = Session::new(&model, Optimizations::all(), 1).unwrap();
@@ -53,7 +63,7 @@ fn pool_and_kv_cache_decode_without_allocating() {
     // The counter does see allocations: without the pool, every step allocates its buffers.
     let mut no_pool = Optimizations::all();
     no_pool.set(Optimization::TensorPool, false);
-    let steps = allocations_per_decode_step(no_pool, &model, &prompt, 8);
+    let steps = allocations_per_decode_step(no_pool, 1, &model, &prompt, 8);
     assert!(steps.iter().all(|&a| a > 0), "pool off: allocations per decode step {steps:?}");
 
     // Rents equal returns after every generation, in every combination.

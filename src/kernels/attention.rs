@@ -64,7 +64,7 @@ pub fn scores_batched_gemm(
     start_pos: usize,
     scale: f32,
     scores: &mut [f32],
-    threads: usize,
+    threads: super::parallel::Threads<'_>,
 ) {
     let n_keys = start_pos + n_rows;
     let hd = q.head_dim;
@@ -170,6 +170,7 @@ fn weighted_values_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::parallel::{Threads, WorkerPool};
     use crate::kernels::{assert_close, test_data};
 
     /// Naive twin of the scores kernels: f64 dot products, -inf above the diagonal.
@@ -200,7 +201,8 @@ mod tests {
                 let mut dot = vec![f32::NAN; want.len()];
                 scores_per_pair_dot(q, k, n_rows, start_pos, scale, &mut dot);
                 assert_close(&dot, &want, 1e-5, "per-pair dot");
-                for threads in [1, 2] {
+                let pool = WorkerPool::new(2).unwrap();
+                for threads in [Threads::One, Threads::Pool(&pool)] {
                     let mut gemm = vec![f32::NAN; want.len()];
                     scores_batched_gemm(q, k, n_rows, start_pos, scale, &mut gemm, threads);
                     assert_close(&gemm, &want, 1e-5, "batched gemm");

@@ -6,11 +6,14 @@
 //! one-row path written here, because decoding multiplies a single row and `gemm` is at its
 //! weakest on matrix-vector shapes (`cargo bench --bench kernels` compares the two).
 
+use super::parallel::Threads;
 use super::simd_dispatch;
-use rayon::prelude::*;
 
-/// Below this many weights a one-row product stays on one thread: splitting costs more than it saves.
-const PARALLEL_MIN_WEIGHTS: usize = 1 << 18;
+/// Below this many weights a one-row product stays on one thread: splitting costs more than it
+/// saves. A dispatch to the worker pool costs ~0.16 us; a 128x128 product (16384 weights) took
+/// 0.63 us on one thread and 0.60 us on two, a 128x512 one 2.61 and 1.68 us (back to back, the
+/// weights in L2; the machine of [`super::parallel::WorkerPool`]'s figures).
+const PARALLEL_MIN_WEIGHTS: usize = 1 << 14;
 
 /// `out (m, n) = x (m, k) · w (k, n) + bias`, all row-major; `bias` is `(n,)` or absent.
 pub fn matmul(
@@ -21,7 +24,7 @@ pub fn matmul(
     n: usize,
     bias: Option<&[f32]>,
     out: &mut [f32],
-    threads: usize,
+    threads: Threads<'_>,
 ) {
     assert!(x.len() >= m * k && w.len() == k * n && out.len() >= m * n, "matmul: buffer sizes");
     assert!(bias.is_none_or(|b| b.len() == n), "matmul: bias length");
@@ -67,7 +70,7 @@ pub fn matmul_transposed(
     w: &[f32],
     n: usize,
     out: &mut [f32],
-    threads: usize,
+    threads: Threads<'_>,
 ) {
     assert!(x.len() >= m * k && w.len() == n * k && out.len() >= m * n, "matmul_transposed: sizes");
     if m == 1 {
@@ -99,9 +102,13 @@ pub fn matmul_transposed(
     }
 }
 
-/// The `gemm` crate's threading for `threads` (1 means no thread pool at all).
-pub fn parallelism(threads: usize) -> gemm::Parallelism {
-    if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None }
+/// The `gemm` crate's threading for `threads`: rayon's pool (the one `Session` installs) with
+/// as many threads, or none at all for one.
+pub fn parallelism(threads: Threads<'_>) -> gemm::Parallelism {
+    match threads.count() {
+        1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
+    }
 }
 
 /// One row times a `(k, n)` matrix: `out = x · w + bias`.
@@ -111,15 +118,16 @@ pub fn parallelism(threads: usize) -> gemm::Parallelism {
 /// updates `out` (which stays in L1 for n up to several thousand) with four multiply-adds per
 /// load and store of `out`. Contiguous streams keep the hardware prefetcher ahead, which is what
 /// matters once the weights no longer fit in cache (the `gpt2` shape is memory-bound).
-/// With several threads, columns are split between them.
-pub fn vec_mat(x: &[f32], w: &[f32], n: usize, bias: Option<&[f32]>, out: &mut [f32], threads: usize) {
+/// With several threads, columns are split between them (on the worker pool), each column
+/// computed as on one thread: the result does not depend on the thread count.
+pub fn vec_mat(x: &[f32], w: &[f32], n: usize, bias: Option<&[f32]>, out: &mut [f32], threads: Threads<'_>) {
     let k = x.len();
     assert!(w.len() == k * n && out.len() == n, "vec_mat: buffer sizes");
-    if threads <= 1 || k * n < PARALLEL_MIN_WEIGHTS {
+    if threads.count() <= 1 || k * n < PARALLEL_MIN_WEIGHTS {
         return vec_mat_cols(x, w, n, 0, bias, out);
     }
-    let chunk = n.div_ceil(threads).next_multiple_of(16);
-    out.par_chunks_mut(chunk).enumerate().for_each(|(i, out_chunk)| {
+    let chunk = n.div_ceil(threads.count()).next_multiple_of(16);
+    threads.for_each_chunk_mut(out, chunk, |i, out_chunk| {
         let col0 = i * chunk;
         let bias = bias.map(|b| &b[col0..col0 + out_chunk.len()]);
         vec_mat_cols(x, w, n, col0, bias, out_chunk);
@@ -170,14 +178,14 @@ fn vec_mat_body(x: &[f32], w: &[f32], n: usize, col0: usize, out: &mut [f32]) {
 /// register-level reductions, where the auto-vectorised body reduced each row through memory.
 /// That took stories15m decode from 410 to 626 tok/s here (README, Speed). Weights should be
 /// cache-line aligned (`layers::Weights`), which took it on to 778.
-pub fn vec_mat_transposed(x: &[f32], w: &[f32], n: usize, out: &mut [f32], threads: usize) {
+pub fn vec_mat_transposed(x: &[f32], w: &[f32], n: usize, out: &mut [f32], threads: Threads<'_>) {
     let k = x.len();
     assert!(w.len() == k * n && out.len() == n, "vec_mat_transposed: buffer sizes");
-    if threads <= 1 || k * n < PARALLEL_MIN_WEIGHTS {
+    if threads.count() <= 1 || k * n < PARALLEL_MIN_WEIGHTS {
         return vec_mat_transposed_rows(x, w, out);
     }
-    let chunk = n.div_ceil(threads);
-    out.par_chunks_mut(chunk).enumerate().for_each(|(i, out_chunk)| {
+    let chunk = n.div_ceil(threads.count());
+    threads.for_each_chunk_mut(out, chunk, |i, out_chunk| {
         let rows = &w[i * chunk * k..(i * chunk + out_chunk.len()) * k];
         vec_mat_transposed_rows(x, rows, out_chunk);
     });
@@ -346,6 +354,7 @@ pub fn matmul_transposed_naive(x: &[f32], m: usize, k: usize, w: &[f32], n: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::parallel::WorkerPool;
     use crate::kernels::{assert_close, test_data};
 
     const SHAPES: [(usize, usize, usize); 8] = [
@@ -361,7 +370,8 @@ mod tests {
 
     #[test]
     fn matmul_matches_naive_twin_on_odd_shapes() {
-        for threads in [1, 2] {
+        let pool = WorkerPool::new(2).unwrap();
+        for threads in [Threads::One, Threads::Pool(&pool)] {
             for (m, k, n) in SHAPES {
                 let x = test_data(m * k, 1);
                 let w = test_data(k * n, 2);
@@ -402,19 +412,26 @@ mod tests {
         }
     }
 
+    /// Bit-identical at every thread count, the oversubscribed 3 included, and on shapes whose
+    /// last chunk is short.
     #[test]
     fn one_row_kernels_split_across_threads_agree() {
+        let pools: Vec<_> = [2, 3, 4].map(|t| WorkerPool::new(t).unwrap()).into();
         // Large enough to take the multi-threaded path.
-        let (k, n) = (512, 1029);
-        let x = test_data(k, 4);
-        let w = test_data(k * n, 5);
-        let b = test_data(n, 6);
-        let (mut one, mut two) = (vec![0.0; n], vec![0.0; n]);
-        vec_mat(&x, &w, n, Some(&b), &mut one, 1);
-        vec_mat(&x, &w, n, Some(&b), &mut two, 2);
-        assert_eq!(one, two);
-        vec_mat_transposed(&x, &w, n, &mut one, 1);
-        vec_mat_transposed(&x, &w, n, &mut two, 2);
-        assert_eq!(one, two);
+        for (k, n) in [(512, 1029), (288, 32000 / 8), (PARALLEL_MIN_WEIGHTS / 97 + 1, 97)] {
+            let x = test_data(k, 4);
+            let w = test_data(k * n, 5);
+            let b = test_data(n, 6);
+            let (mut one, mut one_t) = (vec![0.0; n], vec![0.0; n]);
+            vec_mat(&x, &w, n, Some(&b), &mut one, Threads::One);
+            vec_mat_transposed(&x, &w, n, &mut one_t, Threads::One);
+            for pool in &pools {
+                let (mut many, mut many_t) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+                vec_mat(&x, &w, n, Some(&b), &mut many, Threads::Pool(pool));
+                assert_eq!(one, many, "vec_mat {k}x{n} on {} threads", pool.threads());
+                vec_mat_transposed(&x, &w, n, &mut many_t, Threads::Pool(pool));
+                assert_eq!(one_t, many_t, "vec_mat_transposed {k}x{n} on {} threads", pool.threads());
+            }
+        }
     }
 }

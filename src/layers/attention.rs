@@ -217,6 +217,7 @@ fn softmax_of(ctx: &Ctx, scores: &mut [f32], n_rows: usize, start_pos: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::parallel::Threads;
     use crate::optimizations::Optimizations;
     use crate::pool::TensorPool;
 
@@ -247,7 +248,7 @@ mod tests {
         let pool = TensorPool::new();
         let mut reference = None;
         for opts in Optimizations::every_combination() {
-            let ctx = Ctx { opts, pool: &pool, threads: 1 };
+            let ctx = Ctx { opts, pool: &pool, threads: Threads::One };
             let (mut gqa, mut mha) = (vec![0.0; n_out * q_stride], vec![0.0; n_out * q_stride]);
             let heads = Heads { n_head, n_kv_head, head_dim, scale: 1.0 / (head_dim as f32).sqrt() };
             attend(&ctx, heads, (&q, q_stride), (&k, &v, kv_stride), n_out, q_start, (&mut gqa, q_stride));

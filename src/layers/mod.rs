@@ -11,6 +11,7 @@ pub mod kv_cache;
 pub mod linear;
 pub mod mlp;
 
+use crate::kernels::parallel::Threads;
 use crate::optimizations::Optimizations;
 use crate::pool::{Pooled, TensorPool};
 use std::ops::{Deref, DerefMut};
@@ -27,8 +28,8 @@ pub struct Ctx<'a> {
     pub opts: Optimizations,
     /// The buffer pool used when `tensor-pool` is on.
     pub pool: &'a TensorPool,
-    /// Threads for the matrix products (1: no thread pool at all).
-    pub threads: usize,
+    /// Threads for the matrix products: [`Threads::One`] runs without any pool.
+    pub threads: Threads<'a>,
 }
 
 /// An intermediate buffer: freshly allocated, or rented from the pool.

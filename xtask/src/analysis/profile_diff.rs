@@ -151,9 +151,15 @@ pub const MIN_SHARE: f64 = 0.005;
 
 impl CpuDiff {
     /// The engine's frames whose own time changed, in the direction `slower` (more time per op
-    /// in the candidate) or not, largest change first: the suspects.
+    /// in the candidate) or not, largest change first: the suspects. Their share of the samples
+    /// must have moved the same way: in a candidate much faster overall, a function whose time
+    /// fell a little but whose share grew did not make it faster.
     pub fn changed_own(&self, slower: bool) -> impl Iterator<Item = &FrameChange> {
-        self.frames.iter().filter(move |f| f.own.changed() && (f.own.ms_change() > 0.0) == slower)
+        self.frames.iter().filter(move |f| {
+            f.own.changed()
+                && (f.own.ms_change() > 0.0) == slower
+                && f.own.difference.is_some_and(|d| (d.point > 0.0) == slower)
+        })
     }
 
     /// The frames whose own time changed, either way.

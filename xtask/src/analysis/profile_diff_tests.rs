@@ -58,6 +58,18 @@ fn time_per_op_weighs_each_share_by_its_profile() {
 }
 
 #[test]
+fn a_function_whose_share_grew_while_its_time_fell_is_no_suspect_of_a_speedup() {
+    // The candidate is 4x faster per op; `b`'s share grows from 50% to 80%, its time falls.
+    let reference: Vec<Folded> = [50, 52, 48].iter().map(|&a| profile(a, 100 - a, 4.0)).collect();
+    let candidate: Vec<Folded> = [20, 21, 19].iter().map(|&a| profile(a, 100 - a, 1.0)).collect();
+    let d = diff(("slow", &reference), ("fast", &candidate));
+    let b = frame(&d, "smallmind::b");
+    assert!(b.own.changed() && b.own.ms_change() < 0.0 && b.own.difference.unwrap().point > 0.0, "{b:?}");
+    let faster: Vec<&str> = d.changed_own(false).map(|f| f.frame.as_str()).collect();
+    assert_eq!(faster, ["smallmind::a"], "only `a` made it faster");
+}
+
+#[test]
 fn hashes_are_stripped_and_bad_lines_named() {
     assert_eq!(
         function_path("smallmind::kernels::softmax::fused::h0123456789abcdef"),

@@ -185,14 +185,16 @@ pub fn heap_suspects(md: &mut String, c: &Comparison, diff: &HeapDiff, tokens: u
             .take(3)
             .map(|s| {
                 format!(
-                    "`{}` {} → {} blocks per op ({} → {} per token; {} → {} per op)",
+                    "`{}` {} → {} blocks per op ({} → {} per token; {} → {} per op; live at the peak {} → {})",
                     s.site,
                     two(s.blocks[0]),
                     two(s.blocks[1]),
                     per_token(s.blocks[0]),
                     per_token(s.blocks[1]),
                     format_value(Metric::AllocBytesPerOp, s.bytes[0]),
-                    format_value(Metric::AllocBytesPerOp, s.bytes[1])
+                    format_value(Metric::AllocBytesPerOp, s.bytes[1]),
+                    format_value(Metric::PeakHeapBytes, s.peak_bytes[0] as f64),
+                    format_value(Metric::PeakHeapBytes, s.peak_bytes[1] as f64)
                 )
             })
             .collect();

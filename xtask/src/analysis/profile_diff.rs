@@ -144,6 +144,9 @@ pub struct CpuDiff {
     /// Every frame with at least [`MIN_SHARE`] inclusive share on a side, those whose own time
     /// changed first, by the size of the change, then the rest by name.
     pub frames: Vec<FrameChange>,
+    /// Diff files over the 1 MB a committed file may have, by file name: where they were
+    /// written instead (under `target/`), set when they are drawn.
+    pub elsewhere: BTreeMap<String, String>,
 }
 
 /// Frames below this inclusive share on both sides are left out: a few samples judge nothing.
@@ -212,6 +215,7 @@ pub fn diff(reference: (&str, &[Folded]), candidate: (&str, &[Folded])) -> CpuDi
         candidate: candidate.0.to_string(),
         profiles: [reference.1.len(), candidate.1.len()],
         frames,
+        elsewhere: BTreeMap::new(),
     }
 }
 

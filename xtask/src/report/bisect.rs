@@ -162,13 +162,18 @@ fn suspects(md: &mut String, a: &BisectAnalysis) {
 
 /// Where the first suspect acts now: its on/off pair's CPU profile diff, both ways.
 fn pair_diff(md: &mut String, toggle: &str, diff: &CpuDiff) {
-    let stem = super::profile_diff::stem(diff);
+    use super::profile_diff::{link, stem};
+    let stem = stem(diff);
     let _ = writeln!(
         md,
-        "**Where `{toggle}` acts now** (`{}` against `{}` in this run, {} + {} CPU profiles; [differential flame \
-         graph]({BISECT_DIFFS}/{stem}.diff.svg): red, more time per op with it; blue, less · \
-         [reverse]({BISECT_DIFFS}/{stem}.reverse.diff.svg)):\n",
-        diff.candidate, diff.reference, diff.profiles[1], diff.profiles[0]
+        "**Where `{toggle}` acts now** (`{}` against `{}` in this run, {} + {} CPU profiles; {}: red, more time per \
+         op with it; blue, less · {}):\n",
+        diff.candidate,
+        diff.reference,
+        diff.profiles[1],
+        diff.profiles[0],
+        link(diff, BISECT_DIFFS, &format!("{stem}.diff.svg"), "differential flame graph"),
+        link(diff, BISECT_DIFFS, &format!("{stem}.reverse.diff.svg"), "reverse")
     );
     for (slower, what) in [(false, "less time with it"), (true, "more time with it")] {
         let names: Vec<String> = diff

@@ -12,6 +12,7 @@ use crate::analysis::span_diff::SpanChange;
 use crate::analysis::{Comparison, MetricRow};
 use crate::error::PathContext;
 use crate::metrics::Metric;
+use crate::paths::MAX_COMMITTED_BYTES;
 use crate::stats::Verdict;
 use anyhow::{Context, Result};
 use std::fmt::Write;
@@ -25,24 +26,46 @@ pub fn stem(diff: &CpuDiff) -> String {
     format!("{}-vs-{}.cpu", diff.candidate, diff.reference)
 }
 
-/// Writes the diff files of `diff` into `dir`, from the profiles it was computed from.
-pub fn draw(diff: &CpuDiff, profiles: &VariantProfiles, dir: &Path) -> Result<()> {
+/// Writes the diff files of `diff` into `dir`, from the profiles it was computed from; a file
+/// over the 1 MB a committed file may have goes to `large` instead, recorded in
+/// `diff.elsewhere` for the page to name.
+pub fn draw(diff: &mut CpuDiff, profiles: &VariantProfiles, dir: &Path, large: &Path) -> Result<()> {
     let side = |name: &str| profiles.cpu.get(name).map(Vec::as_slice).unwrap_or_default();
-    draw_from(diff, side(&diff.reference), side(&diff.candidate), dir)
+    let files = render_files(diff, side(&diff.reference), side(&diff.candidate))?;
+    std::fs::create_dir_all(dir).at(dir)?;
+    for (file, bytes) in files {
+        let path = if bytes.len() as u64 > MAX_COMMITTED_BYTES {
+            std::fs::create_dir_all(large).at(large)?;
+            let path = large.join(&file);
+            let shown = path.strip_prefix(crate::project_root()).unwrap_or(&path).display().to_string();
+            diff.elsewhere.insert(file, shown);
+            path
+        } else {
+            dir.join(&file)
+        };
+        std::fs::write(&path, bytes).at(&path)?;
+    }
+    Ok(())
 }
 
-fn draw_from(diff: &CpuDiff, reference: &[Folded], candidate: &[Folded], dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).at(dir)?;
+/// The diff files' names and bytes: the differential stacks, the flame graph and its reverse.
+fn render_files(
+    diff: &CpuDiff,
+    reference: &[Folded],
+    candidate: &[Folded],
+) -> Result<Vec<(String, Vec<u8>)>> {
     let lines = differential_lines(reference, candidate, &diff.changed_frames());
     let stem = stem(diff);
-    let folded = dir.join(format!("{stem}.diff.folded"));
-    std::fs::write(&folded, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).at(&folded)?;
+    let mut files = vec![(
+        format!("{stem}.diff.folded"),
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>().into_bytes(),
+    )];
     let legend = format!(
         "red: more time per op in {} than in {} (slower there); blue: less. Coloured: the frames whose own time \
          changed beyond its 95% interval over {} + {} profiles",
         diff.candidate, diff.reference, diff.profiles[1], diff.profiles[0]
     );
-    let graph = |lines: &[String], widths: &str, negate: bool, file: &str| -> Result<()> {
+    let graph = |lines: &[String], widths: &str, negate: bool, file: &str| -> Result<Vec<u8>> {
         let mut options = inferno::flamegraph::Options::default();
         options.title =
             format!("{} against {}: CPU time per op (widths: {widths})", diff.candidate, diff.reference);
@@ -52,11 +75,10 @@ fn draw_from(diff: &CpuDiff, reference: &[Folded], candidate: &[Folded], dir: &P
         let mut svg = Vec::new();
         inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)
             .with_context(|| format!("cannot draw {file}"))?;
-        let path = dir.join(file);
-        std::fs::write(&path, svg).at(&path)?;
-        Ok(())
+        Ok(svg)
     };
-    graph(&lines, &diff.candidate, false, &format!("{stem}.diff.svg"))?;
+    let file = format!("{stem}.diff.svg");
+    files.push((file.clone(), graph(&lines, &diff.candidate, false, &file)?));
     // The reverse: the reference's widths, the same colours (its counts first, then negated).
     let mut reverse: Vec<String> = lines
         .iter()
@@ -67,7 +89,17 @@ fn draw_from(diff: &CpuDiff, reference: &[Folded], candidate: &[Folded], dir: &P
         })
         .collect();
     reverse.sort();
-    graph(&reverse, &diff.reference, true, &format!("{stem}.reverse.diff.svg"))
+    let file = format!("{stem}.reverse.diff.svg");
+    files.push((file.clone(), graph(&reverse, &diff.reference, true, &file)?));
+    Ok(files)
+}
+
+/// `[text](folder/file)`, or where the file went when it was too large to sit beside the page.
+pub fn link(diff: &CpuDiff, folder: &str, file: &str, text: &str) -> String {
+    match diff.elsewhere.get(file) {
+        Some(path) => format!("{text}: `{path}` (over 1 MB, not committed)"),
+        None => format!("[{text}]({folder}/{file})"),
+    }
 }
 
 /// Under a comparison's table: for each timed metric that changed, the three engine functions
@@ -76,9 +108,13 @@ pub fn suspects(md: &mut String, c: &Comparison, diff: &CpuDiff) {
     let stem = stem(diff);
     let _ = writeln!(
         md,
-        "**Where the time went** ({} + {} CPU profiles; [differential flame graph]({DIFFS}/{stem}.diff.svg): red, more \
-         time per op in `{}`; blue, less · [reverse]({DIFFS}/{stem}.reverse.diff.svg) · [stacks]({DIFFS}/{stem}.diff.folded)).\n",
-        diff.profiles[0], diff.profiles[1], diff.candidate
+        "**Where the time went** ({} + {} CPU profiles; {}: red, more time per op in `{}`; blue, less · {} · {}).\n",
+        diff.profiles[0],
+        diff.profiles[1],
+        link(diff, DIFFS, &format!("{stem}.diff.svg"), "differential flame graph"),
+        diff.candidate,
+        link(diff, DIFFS, &format!("{stem}.reverse.diff.svg"), "reverse"),
+        link(diff, DIFFS, &format!("{stem}.diff.folded"), "stacks")
     );
     if diff.profiles.iter().any(|&n| n < 2) {
         let _ =
@@ -273,13 +309,19 @@ mod tests {
         (parts[0], parts[2])
     }
 
+    fn write(files: &[(String, Vec<u8>)], dir: &Path) {
+        for (file, bytes) in files {
+            std::fs::write(dir.join(file), bytes).unwrap();
+        }
+    }
+
     #[test]
     fn the_frame_that_grew_is_red_and_the_reverse_agrees() {
         let reference: Vec<Folded> = [100, 98, 102].iter().map(|&a| profile(a, 1.0)).collect();
         let candidate: Vec<Folded> = [300, 296, 304].iter().map(|&a| profile(a, 2.0)).collect();
         let diff = crate::analysis::profile_diff::diff(("slow", &reference), ("fast", &candidate));
         let dir = tempfile::tempdir().unwrap();
-        draw_from(&diff, &reference, &candidate, dir.path()).unwrap();
+        write(&render_files(&diff, &reference, &candidate).unwrap(), dir.path());
         let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
         let (svg, reverse) = (read("fast-vs-slow.cpu.diff.svg"), read("fast-vs-slow.cpu.reverse.diff.svg"));
         // `a` takes more time per op in the candidate: red in both graphs (more red than blue).
@@ -290,7 +332,33 @@ mod tests {
         assert!(svg.contains("red: more time per op in fast than in slow"));
         // Drawn twice, the same bytes (committed diffs re-render byte for byte).
         let again = tempfile::tempdir().unwrap();
-        draw_from(&diff, &reference, &candidate, again.path()).unwrap();
+        write(&render_files(&diff, &reference, &candidate).unwrap(), again.path());
         assert_eq!(std::fs::read_to_string(again.path().join("fast-vs-slow.cpu.diff.svg")).unwrap(), svg);
+    }
+
+    #[test]
+    fn a_diff_file_over_a_megabyte_goes_under_target_and_the_page_says_where() {
+        // 20,000 distinct stacks: the differential stacks alone are well over 1 MB.
+        let text: String = (0..20_000)
+            .map(|i| format!("main;smallmind::k{i:05};smallmind::leaf_{i:05}_of_a_long_name 3\n"))
+            .collect();
+        let set = vec![Folded::parse(&text, 1.0).unwrap(), Folded::parse(&text, 1.0).unwrap()];
+        let profiles = VariantProfiles {
+            cpu: [("a".to_string(), set.clone()), ("b".to_string(), set.clone())].into(),
+            ..VariantProfiles::default()
+        };
+        let mut diff = crate::analysis::profile_diff::diff(("a", &set), ("b", &set));
+        let (dir, large) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        draw(&mut diff, &profiles, dir.path(), large.path()).unwrap();
+        let folded = "b-vs-a.cpu.diff.folded";
+        assert!(large.path().join(folded).is_file() && !dir.path().join(folded).exists());
+        assert!(diff.elsewhere.contains_key(folded), "{:?}", diff.elsewhere);
+        assert!(link(&diff, DIFFS, folded, "stacks").contains("over 1 MB, not committed"));
+        let svg = "b-vs-a.cpu.diff.svg";
+        assert_eq!(
+            dir.path().join(svg).is_file(),
+            !diff.elsewhere.contains_key(svg),
+            "{svg} is in one place"
+        );
     }
 }

@@ -143,10 +143,10 @@ pub fn write_page(
 ) -> Result<String> {
     // The profiles are in `dir` after a run, in the current report folder when re-rendered.
     let profiles = super::load_profiles(results, &[dir, current])?;
-    let analysis = analyse(results, before).with_pair_diff(&profiles);
-    if let Some(diff) = &analysis.pair_diff {
-        let to = dir.join(report::BISECT_DIFFS);
-        crate::report::profile_diff::draw(diff, &profiles, &to)?;
+    let mut analysis = analyse(results, before).with_pair_diff(&profiles);
+    if let Some(diff) = &mut analysis.pair_diff {
+        let large = crate::paths::target_dir().join("diffs").join(name);
+        crate::report::profile_diff::draw(diff, &profiles, &dir.join(report::BISECT_DIFFS), &large)?;
     }
     let page = crate::report::bisect::render(&analysis);
     let title = format!("What each optimization buys: {name}");

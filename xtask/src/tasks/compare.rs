@@ -83,7 +83,7 @@ fn compare(args: &CompareArgs, options: &RunOptions, paths: &Paths) -> Result<u8
         let profiles = dir.join(report::PROFILES);
         let mut results = run_one(&record, source, args, &binaries, &options, &profiles)?;
         crate::runner::profiles::place(&mut results, &profiles, &format!("compare/{folder}/{name}"))?;
-        let files = write_page(&dir, &results)?;
+        let files = write_page(&dir, &format!("{folder}/{name}"), &results)?;
         runs.push((results, files));
     }
     let analyses: Vec<(CompareAnalysis, Vec<String>)> = runs
@@ -159,15 +159,21 @@ fn run_one(
 
 /// Writes one experiment's page into `dir` (its results, charts, profile diffs and README), the
 /// profiles it records already in `dir/profiles/`; gives the charts' file names.
-pub fn write_page(dir: &Path, results: &ExperimentResults) -> Result<Vec<String>> {
+/// `run` (`BASE..HEAD/NAME`) names where diff files too large to commit go under `target/`.
+pub fn write_page(dir: &Path, run: &str, results: &ExperimentResults) -> Result<Vec<String>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let charts = crate::report::figures::draw(results, dir)?;
     let profiles = super::load_profiles(results, &[dir])?;
     let mut analysis = CompareAnalysis::of(results).context("a compare run records its revisions")?;
     analysis.page = analysis.page.with_profile_diffs(&profiles);
-    for diff in &analysis.page.cpu_diffs {
-        let diffs = dir.join(crate::report::profile_diff::DIFFS);
-        crate::report::profile_diff::draw(diff, &profiles, &diffs)?;
+    let large = crate::paths::target_dir().join("diffs").join("compare").join(run);
+    for diff in &mut analysis.page.cpu_diffs {
+        crate::report::profile_diff::draw(
+            diff,
+            &profiles,
+            &dir.join(crate::report::profile_diff::DIFFS),
+            &large,
+        )?;
     }
     crate::paths::write_atomic(&dir.join(report::RESULTS), &serde_json::to_vec(results)?)?;
     crate::paths::write_atomic(&dir.join(report::README), page(&analysis, &charts).as_bytes())?;

@@ -114,10 +114,13 @@ pub fn publish_report(
     // Profiles beside the report are in the staging folder after a run, in the current one when
     // a report is re-rendered.
     let profiles = super::load_profiles(results, &[publish.dir(), &paths.report(name)])?;
-    let analysis = Analysis::of(results, stored.as_ref(), noise).with_profile_diffs(&profiles);
-    for diff in &analysis.cpu_diffs {
-        let dir = publish.dir().join(crate::report::profile_diff::DIFFS);
-        crate::report::profile_diff::draw(diff, &profiles, &dir)?;
+    let mut analysis = Analysis::of(results, stored.as_ref(), noise).with_profile_diffs(&profiles);
+    let (dir, large) = (
+        publish.dir().join(crate::report::profile_diff::DIFFS),
+        crate::paths::target_dir().join("diffs").join(name),
+    );
+    for diff in &mut analysis.cpu_diffs {
+        crate::report::profile_diff::draw(diff, &profiles, &dir, &large)?;
     }
     publish.write(report::RESULTS, &serde_json::to_vec(results)?)?;
     let charts = crate::report::figures::draw(results, publish.dir())?;

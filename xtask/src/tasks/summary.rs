@@ -49,7 +49,7 @@ pub fn run(folder: &Path, options: SummaryOptions, output: Option<&Path>) -> Res
         if profiles.is_dir() {
             crate::paths::copy_dir(&profiles, &dir.join(report::PROFILES))?;
         }
-        let charts = super::compare::write_page(&dir, r)?;
+        let charts = super::compare::write_page(&dir, &format!("{name}/{experiment}"), r)?;
         drawn.push((a, charts));
     }
     let index = summary(&drawn, &shown, SummaryStyle { all: options.all, links: true });

@@ -146,11 +146,18 @@ fn verdict(experiments: &[(CompareAnalysis, Vec<String>)]) -> String {
     if !differ.is_empty() {
         parts.push(format!("**Outputs differ** in `{}`: review as a behaviour change.", differ.join("`, `")));
     }
+    // One tolerance is named once; differing tolerances are named beside each figure.
+    let tolerances: Vec<f64> = experiments.iter().map(|(a, _)| a.tolerance).collect();
+    let tolerance = tolerances.iter().copied().fold(f64::INFINITY, f64::min);
+    let one_tolerance = tolerances.iter().all(|&t| t == tolerance);
     let regressions: Vec<String> = experiments
         .iter()
         .flat_map(|(a, _)| {
             a.regressions().map(move |c| {
                 let mut line = format!("`{}` {}", a.record.experiment, figure(c));
+                if !one_tolerance {
+                    let _ = write!(line, " (tolerance {:.0}%)", a.tolerance * 100.0);
+                }
                 if let (Metric::DecodeTokS, Some(s)) = (c.metric, a.fallen()) {
                     let _ = write!(line, ", in `{}`'s contribution", s.toggle.name());
                 }
@@ -158,13 +165,13 @@ fn verdict(experiments: &[(CompareAnalysis, Vec<String>)]) -> String {
             })
         })
         .collect();
-    let tolerance = experiments.iter().map(|(a, _)| a.tolerance).fold(f64::INFINITY, f64::min);
+    let beyond = if one_tolerance {
+        format!("the {:.0}% tolerance", tolerance * 100.0)
+    } else {
+        "their tolerance".into()
+    };
     if !regressions.is_empty() {
-        parts.push(format!(
-            "**Regressed** beyond the {:.0}% tolerance: {}.",
-            tolerance * 100.0,
-            regressions.join("; ")
-        ));
+        parts.push(format!("**Regressed** beyond {beyond}: {}.", regressions.join("; ")));
     } else {
         let better: Vec<String> = experiments
             .iter()
@@ -181,8 +188,12 @@ fn verdict(experiments: &[(CompareAnalysis, Vec<String>)]) -> String {
             (true, 0) => "**No change** beyond the noise.".to_string(),
             (false, 0) => format!("**Faster**: {}.", better.join("; ")),
             (_, n) => format!(
-                "**Within tolerance**: {n} figure(s) changed for the worse by less than {:.0}%{}.",
-                tolerance * 100.0,
+                "**Within tolerance**: {n} figure(s) changed for the worse by less than {}{}.",
+                if one_tolerance {
+                    format!("{:.0}%", tolerance * 100.0)
+                } else {
+                    "their experiment's tolerance".into()
+                },
                 if better.is_empty() { String::new() } else { format!("; better: {}", better.join("; ")) }
             ),
         });

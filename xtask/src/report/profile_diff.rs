@@ -136,15 +136,7 @@ pub fn suspects(md: &mut String, c: &Comparison, diff: &CpuDiff) {
         return;
     }
     // Metrics that moved the same way share one list: the profile covers whole ops.
-    for slower in [true, false] {
-        let metrics: Vec<&str> = changed
-            .iter()
-            .filter(|r| (r.verdict == Verdict::Worse) == slower)
-            .map(|r| r.metric.name())
-            .collect();
-        if metrics.is_empty() {
-            continue;
-        }
+    by_direction(md, &changed, ["worse", "better"], |slower| {
         let names: Vec<String> = diff
             .changed_own(slower)
             .take(3)
@@ -162,22 +154,15 @@ pub fn suspects(md: &mut String, c: &Comparison, diff: &CpuDiff) {
                 )
             })
             .collect();
-        let _ = writeln!(
-            md,
-            "- {} {}: {}",
-            metrics.join(", "),
-            if slower { "worse" } else { "better" },
-            if names.is_empty() {
-                format!(
-                    "no engine function's own time {} beyond its interval",
-                    if slower { "grew" } else { "fell" }
-                )
-            } else {
-                names.join("; ")
-            }
-        );
-    }
-    md.push('\n');
+        if names.is_empty() {
+            format!(
+                "no engine function's own time {} beyond its interval",
+                if slower { "grew" } else { "fell" }
+            )
+        } else {
+            names.join("; ")
+        }
+    });
 }
 
 /// Under a comparison's table: for each allocation count that changed, the three allocation
@@ -206,15 +191,7 @@ pub fn heap_suspects(md: &mut String, c: &Comparison, diff: &HeapDiff, tokens: u
         return;
     }
     let per_token = |x: f64| if tokens > 0 { two(x / tokens as f64) } else { "?".into() };
-    for more in [true, false] {
-        let metrics: Vec<&str> = changed
-            .iter()
-            .filter(|r| (r.verdict == Verdict::Worse) == more)
-            .map(|r| r.metric.name())
-            .collect();
-        if metrics.is_empty() {
-            continue;
-        }
+    by_direction(md, &changed, ["more", "fewer"], |more| {
         let sites: Vec<String> = diff
             .blocks_changed(more)
             .into_iter()
@@ -234,17 +211,23 @@ pub fn heap_suspects(md: &mut String, c: &Comparison, diff: &HeapDiff, tokens: u
                 )
             })
             .collect();
-        let _ = writeln!(
-            md,
-            "- {} {}: {}",
-            metrics.join(", "),
-            if more { "more" } else { "fewer" },
-            if sites.is_empty() {
-                "no site's blocks per op moved that way".to_string()
-            } else {
-                sites.join("; ")
-            }
-        );
+        if sites.is_empty() { "no site's blocks per op moved that way".to_string() } else { sites.join("; ") }
+    });
+}
+
+/// One bullet per direction in which some of `changed` moved (worse first): the metrics that
+/// moved that way, the `words` for that direction, and what `explain(worse)` lists for it.
+fn by_direction(md: &mut String, changed: &[&MetricRow], words: [&str; 2], explain: impl Fn(bool) -> String) {
+    for worse in [true, false] {
+        let metrics: Vec<&str> = changed
+            .iter()
+            .filter(|r| (r.verdict == Verdict::Worse) == worse)
+            .map(|r| r.metric.name())
+            .collect();
+        if !metrics.is_empty() {
+            let word = if worse { words[0] } else { words[1] };
+            let _ = writeln!(md, "- {} {word}: {}", metrics.join(", "), explain(worse));
+        }
     }
     md.push('\n');
 }

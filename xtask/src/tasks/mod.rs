@@ -203,6 +203,7 @@ pub fn load_profiles(
             }
         }
     }
+    missing.sort();
     missing.dedup();
     for (variant, kind) in &missing {
         eprintln!(

@@ -45,6 +45,13 @@ pub enum Task {
     /// The pull-request summary of a compare run's folder (reports/compare/BASE..HEAD), as
     /// GitHub markdown with a hidden marker line for a bot's comment.
     Summary(SummaryArgs),
+    /// An experiment's metric over commits, from the results store: reports/NAME/history.md with
+    /// a chart, and its change points (with --backfill A..B, each commit of the range measured
+    /// first).
+    History(HistoryArgs),
+    /// The results store every run is appended to: list its sessions, show one, export samples
+    /// (CSV, JSON, or Bencher's BMF).
+    Store(StoreArgs),
     /// List the experiments with their descriptions.
     List(DirArgs),
     /// Formatting check, clippy with warnings denied, and the whole test suite.
@@ -177,6 +184,93 @@ impl CompareArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The experiment: experiments/NAME.toml.
+    pub name: String,
+    /// The metric (decode_tok_s, ttft_ms, end_to_end_tok_s, prefill_tok_s, ...).
+    #[arg(long, default_value = "decode_tok_s")]
+    pub metric: String,
+    /// Only this variant (repeat for several; default: every variant).
+    #[arg(long, value_name = "NAME")]
+    pub variant: Vec<String>,
+    /// The sweep point, by its label (default: the last).
+    #[arg(long, value_name = "LABEL")]
+    pub point: Option<String>,
+    /// The machine, by its store fingerprint (default: the latest run's).
+    #[arg(long, value_name = "F")]
+    pub fingerprint: Option<String>,
+    /// First measure each commit of the range A..B (oldest first; the quick check on engines
+    /// built from the commits, cached) into the store.
+    #[arg(long, value_name = "A..B")]
+    pub backfill: Option<String>,
+    /// Rounds per backfilled commit (default: the experiment's quick_iterations).
+    #[arg(long, value_name = "N")]
+    pub iterations: Option<usize>,
+    /// Build the backfilled engines with these cargo features (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "FEATURES")]
+    pub engine_features: Vec<String>,
+    /// Run `cargo xtask compare A B --toggles lattice` for each change point found.
+    #[arg(long)]
+    pub confirm: bool,
+    #[command(flatten)]
+    pub dirs: DirArgs,
+}
+
+impl HistoryArgs {
+    /// The options of a backfill's runs: the quick check.
+    pub fn options(&self) -> RunOptions {
+        RunOptions {
+            quick: self.iterations.is_none(),
+            iterations: self.iterations,
+            no_profiles: true,
+            engine_features: self.engine_features.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    #[command(subcommand)]
+    pub action: StoreAction,
+    #[command(flatten)]
+    pub dirs: DirArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreAction {
+    /// One line per session (a task's run of an experiment), oldest first.
+    List {
+        /// Only this experiment's sessions.
+        #[arg(long, value_name = "NAME")]
+        experiment: Option<String>,
+    },
+    /// One session: its machine, commits, and each variant's median per metric.
+    Show { session: i64 },
+    /// Every sample (or one experiment's, or one session's) as CSV or JSON rows, or one session
+    /// (the latest unless --session) in Bencher's metric format.
+    Export {
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+        #[arg(long, value_name = "NAME")]
+        experiment: Option<String>,
+        #[arg(long, value_name = "ID")]
+        session: Option<i64>,
+        /// Write to FILE (atomically) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// The store's export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+    /// Bencher Metric Format JSON, for `bencher run --adapter json --file FILE`.
+    Bmf,
+}
+
+#[derive(Debug, Args)]
 pub struct NameArgs {
     pub name: String,
     #[command(flatten)]
@@ -192,6 +286,10 @@ pub struct DirArgs {
     pub reports_dir: Option<PathBuf>,
     #[arg(long, value_name = "DIR")]
     pub baselines_dir: Option<PathBuf>,
+    /// The results store every run is appended to (default: $SMALLMIND_STORE, else
+    /// target/smallmind-results.sqlite).
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
 }
 
 impl DirArgs {
@@ -202,6 +300,7 @@ impl DirArgs {
             experiments: self.experiments_dir.clone().unwrap_or(default.experiments),
             reports: self.reports_dir.clone().unwrap_or(default.reports),
             baselines: self.baselines_dir.clone().unwrap_or(default.baselines),
+            store: self.store.clone().unwrap_or(default.store),
         }
     }
 }

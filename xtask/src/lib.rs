@@ -2,7 +2,7 @@
 //!
 //! experiment file ([`plan`]) -> runs of the release engine ([`runner`]) -> results
 //! ([`results`]) -> analysis ([`analysis`], with [`stats`]) -> pages and charts ([`report`]) ->
-//! published through [`paths`]. Each task in [`tasks`] composes these stages; `main.rs` only
+//! published through [`paths`], and appended to the results [`store`]. Each task in [`tasks`] composes these stages; `main.rs` only
 //! dispatches the command line declared in [`flags`].
 //!
 //! The harness never measures inside itself: it builds the `smallmind` binary in release, spawns
@@ -18,6 +18,7 @@ pub mod report;
 pub mod results;
 pub mod runner;
 pub mod stats;
+pub mod store;
 pub mod tasks;
 
 use std::path::{Path, PathBuf};

@@ -12,6 +12,8 @@ fn main() -> ExitCode {
     let result: anyhow::Result<u8> = match cli.task {
         None => Cli::command().print_help().map(|()| 0).map_err(Into::into),
         Some(Task::Ci) => Ok(tasks::ci::run()),
+        Some(Task::History(a)) => tasks::history::run(&a, &a.dirs.paths()),
+        Some(Task::Store(a)) => tasks::store::run(&a.action, &a.dirs.paths()),
         Some(Task::List(dirs)) => tasks::list::run(&dirs.paths()),
         Some(Task::Report(args)) => tasks::report::run(&args.name, &args.dirs.paths()),
         Some(Task::Experiment(a)) => {

@@ -45,11 +45,13 @@ pub mod report {
     /// `cargo xtask calibrate`'s page and results.
     pub const CALIBRATION_PAGE: &str = "calibration.md";
     pub const CALIBRATION_RESULTS: &str = "calibration.json";
+    /// `cargo xtask history`'s page (its chart is `history-METRIC.svg`).
+    pub const HISTORY_PAGE: &str = "history.md";
 
-    /// Whether `file` in a report folder belongs to `bisect` or `calibrate` (and so stays when an
-    /// experiment is re-run).
+    /// Whether `file` in a report folder belongs to `bisect`, `calibrate` or `history` (and so
+    /// stays when an experiment is re-run).
     pub fn is_other_tasks(file: &str) -> bool {
-        file.starts_with("bisect") || file.starts_with("calibration")
+        file.starts_with("bisect") || file.starts_with("calibration") || file.starts_with("history")
     }
 }
 
@@ -59,6 +61,8 @@ pub struct Paths {
     pub experiments: PathBuf,
     pub reports: PathBuf,
     pub baselines: PathBuf,
+    /// The results store every run is appended to (see [`crate::store`]).
+    pub store: PathBuf,
 }
 
 impl Default for Paths {
@@ -68,6 +72,7 @@ impl Default for Paths {
             experiments: root.join("experiments"),
             reports: root.join("reports"),
             baselines: root.join("baselines"),
+            store: crate::store::default_path(),
         }
     }
 }

@@ -132,6 +132,24 @@ pub fn unpaired_speedup(before: &[f64], after: &[f64], higher_is_better: bool) -
     Some(Speedup { point, low: quantile_sorted(&ratios, 0.025), high: quantile_sorted(&ratios, 0.975) })
 }
 
+/// The median of `samples` with its bootstrap 95% interval (seeded, as above): `(median, low,
+/// high)`; `None` for no samples.
+pub fn median_interval(samples: &[f64]) -> Option<(f64, f64, f64)> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x3ed1a);
+    let mut medians: Vec<f64> = (0..RESAMPLES)
+        .map(|_| {
+            median(
+                &(0..samples.len()).map(|_| samples[rng.random_range(0..samples.len())]).collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    medians.sort_by(f64::total_cmp);
+    Some((median(samples), quantile_sorted(&medians, 0.025), quantile_sorted(&medians, 0.975)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ fn xtask(args: &[&str], root: &Path) -> Output {
     for dir in ["experiments", "reports", "baselines"] {
         cmd.arg(format!("--{dir}-dir")).arg(root.join(dir));
     }
+    cmd.arg("--store").arg(root.join("store.sqlite"));
     cmd.output().expect("xtask runs")
 }
 

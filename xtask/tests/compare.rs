@@ -8,59 +8,13 @@
 //! cached build (on two experiments, with the summary); the head with other tokens is stopped by
 //! the gate, and with `--allow-output-change` measured under a page that leads with where.
 
-use std::io::Write;
+mod common;
+
+use common::{commit_with, git};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 const EXPERIMENT: &str = include_str!("../test_data/all_off_all_on.toml");
-
-/// `git ARGS` in the project, with `input` on stdin; its trimmed output.
-fn git(args: &[&str], input: Option<&str>) -> String {
-    let mut child = Command::new("git")
-        .args(args)
-        .current_dir(xtask::project_root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("git runs");
-    if let Some(input) = input {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "git {args:?} failed");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// The tree `tree` with the file at `path` (components) replaced by blob `blob`.
-fn replace(tree: &str, path: &[&str], blob: &str) -> String {
-    let listing = git(&["ls-tree", tree], None);
-    let lines: Vec<String> = listing
-        .lines()
-        .map(|line| {
-            let (meta, name) = line.split_once('\t').unwrap();
-            if name != path[0] {
-                return line.to_string();
-            }
-            let object = meta.split_whitespace().nth(2).unwrap();
-            if path.len() == 1 {
-                format!("100644 blob {blob}\t{name}")
-            } else {
-                format!("040000 tree {}\t{name}", replace(object, &path[1..], blob))
-            }
-        })
-        .collect();
-    git(&["mktree"], Some(&(lines.join("\n") + "\n")))
-}
-
-/// A commit of `HEAD`'s tree with `file` edited by `edit`; its id.
-fn commit_with(file: &str, edit: impl Fn(&str) -> String) -> String {
-    let text = git(&["show", &format!("HEAD:{file}")], None);
-    let edited = edit(&text);
-    assert_ne!(edited, text, "the edit of {file} changes it");
-    let blob = git(&["hash-object", "-w", "--stdin"], Some(&edited));
-    let tree = replace("HEAD^{tree}", &file.split('/').collect::<Vec<_>>(), &blob);
-    git(&["commit-tree", &tree, "-p", "HEAD", "-m", &format!("compare test: {file} edited")], None)
-}
 
 fn compare(args: &[&str], root: &Path) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
@@ -71,6 +25,7 @@ fn compare(args: &[&str], root: &Path) -> Output {
     for dir in ["experiments", "reports", "baselines"] {
         cmd.arg(format!("--{dir}-dir")).arg(root.join(dir));
     }
+    cmd.arg("--store").arg(root.join("store.sqlite"));
     cmd.output().expect("xtask runs")
 }
 

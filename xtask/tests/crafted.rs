@@ -148,6 +148,7 @@ fn check_cases(
         experiments: root.path().join("experiments"),
         reports: root.path().join("reports"),
         baselines: root.path().join("baselines"),
+        store: root.path().join("store.sqlite"),
     };
     let mut failures = Vec::new();
     for (i, (case, bytes)) in cases.into_iter().enumerate() {

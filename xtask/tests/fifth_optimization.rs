@@ -86,6 +86,7 @@ optimizations = { test-noop = false }
         for dir in ["experiments", "reports", "baselines"] {
             cmd.arg(format!("--{dir}-dir")).arg(root.join(dir));
         }
+        cmd.arg("--store").arg(root.join("store.sqlite"));
         cmd.output().expect("xtask runs")
     };
     let out = xtask(&["experiment", "fifth", "--quick", "--no-profiles"], root);
@@ -107,6 +108,7 @@ optimizations = { test-noop = false }
     for dir in ["experiments", "reports", "baselines"] {
         cmd.arg(format!("--{dir}-dir")).arg(root.join(dir));
     }
+    cmd.arg("--store").arg(root.join("store.sqlite"));
     let out = cmd.output().expect("xtask runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

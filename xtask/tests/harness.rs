@@ -268,6 +268,7 @@ fn dirs(root: &Path) -> Vec<String> {
     ["experiments", "reports", "baselines"]
         .iter()
         .flat_map(|d| [format!("--{d}-dir"), root.join(d).display().to_string()])
+        .chain(["--store".to_string(), root.join("store.sqlite").display().to_string()])
         .collect()
 }
 

@@ -36,6 +36,7 @@ fn the_heap_diff_names_the_forward_pass_buffers() {
     for dir in ["experiments", "reports", "baselines"] {
         cmd.arg(format!("--{dir}-dir")).arg(root.join(dir));
     }
+    cmd.arg("--store").arg(root.join("store.sqlite"));
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let report = std::fs::read_to_string(root.join("reports/heaptest/README.md")).unwrap();

@@ -239,6 +239,7 @@ fn check_on_a_machine_whose_probe_differs_says_so_and_judges_nothing() {
     let dirs: Vec<String> = ["experiments", "reports", "baselines"]
         .iter()
         .flat_map(|d| [format!("--{d}-dir"), root.path().join(d).display().to_string()])
+        .chain(["--store".to_string(), root.path().join("store.sqlite").display().to_string()])
         .collect();
     let args = |task: &'static str| -> Vec<&str> {
         [task, "probe", "--quick", "--no-profiles"]

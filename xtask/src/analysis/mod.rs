@@ -11,9 +11,11 @@
 pub mod baseline;
 pub mod bisect;
 pub mod calibration;
+pub mod changepoint;
 pub mod compare;
 pub mod fit;
 pub mod heap_diff;
+pub mod history;
 pub mod machine;
 pub mod noise;
 pub mod profile_diff;

@@ -10,11 +10,11 @@ use smallmind::bench::stats::Stat;
 use std::path::Path;
 use std::sync::OnceLock;
 
-const FONT: &str = "sans-serif";
-const SIZE: (u32, u32) = (760, 420);
+pub(super) const FONT: &str = "sans-serif";
+pub(super) const SIZE: (u32, u32) = (760, 420);
 
 /// Registers the bundled font once per process.
-fn fonts() {
+pub(super) fn fonts() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
@@ -24,11 +24,11 @@ fn fonts() {
     });
 }
 
-fn err(e: impl std::fmt::Display) -> anyhow::Error {
+pub(super) fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("chart: {e}")
 }
 
-fn color(i: usize) -> RGBColor {
+pub(super) fn color(i: usize) -> RGBColor {
     const COLORS: [RGBColor; 8] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),
@@ -43,12 +43,14 @@ fn color(i: usize) -> RGBColor {
 }
 
 /// One segment per category (`into_segmented` on `0..n` would make n + 1).
-fn categories(n: usize) -> plotters::coord::ranged1d::SegmentedCoord<plotters::coord::types::RangedCoordi32> {
+pub(super) fn categories(
+    n: usize,
+) -> plotters::coord::ranged1d::SegmentedCoord<plotters::coord::types::RangedCoordi32> {
     (0..(n.max(1) as i32 - 1)).into_segmented()
 }
 
 /// Axis numbers without noise: `25000`, `12.5`, `0.150`.
-fn axis_number(v: &f64) -> String {
+pub(super) fn axis_number(v: &f64) -> String {
     let a = v.abs();
     if a == 0.0 {
         "0".into()
@@ -61,7 +63,7 @@ fn axis_number(v: &f64) -> String {
     }
 }
 
-fn category_label(names: &[String]) -> impl Fn(&SegmentValue<i32>) -> String + '_ {
+pub(super) fn category_label(names: &[String]) -> impl Fn(&SegmentValue<i32>) -> String + '_ {
     move |v| match v {
         SegmentValue::CenterOf(i) => names.get(*i as usize).cloned().unwrap_or_default(),
         _ => String::new(),
@@ -268,7 +270,7 @@ pub fn sweep(
     Ok(())
 }
 
-fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+pub(super) fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
     position: SeriesLabelPosition,
 ) -> Result<()>

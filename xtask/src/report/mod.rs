@@ -10,6 +10,7 @@ pub mod charts;
 pub mod compare;
 pub mod figures;
 pub mod format;
+pub mod history;
 pub mod profile_diff;
 pub mod sections;
 

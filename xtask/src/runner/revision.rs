@@ -5,9 +5,12 @@
 //! `target/compare/src/`, built in the target directory every build with other features shares
 //! (`target/engine-features/`: the dependencies are built once, for every revision; one lock
 //! keeps one build's copy from taking another's binary), and its binary is kept under
-//! `target/compare/bin/KEY/smallmind`, KEY naming the commit, the toolchain and the features: a
-//! second compare of the same commit does not rebuild. The working tree (uncommitted changes
-//! included) is built where it is, like any experiment's engine, and is never cached.
+//! `target/compare/bin/KEY/smallmind`, KEY naming the engine's inputs at that commit
+//! ([`ENGINE_INPUTS`]: sources, manifests, lock file, cargo configuration), the toolchain and the
+//! features: a commit whose engine inputs were built before is not rebuilt, whatever else it
+//! changed. Such a binary reports the commit it was first built from; tasks record the revision
+//! they asked for (compare's `CompareRecord`, backfill's commit). The working tree (uncommitted
+//! changes included) is built where it is, like any experiment's engine, and is never cached.
 
 use crate::error::{Error, PathContext, usage};
 use crate::paths::target_dir;
@@ -71,7 +74,7 @@ pub fn build(revision: &Revision, features: &[String]) -> Result<PathBuf> {
         return Ok(super::engine::build(false, features)?.release);
     }
     let base = target_dir().join("compare");
-    let mut key = format!("{}-{}", revision.commit, toolchain()?);
+    let mut key = format!("{}-{}", engine_inputs(&revision.commit), toolchain()?);
     if !features.is_empty() {
         key.push('+');
         key.push_str(&features.join("+"));
@@ -110,6 +113,22 @@ pub fn build(revision: &Revision, features: &[String]) -> Result<PathBuf> {
     built?;
     Ok(cached)
 }
+
+/// The files a commit's engine is built from ([`ENGINE_INPUTS`]), as one hash of their git
+/// object ids: commits that differ elsewhere (the harness, the docs) share one build.
+pub fn engine_inputs(commit: &str) -> String {
+    let mut args = vec!["ls-tree", commit, "--"];
+    args.extend(ENGINE_INPUTS);
+    let listing = git(&args).unwrap_or_else(|| commit.to_string());
+    let hash = listing
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("engine-{hash:016x}")
+}
+
+/// What the engine binary is built from: its sources and build script, the manifests and lock
+/// file, and cargo's configuration (its flags).
+pub const ENGINE_INPUTS: &[&str] = &["src", "build.rs", "Cargo.toml", "Cargo.lock", ".cargo"];
 
 /// Copies `built` to `cached` through a temporary name.
 fn keep(built: &Path, cached: &Path) -> Result<()> {
@@ -156,7 +175,7 @@ fn toolchain() -> Result<String> {
 }
 
 /// `git ARGS` in the project, its trimmed output when it succeeds.
-fn git(args: &[&str]) -> Option<String> {
+pub fn git(args: &[&str]) -> Option<String> {
     let output = Command::new("git").args(args).current_dir(crate::project_root()).output().ok()?;
     output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
 }

@@ -49,7 +49,7 @@ pub fn run(
             &remedy,
         )?;
     }
-    let prepared = Prepared::new("bisect", plan, options.clone())?;
+    let prepared = Prepared::new("bisect", plan, options.clone(), &paths.store)?;
     let publish = Publish::begin(paths, name, "bisect", |f| !f.starts_with("bisect"))?;
     let profile_dir = publish.dir().join(report::BISECT_PROFILES);
     let extra: &[&str] = if full { &["--full"] } else { &[] };

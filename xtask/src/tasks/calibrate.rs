@@ -39,7 +39,7 @@ pub fn run(
     let opts = experiment.reference().optimizations.resolve();
     let aa = experiment.derived(&[("A".into(), opts), ("A-again".into(), opts)]);
     let options = RunOptions { no_profiles: true, ..options.clone() };
-    let prepared = Prepared::new("calibrate", Plan::new(name, aa), options.clone())?;
+    let prepared = Prepared::new("calibrate", Plan::new(name, aa), options.clone(), &paths.store)?;
     let sessions_flag = format!("--sessions {sessions}");
     let mut extra: Vec<&str> = Vec::new();
     if sessions > 0 {
@@ -56,7 +56,7 @@ pub fn run(
         .filter_map(|m| calibrate(&results, m, effect))
         .collect();
     let floors = if sessions >= MIN_SESSIONS {
-        Some(measure_sessions(name, &experiment, options.clone(), sessions)?)
+        Some(measure_sessions(name, &experiment, options.clone(), sessions, &paths.store)?)
     } else {
         None
     };
@@ -83,10 +83,11 @@ fn measure_sessions(
     experiment: &Experiment,
     options: RunOptions,
     sessions: usize,
+    store: &std::path::Path,
 ) -> Result<NoiseFloors> {
     let options = RunOptions { quick: options.iterations.is_none(), no_profiles: true, ..options };
     let plan = Plan::new(name, super::check::as_checked(experiment.clone()));
-    let prepared = Prepared::new("calibrate", plan, options.clone())?;
+    let prepared = Prepared::new("calibrate", plan, options.clone(), store)?;
     let command =
         command_line("check", name, &RunOptions { quick: false, no_profiles: false, ..options }, &[]);
     let mut runs = Vec::new();

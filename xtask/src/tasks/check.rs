@@ -40,7 +40,7 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
     let command =
         command_line("check", name, &RunOptions { quick: false, no_profiles: false, ..options.clone() }, &[]);
     let measure = || -> Result<ExperimentResults> {
-        let prepared = Prepared::new("check", plan.clone(), options.clone())?;
+        let prepared = Prepared::new("check", plan.clone(), options.clone(), &paths.store)?;
         let first = prepared.run(command.clone(), None)?;
         let regressed =
             baseline::check_against(&first, &stored, tolerance, noise.as_ref()).regressions().count();

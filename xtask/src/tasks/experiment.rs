@@ -69,7 +69,7 @@ pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths)
     }
     // Read before anything runs: a damaged file stops the run before it costs anything.
     let noise = super::read_noise(paths, name)?;
-    let prepared = Prepared::new("experiment", plan, options.clone())?;
+    let prepared = Prepared::new("experiment", plan, options.clone(), &paths.store)?;
     let publish = Publish::begin(paths, name, "experiment", report::is_other_tasks)?;
     let profile_dir = publish.dir().join(report::PROFILES);
     let mut results = prepared.run(command_line("experiment", name, options, &[]), Some(&profile_dir))?;

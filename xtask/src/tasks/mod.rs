@@ -10,8 +10,10 @@ pub mod check;
 pub mod ci;
 pub mod compare;
 pub mod experiment;
+pub mod history;
 pub mod list;
 pub mod report;
+pub mod store;
 pub mod summary;
 
 use crate::analysis::baseline::{self, Misfit};
@@ -139,23 +141,29 @@ pub struct Prepared {
     pub options: RunOptions,
     pub engine: Engine,
     pub scratch: PathBuf,
+    /// The task's name, and the results store its runs are appended to.
+    pub task: String,
+    pub store: PathBuf,
 }
 
 impl Prepared {
     /// Builds the engine `plan` needs (the `dhat-heap` build too when it wants heap profiles).
-    pub fn new(task: &str, plan: Plan, options: RunOptions) -> Result<Prepared> {
+    pub fn new(task: &str, plan: Plan, options: RunOptions, store: &Path) -> Result<Prepared> {
         check_options(&options)?;
         let heap = plan.experiment.profiles.heap && !options.no_profiles;
         let engine = runner::engine::build(heap, &options.engine_features)?;
         let scratch = scratch(task, &plan.name);
-        Ok(Prepared { plan, options, engine, scratch })
+        Ok(Prepared { plan, options, engine, scratch, task: task.to_string(), store: store.to_path_buf() })
     }
 
-    /// Runs the plan; profiles go to `profiles` (default: the scratch folder's).
+    /// Runs the plan and appends the run to the results store; profiles go to `profiles`
+    /// (default: the scratch folder's).
     pub fn run(&self, command: String, profiles: Option<&Path>) -> Result<ExperimentResults> {
         let default = self.scratch.join("profiles");
         let dirs = Dirs { scratch: &self.scratch, profiles: profiles.unwrap_or(&default) };
-        runner::run(&self.plan, &self.engine, &self.options, dirs, command)
+        let results = runner::run(&self.plan, &self.engine, &self.options, dirs, command)?;
+        crate::store::record(&self.store, &self.task, &results);
+        Ok(results)
     }
 }
 

@@ -1,0 +1,313 @@
+//! The results store: one SQLite file (default `target/smallmind-results.sqlite`, or
+//! `--store FILE`, or `$SMALLMIND_STORE`) to which every run of every task appends, so that what
+//! the numbers were last week is still there. Committed reports and baselines stay as they are,
+//! for review; the store is history, outside git.
+//!
+//! Append-only: a run is written in one transaction (an interrupted run leaves the store as it
+//! was) and never changed afterwards. The schema's version is SQLite's `user_version`; opening an
+//! older store runs the [`MIGRATIONS`] after it, and a newer one is refused, named.
+//!
+//! Tables (see [`MIGRATIONS`] for the columns):
+//! - `sessions`: one per task run on one experiment (task, experiment, times, command, rounds, the
+//!   hardware fingerprint and its summary, the whole environment and experiment as JSON);
+//! - `variants`: one per variant and sweep point of a session (point label, toggles, workload,
+//!   the commit and dirty flag of the engine that ran it, the token digest);
+//! - `processes`: one per measured process (round, position, probe bandwidth, whether it was
+//!   flagged busy, and its whole record as the engine wrote it: every raw sample);
+//! - `samples`: each process's value of each metric, by pass (`timed` ops or the `phase` pass);
+//! - `commits`: each commit's time and subject, read from git when a run is appended.
+//!
+//! This module writes and reads rows; [`query`] answers questions (lists, series, exports).
+
+pub mod export;
+pub mod query;
+
+use crate::error::{PathContext, usage};
+use crate::metrics::Metric;
+use crate::results::{ExperimentResults, VariantResults};
+use anyhow::{Context, Result};
+use rusqlite::{Connection, Transaction, params};
+use smallmind::bench::env::Environment;
+use std::path::{Path, PathBuf};
+
+/// The environment variable naming the store file.
+pub const STORE_VAR: &str = "SMALLMIND_STORE";
+
+/// The store's file when neither `--store` nor [`STORE_VAR`] names one.
+pub fn default_path() -> PathBuf {
+    match std::env::var_os(STORE_VAR) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => crate::paths::target_dir().join("smallmind-results.sqlite"),
+    }
+}
+
+/// The schema, one migration per version: the store at version `v` runs `MIGRATIONS[v..]`.
+pub const MIGRATIONS: &[&str] = &["
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        task TEXT NOT NULL,
+        experiment TEXT NOT NULL,
+        started TEXT NOT NULL,
+        finished TEXT NOT NULL,
+        command TEXT NOT NULL,
+        rounds INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        machine TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        spec TEXT NOT NULL
+    );
+    CREATE TABLE variants (
+        id INTEGER PRIMARY KEY,
+        session_id INTEGER NOT NULL REFERENCES sessions(id),
+        point TEXT NOT NULL,
+        variant TEXT NOT NULL,
+        reference INTEGER NOT NULL,
+        toggles TEXT NOT NULL,
+        workload TEXT NOT NULL,
+        commit_hash TEXT NOT NULL,
+        dirty INTEGER NOT NULL,
+        digest TEXT NOT NULL
+    );
+    CREATE TABLE processes (
+        id INTEGER PRIMARY KEY,
+        variant_id INTEGER NOT NULL REFERENCES variants(id),
+        round INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        bandwidth_gb_s REAL,
+        busy INTEGER NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE TABLE samples (
+        process_id INTEGER NOT NULL REFERENCES processes(id),
+        metric TEXT NOT NULL,
+        pass TEXT NOT NULL,
+        value REAL NOT NULL
+    );
+    CREATE TABLE commits (
+        hash TEXT PRIMARY KEY,
+        time INTEGER NOT NULL,
+        subject TEXT NOT NULL
+    );
+    CREATE INDEX variants_by_session ON variants(session_id);
+    CREATE INDEX processes_by_variant ON processes(variant_id);
+    CREATE INDEX samples_by_process ON samples(process_id);
+    CREATE INDEX sessions_by_experiment ON sessions(experiment, fingerprint);
+"];
+
+/// The schema version this harness writes.
+pub fn schema_version() -> usize {
+    MIGRATIONS.len()
+}
+
+/// An open store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating it and its folder if needed) the store at `path`, migrating an older
+    /// schema. A file that is not a store, or a store of a newer schema, is a usage error naming
+    /// it.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).at(dir)?;
+        }
+        let bad = |e: rusqlite::Error| usage(format!("{}: not a results store ({e})", path.display()));
+        let mut conn = Connection::open(path).map_err(bad)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(bad)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(bad)?;
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > schema_version() {
+            return Err(usage(format!(
+                "{}: a results store of schema {version}, this harness knows {}; use a newer harness or \
+                 another --store",
+                path.display(),
+                schema_version()
+            )));
+        }
+        if version < schema_version() {
+            let tx = conn.transaction().map_err(bad)?;
+            for migration in &MIGRATIONS[version..] {
+                tx.execute_batch(migration).map_err(bad)?;
+            }
+            tx.pragma_update(None, "user_version", schema_version() as i64).map_err(bad)?;
+            tx.commit().map_err(bad)?;
+        }
+        Ok(Store { conn, path: path.to_path_buf() })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for [`query`].
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Appends one run of `task` in one transaction; its session id.
+    pub fn append(&mut self, task: &str, results: &ExperimentResults) -> Result<i64> {
+        let context = || format!("appending to the results store {}", self.path.display());
+        let tx = self.conn.transaction().with_context(context)?;
+        let id = insert_session(&tx, task, results).with_context(context)?;
+        tx.commit().with_context(context)?;
+        Ok(id)
+    }
+}
+
+/// Appends `results` to the store at `paths.store`, said on one line when it fails: the store is
+/// history, and a run whose report is written is not lost for want of it.
+pub fn record(store: &Path, task: &str, results: &ExperimentResults) {
+    match Store::open(store).and_then(|mut s| s.append(task, results)) {
+        Ok(_) => {}
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+            eprintln!("warning: this run is not in the results store: {}", chain.join(": "));
+        }
+    }
+}
+
+/// A short, stable hash of what identifies the machine and build (the fields
+/// `analysis::machine` compares): runs with the same fingerprint belong to one series.
+pub fn fingerprint(e: &Environment) -> String {
+    let h = &e.hardware;
+    let key = format!(
+        "{}|{:?}|{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{}|{}|{}|{}|{}|{}",
+        h.vendor,
+        h.family,
+        h.model,
+        h.stepping,
+        h.microcode,
+        h.flags.join(" "),
+        h.l1d_bytes,
+        h.l2_bytes,
+        h.l3_bytes,
+        h.numa_nodes,
+        e.logical_cores,
+        e.rustc,
+        e.build_profile,
+        e.machine_features().join(","),
+        e.target_cpu,
+        e.simd_level,
+    );
+    // FNV-1a, 64 bits: stable across Rust versions (std's hasher is not promised to be).
+    let hash =
+        key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{hash:016x}")
+}
+
+/// The commit and dirty flag of the engine that ran `variant`: a compare run's base or head,
+/// else the engine's own build.
+fn revision_of(results: &ExperimentResults, variant: &VariantResults) -> (String, bool) {
+    match &results.compare {
+        Some(c) => {
+            let r = if variant.name.starts_with("head") { &c.head } else { &c.base };
+            (r.commit.clone(), r.dirty)
+        }
+        None => (results.environment.git_commit.clone(), results.environment.git_dirty != "false"),
+    }
+}
+
+fn insert_session(tx: &Transaction, task: &str, r: &ExperimentResults) -> Result<i64> {
+    let env = &r.environment;
+    tx.execute(
+        "INSERT INTO sessions (task, experiment, started, finished, command, rounds, fingerprint, machine, \
+         environment, spec) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            task,
+            r.experiment,
+            r.started,
+            r.finished,
+            r.command,
+            r.rounds as i64,
+            fingerprint(env),
+            format!("{} ({})", env.cpu_model, env.hardware.summary()),
+            serde_json::to_string(env)?,
+            serde_json::to_string(&r.spec)?,
+        ],
+    )?;
+    let session = tx.last_insert_rowid();
+    for point in &r.points {
+        for v in &point.variants {
+            let (commit, dirty) = revision_of(r, v);
+            remember_commit(tx, &commit)?;
+            let digest = point.correctness.digests.iter().find(|(n, _)| *n == v.name).map_or("", |(_, d)| d);
+            tx.execute(
+                "INSERT INTO variants (session_id, point, variant, reference, toggles, workload, commit_hash, \
+                 dirty, digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    session,
+                    point.point.label,
+                    v.name,
+                    v.reference,
+                    v.optimizations.to_string(),
+                    serde_json::to_string(&v.workload)?,
+                    commit,
+                    dirty,
+                    digest,
+                ],
+            )?;
+            insert_processes(tx, tx.last_insert_rowid(), v)?;
+        }
+    }
+    Ok(session)
+}
+
+fn insert_processes(tx: &Transaction, variant: i64, v: &VariantResults) -> Result<()> {
+    for run in &v.runs {
+        let machine = run.machine.as_ref();
+        tx.execute(
+            "INSERT INTO processes (variant_id, round, position, bandwidth_gb_s, busy, record) VALUES (?1, ?2, \
+             ?3, ?4, ?5, ?6)",
+            params![
+                variant,
+                run.round as i64,
+                run.position as i64,
+                machine.map(|m| (m.probe.start.triad_gb_s + m.probe.end.triad_gb_s) / 2.0),
+                machine.is_some_and(|m| !m.contamination.flags.is_empty()),
+                serde_json::to_string(run)?,
+            ],
+        )?;
+        let process = tx.last_insert_rowid();
+        for metric in Metric::ALL {
+            let pass =
+                if matches!(metric, Metric::SoftmaxMs | Metric::AttentionMs) { "phase" } else { "timed" };
+            if let Some(value) = run.value(metric).filter(|x| x.is_finite()) {
+                tx.execute(
+                    "INSERT INTO samples (process_id, metric, pass, value) VALUES (?1, ?2, ?3, ?4)",
+                    params![process, metric.name(), pass, value],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records `commit`'s time and subject from git, once; a commit git does not know (a store
+/// fed from another clone) is recorded with time 0 and an empty subject.
+fn remember_commit(tx: &Transaction, commit: &str) -> Result<()> {
+    let known: bool =
+        tx.query_row("SELECT EXISTS(SELECT 1 FROM commits WHERE hash = ?1)", [commit], |r| r.get(0))?;
+    if known {
+        return Ok(());
+    }
+    let shown = std::process::Command::new("git")
+        .args(["show", "-s", "--format=%ct%x00%s", commit, "--"])
+        .current_dir(crate::project_root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let (time, subject) = shown
+        .as_deref()
+        .and_then(|s| s.split_once('\0'))
+        .map_or((0, String::new()), |(t, s)| (t.parse::<i64>().unwrap_or(0), s.to_string()));
+    tx.execute(
+        "INSERT INTO commits (hash, time, subject) VALUES (?1, ?2, ?3)",
+        params![commit, time, subject],
+    )?;
+    Ok(())
+}

@@ -203,6 +203,11 @@ pub struct HistoryArgs {
     /// built from the commits, cached) into the store.
     #[arg(long, value_name = "A..B")]
     pub backfill: Option<String>,
+    /// Backfill every commit of the range; by default a commit whose engine inputs (sources,
+    /// manifests, lock file) are those of an earlier commit of the range runs the same code and
+    /// is not measured again.
+    #[arg(long, requires = "backfill")]
+    pub every_commit: bool,
     /// Rounds per backfilled commit (default: the experiment's quick_iterations).
     #[arg(long, value_name = "N")]
     pub iterations: Option<usize>,

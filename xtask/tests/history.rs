@@ -170,7 +170,15 @@ fn a_backfill_finds_the_slowed_commit() {
     let c3 = commit_tree(&same, &c2, "history test: HEAD's tree again");
     let store = root.join("store.sqlite");
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["history", "historytest", "--backfill", &format!("{head}..{c3}"), "--iterations", "5"])
+        .args([
+            "history",
+            "historytest",
+            "--backfill",
+            &format!("{head}..{c3}"),
+            "--every-commit",
+            "--iterations",
+            "5",
+        ])
         .arg("--experiments-dir")
         .arg(root.join("experiments"))
         .arg("--reports-dir")

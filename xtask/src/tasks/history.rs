@@ -24,7 +24,7 @@ pub fn run(args: &HistoryArgs, paths: &Paths) -> Result<u8> {
     let experiment = load(&args.name, paths)?;
     let plan = Plan::new(&args.name, experiment);
     if let Some(range) = &args.backfill {
-        backfill(&plan, range, &args.options(), &paths.store)?;
+        backfill(&plan, range, args.every_commit, &args.options(), &paths.store)?;
     }
     let point = match &args.point {
         Some(label) => plan.points.iter().find(|p| p.point.label == *label).ok_or_else(|| {
@@ -159,22 +159,36 @@ fn confirm(name: &str, a: &str, b: &str, paths: &Paths) -> Result<u8> {
     super::compare::run(&args, &args.options(), paths)
 }
 
-/// Measures each commit of `range` (`A..B`, oldest first) with the experiment's quick check on
-/// the engine built from it, appending each run to the store. A commit that cannot be tested
-/// (it does not build, or its engine cannot run the workload) is skipped, said on one line.
-fn backfill(plan: &Plan, range: &str, options: &RunOptions, store: &Path) -> Result<()> {
+/// Measures each commit of `range` (`A..B`, oldest first, along first parents: a merge is one
+/// step) with the experiment's quick check on the engine built from it, appending each run to
+/// the store; unless `every_commit`, only the first commit of each distinct engine (see
+/// [`revision::engine_inputs`]). A commit that cannot be tested (it does not build, or its
+/// engine cannot run the workload) is skipped, said on one line.
+fn backfill(plan: &Plan, range: &str, every_commit: bool, options: &RunOptions, store: &Path) -> Result<()> {
     check_options(options)?;
     if !range.contains("..") {
         return Err(usage(format!(
             "--backfill takes a range `A..B` (commits after A up to B), not `{range}`"
         )));
     }
-    let listed = git(&["rev-list", "--topo-order", "--reverse", range, "--"]).ok_or_else(|| {
+    let listed = git(&["rev-list", "--first-parent", "--reverse", range, "--"]).ok_or_else(|| {
         usage(format!("`{range}` is not a range of this repository (git rev-list found none)"))
     })?;
-    let commits: Vec<&str> = listed.lines().collect();
+    let mut commits: Vec<&str> = listed.lines().collect();
     if commits.is_empty() {
         return Err(usage(format!("`{range}` holds no commit")));
+    }
+    if !every_commit {
+        let all = commits.len();
+        let mut engines = std::collections::HashSet::new();
+        commits.retain(|c| engines.insert(revision::engine_inputs(c)));
+        if commits.len() < all {
+            eprintln!(
+                "backfill: {} of {all} commits build the engine of an earlier commit of the range and are not \
+                 measured again (`--every-commit` measures them)",
+                all - commits.len()
+            );
+        }
     }
     let checked = Plan::new(&plan.name, super::check::as_checked(plan.experiment.clone()));
     for (i, commit) in commits.iter().enumerate() {

@@ -198,7 +198,7 @@ fn a_backfill_finds_the_slowed_commit() {
     let rose = stdout.lines().find(|l| l.contains("`all-on`: +")).unwrap_or_else(|| panic!("{text}"));
     assert!(rose.contains(&format!("between {} and {}", &c2[..10], &c3[..10])), "{text}");
     assert!(page.contains(&format!("Confirm: `cargo xtask compare {} {}", &c1[..10], &c2[..10])), "{page}");
-    assert!(root.join("reports/historytest/history-decode_tok_s.svg").is_file());
+    assert!(root.join("reports/historytest/history-decode_tok_s-all-on.svg").is_file());
     // Three backfill sessions, one per commit, each recorded under its own commit.
     let listed = Store::open(&store).unwrap().sessions(Some("historytest")).unwrap();
     let commits: Vec<&str> = listed.iter().map(|s| s.commits[0].as_str()).collect();

@@ -67,6 +67,7 @@ fn run_on(hardware: Hardware, triad: f64, busy: usize) -> ExperimentResults {
                         load_1m_at_start: Some(1.0),
                         steal_ms: Some(0.0),
                         involuntary_context_switches: Some(3),
+                        other_cpu_ms: Some(0.0),
                         measured_ms: 20.0,
                         probe_drift: 0.01,
                         flags,

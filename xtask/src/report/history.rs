@@ -12,8 +12,8 @@ use plotters::prelude::*;
 use std::fmt::Write;
 use std::path::Path;
 
-/// The page, linking the chart `chart` (a file name beside it); `command` regenerates it.
-pub fn page(h: &History, chart: &str, command: &str, store: &str) -> String {
+/// The page, linking each series' chart ([`chart_file`], beside it); `command` regenerates it.
+pub fn page(h: &History, command: &str, store: &str) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# History: `{}`, {}\n", h.experiment, h.metric.name());
     let _ = writeln!(
@@ -37,7 +37,7 @@ pub fn page(h: &History, chart: &str, command: &str, store: &str) -> String {
     for s in &h.series {
         changes(&mut md, h, s);
     }
-    let _ = writeln!(md, "\n![{} per commit]({chart})\n", h.metric.name());
+    md.push('\n');
     for s in &h.series {
         table(&mut md, h, s);
     }
@@ -84,6 +84,15 @@ fn changes(md: &mut String, h: &History, s: &Series) {
     }
 }
 
+/// A commit's subject for a table cell: at most 72 characters, `|` escaped.
+fn subject_line(subject: &str) -> String {
+    let mut line: String = subject.chars().take(72).collect();
+    if subject.chars().count() > 72 {
+        line.push('…');
+    }
+    line.replace('|', "\\|")
+}
+
 /// `fell 12.3% (1,234 → 1,082 tok/s)`.
 fn describe(h: &History, c: &ChangePoint) -> String {
     let better = (c.relative > 0.0) == h.metric.higher_is_better();
@@ -100,6 +109,8 @@ fn describe(h: &History, c: &ChangePoint) -> String {
 fn table(md: &mut String, h: &History, s: &Series) {
     let at = if s.subject.point.is_empty() { String::new() } else { format!(" at `{}`", s.subject.point) };
     let _ = writeln!(md, "## `{}`{at}\n", s.subject.variant);
+    let _ =
+        writeln!(md, "![`{}`: {} per commit]({})\n", s.subject.variant, h.metric.name(), chart_file(h, s));
     let _ = writeln!(
         md,
         "| commit | subject | sessions | runs | median | 95% interval | bandwidth | busy runs |"
@@ -110,7 +121,7 @@ fn table(md: &mut String, h: &History, s: &Series) {
             md,
             "| `{}` | {} | {} | {} | {} | [{}, {}] | {} | {} |",
             short(&c.commit),
-            c.subject.replace('|', "\\|"),
+            subject_line(&c.subject),
             c.sessions,
             c.samples.len(),
             format_value(h.metric, c.median),
@@ -123,23 +134,32 @@ fn table(md: &mut String, h: &History, s: &Series) {
     md.push('\n');
 }
 
-/// One line per variant over the commits (oldest left): the median, a whisker over the 95%
-/// interval, and a dashed vertical line at each change point.
-pub fn chart(path: &Path, h: &History) -> Result<()> {
+/// The chart file of a series: `history-decode_tok_s-cached.svg`.
+pub fn chart_file(h: &History, s: &Series) -> String {
+    format!("history-{}-{}.svg", h.metric.name(), s.subject.variant)
+}
+
+/// One series over its commits (oldest left): the median, a whisker over the 95% interval, and
+/// a dashed vertical line at each change point. The axis spans the data, not zero: a history is
+/// read for changes of a few percent.
+pub fn chart(path: &Path, h: &History, s: &Series) -> Result<()> {
     fonts();
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    // Every series' commits, in the order of the longest (all come from one git order).
-    let longest = h.series.iter().max_by_key(|s| s.commits.len());
-    let commits: Vec<String> =
-        longest.map_or(Vec::new(), |s| s.commits.iter().map(|c| short(&c.commit).to_string()).collect());
-    let max = h.series.iter().flat_map(|s| s.commits.iter().map(|c| c.high)).fold(0.0f64, f64::max);
+    let commits: Vec<String> = s.commits.iter().map(|c| short(&c.commit).to_string()).collect();
+    let low = s.commits.iter().map(|c| c.low).fold(f64::INFINITY, f64::min);
+    let high = s.commits.iter().map(|c| c.high).fold(0.0f64, f64::max);
+    let (low, high) =
+        if low.is_finite() { (low * 0.95, (high * 1.05).max(low * 0.95 + 1e-9)) } else { (0.0, 1.0) };
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("{}: {} per commit", h.experiment, h.metric.name()), (FONT, 20))
+        .caption(
+            format!("{} `{}`: {} per commit", h.experiment, s.subject.variant, h.metric.name()),
+            (FONT, 20),
+        )
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d(categories(commits.len()), 0.0..(max * 1.15).max(1e-9))
+        .build_cartesian_2d(categories(commits.len()), low..high)
         .map_err(err)?;
     let label = category_label(&commits);
     chart
@@ -151,34 +171,34 @@ pub fn chart(path: &Path, h: &History) -> Result<()> {
         .label_style((FONT, 11))
         .draw()
         .map_err(err)?;
-    let at = |commit: &str| commits.iter().position(|c| c == short(commit)).unwrap_or(0) as i32;
-    for (i, s) in h.series.iter().enumerate() {
-        let c = color(i);
-        let points: Vec<(i32, f64, f64, f64)> =
-            s.commits.iter().map(|p| (at(&p.commit), p.low, p.median, p.high)).collect();
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().map(|p| (SegmentValue::CenterOf(p.0), p.2)),
-                c.stroke_width(2),
-            ))
-            .map_err(err)?
-            .label(s.subject.variant.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-        chart
-            .draw_series(points.iter().map(|p| {
-                ErrorBar::new_vertical(SegmentValue::CenterOf(p.0), p.1, p.2, p.3, c.stroke_width(2), 8)
-            }))
+    let c = color(0);
+    let at = |i: usize| SegmentValue::CenterOf(i as i32);
+    chart
+        .draw_series(LineSeries::new(
+            s.commits.iter().enumerate().map(|(i, p)| (at(i), p.median)),
+            c.stroke_width(2),
+        ))
+        .map_err(err)?
+        .label("median, 95% interval")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+    chart
+        .draw_series(
+            s.commits
+                .iter()
+                .enumerate()
+                .map(|(i, p)| ErrorBar::new_vertical(at(i), p.low, p.median, p.high, c.stroke_width(2), 8)),
+        )
+        .map_err(err)?;
+    let mark = color(3);
+    for (n, change) in s.detection.changes.iter().enumerate() {
+        let x = SegmentValue::Exact(change.index as i32);
+        let series = chart
+            .draw_series(DashedLineSeries::new([(x.clone(), low), (x, high)], 6, 4, mark.stroke_width(1)))
             .map_err(err)?;
-        for change in &s.detection.changes {
-            let x = SegmentValue::Exact(at(&s.commits[change.index].commit));
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(x.clone(), 0.0), (x, max * 1.1)],
-                    6,
-                    4,
-                    c.stroke_width(1),
-                ))
-                .map_err(err)?;
+        if n == 0 {
+            series
+                .label("change point")
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], mark.stroke_width(1)));
         }
     }
     legend(&mut chart, SeriesLabelPosition::LowerRight)?;

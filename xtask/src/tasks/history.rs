@@ -106,11 +106,12 @@ pub fn run(args: &HistoryArgs, paths: &Paths) -> Result<u8> {
     };
     let info = |c: &str| store.commit_info(c).ok().flatten().unwrap_or((0, String::new()));
     let h = history::build(inputs, noise, info);
-    let chart = format!("history-{}.svg", metric.name());
     let publish = Publish::begin(paths, &args.name, "history", |f| !f.starts_with("history"))?;
-    crate::report::history::chart(&publish.dir().join(&chart), &h)?;
+    for s in &h.series {
+        crate::report::history::chart(&publish.dir().join(crate::report::history::chart_file(&h, s)), &h, s)?;
+    }
     let command = format!("cargo xtask history {} --metric {}", args.name, metric.name());
-    let page = crate::report::history::page(&h, &chart, &command, &shown(&paths.store));
+    let page = crate::report::history::page(&h, &command, &shown(&paths.store));
     publish.write(report::HISTORY_PAGE, page.as_bytes())?;
     let dir = publish.commit()?;
     let mut code = exit::OK;

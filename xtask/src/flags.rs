@@ -285,15 +285,15 @@ pub struct NameArgs {
 /// Where experiments, reports and baselines live (default: the repository's folders).
 #[derive(Debug, Args)]
 pub struct DirArgs {
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub experiments_dir: Option<PathBuf>,
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub reports_dir: Option<PathBuf>,
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     pub baselines_dir: Option<PathBuf>,
     /// The results store every run is appended to (default: $SMALLMIND_STORE, else
     /// target/smallmind-results.sqlite).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     pub store: Option<PathBuf>,
 }
 

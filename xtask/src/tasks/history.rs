@@ -151,13 +151,19 @@ fn shown(store: &Path) -> String {
 
 /// `cargo xtask compare A B --experiment NAME --toggles lattice`, its exit code.
 fn confirm(name: &str, a: &str, b: &str, paths: &Paths) -> Result<u8> {
-    use clap::Parser;
-    let argv = ["compare", a, b, "--experiment", name, "--toggles", "lattice"];
-    eprintln!("confirming: cargo xtask {}", argv.join(" "));
-    let cli = crate::flags::Cli::try_parse_from(std::iter::once("xtask").chain(argv))
-        .expect("a valid command line");
-    let Some(crate::flags::Task::Compare(args)) = cli.task else { unreachable!("parsed as compare") };
+    let args = confirm_args(name, a, b);
+    eprintln!("confirming: cargo xtask compare {a} {b} --experiment {name} --toggles lattice");
     super::compare::run(&args, &args.options(), paths)
+}
+
+/// The arguments of [`confirm`]'s compare, parsed as the command line would be.
+fn confirm_args(name: &str, a: &str, b: &str) -> crate::flags::CompareArgs {
+    use clap::Parser;
+    let argv = ["xtask", "compare", a, b, "--experiment", name, "--toggles", "lattice"];
+    match crate::flags::Cli::try_parse_from(argv).map(|cli| cli.task) {
+        Ok(Some(crate::flags::Task::Compare(args))) => args,
+        other => unreachable!("a compare command line parses as one: {other:?}"),
+    }
 }
 
 /// Measures each commit of `range` (`A..B`, oldest first, along first parents: a merge is one
@@ -219,4 +225,15 @@ fn backfill(plan: &Plan, range: &str, every_commit: bool, options: &RunOptions, 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_confirming_compare_is_a_lattice_of_the_two_commits() {
+        let args = super::confirm_args("kv-cache", "abc", "def");
+        assert_eq!((args.base.as_str(), args.head.as_deref()), ("abc", Some("def")));
+        assert_eq!(args.experiments, ["kv-cache"]);
+        assert_eq!(args.toggles, crate::tasks::compare::Toggles::Lattice);
+    }
 }

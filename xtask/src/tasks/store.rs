@@ -21,8 +21,8 @@ pub fn run(action: &StoreAction, paths: &Paths) -> Result<u8> {
     }
     let store = Store::open(&paths.store)?;
     match action {
-        StoreAction::List { experiment } => print!("{}", list(&store, experiment.as_deref())?),
-        StoreAction::Show { session } => print!("{}", show(&store, *session)?),
+        StoreAction::List { experiment } => emit(&list(&store, experiment.as_deref())?)?,
+        StoreAction::Show { session } => emit(&show(&store, *session)?)?,
         StoreAction::Export { format, experiment, session, output } => {
             let session = match (format, session) {
                 // BMF is one report: one session, the latest unless named.
@@ -54,11 +54,20 @@ pub fn run(action: &StoreAction, paths: &Paths) -> Result<u8> {
                         path.display()
                     );
                 }
-                None => print!("{text}"),
+                None => emit(&text)?,
             }
         }
     }
     Ok(0)
+}
+
+/// Writes `text` to standard output; a reader that stopped early (`| head`) is no failure.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => Ok(result?),
+    }
 }
 
 fn count_sessions(rows: &[crate::store::query::SampleRow]) -> usize {

@@ -112,6 +112,25 @@ impl Contamination {
         c
     }
 
+    /// Whether something else took CPU time from the run while its ops were measured: other
+    /// processes beyond [`thresholds::OTHER_CPU_SHARE`], or the hypervisor beyond
+    /// [`thresholds::STEAL_SHARE`]. (The load at start and the probe's drift describe the
+    /// machine around the run, not a competitor during it.) A harness re-measures such a round.
+    pub fn competed(&self) -> bool {
+        self.other_cpu_over().is_some() || self.steal_over().is_some()
+    }
+
+    fn other_cpu_over(&self) -> Option<f64> {
+        self.other_cpu_ms.filter(|&other| {
+            other > thresholds::OTHER_CPU_ALLOWED_MS + thresholds::OTHER_CPU_SHARE * self.measured_ms
+        })
+    }
+
+    fn steal_over(&self) -> Option<f64> {
+        self.steal_ms
+            .filter(|&steal| self.measured_ms > 0.0 && steal > thresholds::STEAL_SHARE * self.measured_ms)
+    }
+
     /// The flags these readings raise on a machine of `cores` logical cores.
     pub fn judge(&self, cores: usize) -> Vec<String> {
         let mut flags = Vec::new();
@@ -120,15 +139,10 @@ impl Contamination {
         {
             flags.push(format!("load {load:.2} on {cores} core(s) at start"));
         }
-        if let Some(steal) = self.steal_ms
-            && self.measured_ms > 0.0
-            && steal > thresholds::STEAL_SHARE * self.measured_ms
-        {
+        if let Some(steal) = self.steal_over() {
             flags.push(format!("{steal:.0} ms of CPU stolen in {:.0} ms measured", self.measured_ms));
         }
-        if let Some(other) = self.other_cpu_ms
-            && other > thresholds::OTHER_CPU_ALLOWED_MS + thresholds::OTHER_CPU_SHARE * self.measured_ms
-        {
+        if let Some(other) = self.other_cpu_over() {
             flags.push(format!(
                 "other processes used {other:.0} ms of CPU in {:.0} ms measured",
                 self.measured_ms
@@ -288,9 +302,13 @@ mod tests {
             probe_drift: 0.02,
             flags: Vec::new(),
         };
-        assert!(own.judge(2).is_empty(), "{:?}", own.judge(2));
-        let shared = Contamination { other_cpu_ms: Some(300.0), measured_ms: 1000.0, ..own };
+        assert!(own.judge(2).is_empty() && !own.competed(), "{:?}", own.judge(2));
+        let shared = Contamination { other_cpu_ms: Some(300.0), measured_ms: 1000.0, ..own.clone() };
         assert_eq!(shared.judge(2), ["other processes used 300 ms of CPU in 1000 ms measured"]);
+        assert!(shared.competed());
+        // A high load at start is said but is no competitor during the run.
+        let loaded = Contamination { load_1m_at_start: Some(3.1), ..own };
+        assert!(!loaded.judge(2).is_empty() && !loaded.competed());
     }
 
     /// Another process spinning while a run is measured is counted as other processes' CPU

@@ -84,6 +84,10 @@ pub struct PointResults {
     /// or the budget or the maximum); absent for a fixed number of rounds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// Rounds measured a second time because another process (or the hypervisor) took CPU time
+    /// from one of their runs; the second attempt is what `variants` holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rerun: Vec<usize>,
 }
 
 /// The runs of one variant at one point.

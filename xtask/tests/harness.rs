@@ -137,6 +137,7 @@ fn fixture(speedup: f64, host: &str) -> ExperimentResults {
                 divergences: vec![],
             },
             stopped: None,
+            rerun: Vec::new(),
         }],
         profiles: vec![],
         spec,

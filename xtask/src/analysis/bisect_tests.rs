@@ -84,6 +84,7 @@ fn synthetic(sets: &[Optimizations]) -> PointResults {
             divergences: vec![],
         },
         stopped: None,
+        rerun: Vec::new(),
     }
 }
 

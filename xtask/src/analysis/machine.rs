@@ -34,6 +34,10 @@ pub struct MachineSummary {
     pub contaminated: Vec<(String, String, usize, Vec<String>)>,
     /// Whether the readings were set by `SMALLMIND_PROBE` (tests) rather than measured.
     pub overridden: bool,
+    /// Whether the runs recorded other processes' CPU time (the busy rule since it was
+    /// recorded; before, preemptions were counted). Absent from files written before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub other_cpu_known: bool,
 }
 
 /// The smallest tolerance on a probe's change, whatever its measured noise.
@@ -46,13 +50,14 @@ impl MachineSummary {
     pub fn of(r: &ExperimentResults) -> Option<MachineSummary> {
         let mut readings: Vec<(ProbeReading, ProbeReading)> = Vec::new();
         let mut contaminated = Vec::new();
-        let mut overridden = false;
+        let (mut overridden, mut other_cpu_known) = (false, false);
         for point in &r.points {
             for variant in &point.variants {
                 for run in &variant.runs {
                     let Some(m) = &run.machine else { continue };
                     readings.push((m.probe.start, m.probe.end));
                     overridden |= m.probe.source != "measured";
+                    other_cpu_known |= m.contamination.other_cpu_ms.is_some();
                     if !m.contamination.flags.is_empty() {
                         contaminated.push((
                             point.point.label.clone(),
@@ -85,6 +90,7 @@ impl MachineSummary {
             runs: readings.len(),
             contaminated,
             overridden,
+            other_cpu_known,
         })
     }
 

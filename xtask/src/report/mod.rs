@@ -162,6 +162,21 @@ fn facts(md: &mut String, a: &Analysis) {
             stops.join("; ")
         );
     }
+    let rerun: Vec<String> = r
+        .points
+        .iter()
+        .flat_map(|p| {
+            p.rerun.iter().map(move |round| format!("round {}{}", round + 1, crate::plan::at(&p.point)))
+        })
+        .collect();
+    if !rerun.is_empty() {
+        let _ = writeln!(
+            md,
+            "| measured again | {}: another process or the hypervisor took CPU time from a run, so the whole round \
+             was measured once more and the second attempt kept |",
+            rerun.join(", ")
+        );
+    }
     let _ = writeln!(md, "| reproduce | `{}` |\n", r.command);
 }
 

@@ -13,7 +13,12 @@ use std::fmt::Write;
 /// `no run flagged`, or `3 of 20 runs ran while the machine was busy: ...` (the first few).
 pub fn contamination_line(m: &MachineSummary) -> String {
     if m.contaminated.is_empty() {
-        return format!("no run flagged (load, CPU steal, preemptions, probe drift) in {} runs", m.runs);
+        let rules = if m.other_cpu_known {
+            "load, CPU steal, other processes' CPU time, probe drift"
+        } else {
+            "load, CPU steal, preemptions, probe drift"
+        };
+        return format!("no run flagged ({rules}) in {} runs", m.runs);
     }
     let shown: Vec<String> = m
         .contaminated

@@ -230,24 +230,47 @@ fn measure(
     });
     let mut runs: Vec<Vec<RunRecord>> = vec![Vec::new(); n_variants];
     let measuring = std::time::Instant::now();
-    let mut stopped = None;
+    let (mut stopped, mut rerun) = (None, Vec::new());
     for round in 0..max {
         let mut order: Vec<usize> = (0..n_variants).collect();
         if round % 2 == 1 {
             order.reverse();
         }
-        for (position, &v) in order.iter().enumerate() {
-            let variant = &point.variants[v];
-            progress.bar.set_message(format!(
-                "{}{} round {}/{max}",
-                variant.variant,
-                at(&point.point),
-                round + 1
-            ));
-            let out = scratch_file(scratch, p, &variant.variant, &format!("r{round}"));
-            let binary = engine.release_for(v);
-            runs[v].push(measure_once(plan, point, variant, binary, &out, &correctness, (round, position))?);
-            progress.bar.inc(1);
+        for attempt in 0..2 {
+            for (position, &v) in order.iter().enumerate() {
+                let variant = &point.variants[v];
+                progress.bar.set_message(format!(
+                    "{}{} round {}/{max}",
+                    variant.variant,
+                    at(&point.point),
+                    round + 1
+                ));
+                let out = scratch_file(scratch, p, &variant.variant, &format!("r{round}"));
+                let binary = engine.release_for(v);
+                let record =
+                    measure_once(plan, point, variant, binary, &out, &correctness, (round, position))?;
+                runs[v].push(record);
+                progress.bar.inc(u64::from(attempt == 0));
+            }
+            // A round in which another process competed with a run is measured once more, whole
+            // (its variants stay paired); the second attempt is kept whatever it shows.
+            let competed =
+                runs.iter().filter_map(|r| r.last()?.machine.as_ref()).find(|m| m.contamination.competed());
+            match competed {
+                Some(m) if attempt == 0 => {
+                    progress.say(format!(
+                        "round {}{}: {}; measuring the round again",
+                        round + 1,
+                        at(&point.point),
+                        m.contamination.flags.join(", ")
+                    ));
+                    runs.iter_mut().for_each(|r| {
+                        r.pop();
+                    });
+                    rerun.push(round);
+                }
+                _ => break,
+            }
         }
         if !rounds.adaptive || round + 1 < min {
             continue;
@@ -285,7 +308,7 @@ fn measure(
             runs,
         })
         .collect();
-    Ok(PointResults { point: point.point.clone(), variants, correctness, stopped })
+    Ok(PointResults { point: point.point.clone(), variants, correctness, stopped, rerun })
 }
 
 /// One measured process of `variant`: its record, once its tokens are the correctness check's.

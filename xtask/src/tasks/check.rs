@@ -4,7 +4,8 @@
 //!
 //! Before it declares a regression, it measures again (as many rounds once more) and judges the
 //! rounds of both runs together: a regression must survive twice the samples. Runs the machine
-//! flagged as busy (load, steal, preemptions, probe drift) are said, with their count.
+//! flagged as busy (load, steal, other processes' CPU time, probe drift) are said, with their
+//! count; a round in which another process competed was measured again by the runner.
 //!
 //! A baseline that does not fit the experiment (a variant renamed, added or removed, a workload,
 //! sweep point or toggle set changed) is a usage error, exit 2, found before anything is built or

@@ -209,12 +209,14 @@ pub struct HistoryArgs {
     #[arg(long, requires = "backfill")]
     pub every_commit: bool,
     /// Rounds per backfilled commit (default: the experiment's quick_iterations).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", requires = "backfill")]
     pub iterations: Option<usize>,
-    /// Build the backfilled engines with these cargo features (comma-separated).
-    #[arg(long, value_delimiter = ',', value_name = "FEATURES")]
+    /// Build the backfilled engines with these cargo features (comma-separated; their runs are
+    /// stored as such and left out of every history).
+    #[arg(long, value_delimiter = ',', value_name = "FEATURES", requires = "backfill")]
     pub engine_features: Vec<String>,
-    /// Run `cargo xtask compare A B --toggles lattice` for each change point found.
+    /// Run `cargo xtask compare A B --toggles lattice` for each change point found (exit: 1 if
+    /// any failed, else 3 if any regressed, else 125 if any could not compare, else 0).
     #[arg(long)]
     pub confirm: bool,
     #[command(flatten)]

@@ -27,7 +27,7 @@ fn the_store_reads_back_what_it_appended_and_keeps_its_schema() {
     let path = dir.path().join("nested/store.sqlite");
     let results = smoke();
     let mut store = Store::open(&path).unwrap();
-    let id = store.append("experiment", &results).unwrap();
+    let id = store.append("experiment", &results, &[]).unwrap();
     let rows = store.samples(&Filter { session: Some(id), ..Filter::default() }).unwrap();
     let processes: usize = results.points.iter().flat_map(|p| &p.variants).map(|v| v.runs.len()).sum();
     let decode: Vec<f64> = rows.iter().filter(|r| r.metric == "decode_tok_s").map(|r| r.value).collect();
@@ -67,7 +67,7 @@ fn an_interrupted_append_leaves_the_store_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.sqlite");
     let results = smoke();
-    Store::open(&path).unwrap().append("experiment", &results).unwrap();
+    Store::open(&path).unwrap().append("experiment", &results, &[]).unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
     // A one-page cache makes SQLite write changed pages to the file before the commit, with the
     // originals in its rollback journal: what a crash leaves behind.
@@ -115,10 +115,12 @@ fn a_series_never_mixes_two_machines() {
     elsewhere.environment.git_dirty = "false".into();
     let mut dirty = here.clone();
     dirty.environment.git_dirty = "true".into();
+    let slowed = here.clone();
     let mut store = Store::open(&path).unwrap();
-    store.append("experiment", &elsewhere).unwrap();
-    store.append("experiment", &dirty).unwrap();
-    store.append("experiment", &here).unwrap();
+    store.append("experiment", &elsewhere, &[]).unwrap();
+    store.append("experiment", &dirty, &[]).unwrap();
+    store.append("check", &slowed, &["test-slow-decode".to_string()]).unwrap();
+    store.append("experiment", &here, &[]).unwrap();
     let rows = store.samples(&Filter { metric: Some("decode_tok_s".into()), ..Filter::default() }).unwrap();
     let plan = xtask::plan::Plan::new("smoke", here.spec.clone());
     let subjects: Vec<Subject> = plan.points[0].variants.iter().map(Subject::of).collect();
@@ -131,7 +133,7 @@ fn a_series_never_mixes_two_machines() {
         order: &order,
         fingerprint: None,
     };
-    let h = history::build(inputs, |_| None, |_| (0, String::new()));
+    let h = history::build(inputs, |_, _| None, |_| (0, String::new()));
     assert_eq!(h.fingerprint, xtask::store::fingerprint(&here.environment));
     for s in &h.series {
         let values: Vec<f64> = here.points[0]
@@ -145,6 +147,18 @@ fn a_series_never_mixes_two_machines() {
     }
     assert!(
         h.notes.iter().any(|n| n.contains("1 session(s) on 1 other machine(s) left out")),
+        "{:?}",
+        h.notes
+    );
+    assert!(
+        h.notes.iter().any(|n| n.contains("uncommitted trees in 1 session(s) left out")),
+        "{:?}",
+        h.notes
+    );
+    assert!(
+        h.notes
+            .iter()
+            .any(|n| n.starts_with("1 session(s) of engines built with cargo features (test-slow-decode)")),
         "{:?}",
         h.notes
     );

@@ -21,7 +21,8 @@
 //!   ChaCha8 seeded with [`Options::seed`]: the same input always gives the same answer.
 //! - **A minimum magnitude (ours, not the paper's)**, set by the caller from the experiment's
 //!   measured A/A noise. A change's size is the relative change of the medians of the pooled
-//!   samples of its two neighbouring segments; while some change is smaller than
+//!   samples of its two neighbouring segments, compared in log terms (a fall to 0.9x is as
+//!   large as a rise to 1/0.9x); while some change is smaller than
 //!   [`Options::min_relative`], the smallest is set aside in [`Detection::below_floor`] (seen,
 //!   but within the noise) and its two segments merged.
 //! - **Degenerate input.** NaN and infinite samples are ignored; commits without samples are
@@ -46,8 +47,8 @@ pub struct Options {
     pub permutations: usize,
     /// The significance level a split must reach (`p ≤ alpha`); not the paper's exponent α.
     pub alpha: f64,
-    /// The smallest |relative change| of medians called a change (0.02: 2%), from the
-    /// experiment's A/A noise; 0 calls every significant change.
+    /// The smallest relative change of medians called a change (0.02: a rise by 2%, or a fall
+    /// to 1/1.02x), from the experiment's A/A noise; 0 calls every significant change.
     pub min_relative: f64,
     /// The seed of the permutations' generator.
     pub seed: u64,
@@ -147,7 +148,8 @@ impl Series {
             .collect()
     }
 
-    /// Sets aside, smallest first, the changes below `min_relative`, merging their segments.
+    /// Sets aside, smallest first, the changes below `min_relative` (by [`size`]), merging their
+    /// segments.
     fn apply_floor(&self, mut cuts: Vec<(usize, f64)>, min_relative: f64) -> Detection {
         let mut below_floor: Vec<ChangePoint> = Vec::new();
         loop {
@@ -155,8 +157,8 @@ impl Series {
             let smallest = changes
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| c.relative.abs() < min_relative)
-                .min_by(|a, b| a.1.relative.abs().total_cmp(&b.1.relative.abs()));
+                .filter(|(_, c)| size(c.relative) < size(min_relative))
+                .min_by(|a, b| size(a.1.relative).total_cmp(&size(b.1.relative)));
             let Some((j, change)) = smallest else {
                 below_floor.sort_by_key(|c| c.index);
                 return Detection { changes, below_floor };
@@ -258,6 +260,12 @@ impl Segment {
         let within = rows.iter().sum::<f64>() / 2.0;
         (rows, within)
     }
+}
+
+/// A change's size in log terms, `|ln(1 + relative)|`: a fall and a rise by the same factor
+/// (0.9x and 1/0.9x) are the same size.
+fn size(relative: f64) -> f64 {
+    (1.0 + relative).ln().abs()
 }
 
 /// Q of a split into m and n samples, from the sums of |differences| within the first part,

@@ -109,22 +109,35 @@ pub struct Inputs<'a> {
     pub subjects: &'a [Subject],
     /// Commits in git order, oldest first.
     pub order: &'a [String],
-    /// The machine (default: the latest session's).
+    /// The machine (default: the one with the most commits measured).
     pub fingerprint: Option<&'a str>,
 }
 
-/// Builds the history of `inputs`; `noise(subject)` gives a calibrated A/A noise if there is
-/// one, `info(commit)` a commit's time and subject.
+/// Builds the history of `inputs`; `noise(subject, fingerprint)` gives a calibrated A/A noise
+/// on that machine if there is one, `info(commit)` a commit's time and subject.
 pub fn build(
     inputs: Inputs,
-    noise: impl Fn(&Subject) -> Option<Noise>,
+    noise: impl Fn(&Subject, &str) -> Option<Noise>,
     info: impl Fn(&str) -> (i64, String),
 ) -> History {
     let Inputs { experiment, metric, rows, subjects, order, fingerprint } = inputs;
     let mut notes = Vec::new();
-    let latest = rows.iter().max_by_key(|r| r.session);
-    let fingerprint =
-        fingerprint.map(str::to_string).or_else(|| latest.map(|r| r.fingerprint.clone())).unwrap_or_default();
+    // Engines built with cargo features (test-only slowdowns, a fifth optimization) ran other
+    // code than their commit's default build.
+    let featured: BTreeSet<(i64, &str)> =
+        rows.iter().filter(|r| !r.features.is_empty()).map(|r| (r.session, r.features.as_str())).collect();
+    if !featured.is_empty() {
+        let features: BTreeSet<&str> = featured.iter().map(|(_, f)| *f).collect();
+        notes.push(format!(
+            "{} session(s) of engines built with cargo features ({}) left out: they ran other code than their \
+             commit's default build",
+            featured.len(),
+            features.into_iter().collect::<Vec<_>>().join("; ")
+        ));
+    }
+    let rows: Vec<&SampleRow> = rows.iter().filter(|r| r.features.is_empty()).collect();
+    let position: HashMap<&str, usize> = order.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+    let fingerprint = fingerprint.map_or_else(|| default_fingerprint(&rows, &position), str::to_string);
     let machine =
         rows.iter().find(|r| r.fingerprint == fingerprint).map_or(String::new(), |r| r.machine.clone());
     let others: BTreeSet<(&str, i64)> = rows
@@ -135,18 +148,17 @@ pub fn build(
     if !others.is_empty() {
         let machines: BTreeSet<&str> = others.iter().map(|(f, _)| *f).collect();
         notes.push(format!(
-            "{} session(s) on {} other machine(s) left out (fingerprint {}; `--fingerprint F` shows one of them)",
+            "{} session(s) on {} other machine(s) left out (fingerprint {}; `--fingerprint F` shows one)",
             others.len(),
             machines.len(),
             machines.into_iter().collect::<Vec<_>>().join(", ")
         ));
     }
-    let position: HashMap<&str, usize> = order.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
-    let mine: Vec<&SampleRow> = rows.iter().filter(|r| r.fingerprint == fingerprint).collect();
+    let mine: Vec<&SampleRow> = rows.iter().copied().filter(|r| r.fingerprint == fingerprint).collect();
     let dirty: BTreeSet<i64> = mine.iter().filter(|r| r.dirty).map(|r| r.session).collect();
     if !dirty.is_empty() {
         notes.push(format!(
-            "{} session(s) of uncommitted trees left out: no commit names the code they measured",
+            "runs of uncommitted trees in {} session(s) left out: no commit names the code they measured",
             dirty.len()
         ));
     }
@@ -157,16 +169,28 @@ pub fn build(
         .collect();
     if !stray.is_empty() {
         notes.push(format!(
-            "{} commit(s) that are not ancestors of this history's head left out ({})",
+            "{} commit(s) off this history's first-parent line left out ({})",
             stray.len(),
-            stray.iter().map(|c| &c[..c.len().min(10)]).collect::<Vec<_>>().join(", ")
+            stray.iter().map(|c| c.chars().take(10).collect::<String>()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let unmatched: BTreeSet<i64> = {
+        let matched: BTreeSet<i64> =
+            mine.iter().filter(|r| subjects.iter().any(|s| s.matches(r))).map(|r| r.session).collect();
+        mine.iter().map(|r| r.session).filter(|s| !matched.contains(s)).collect()
+    };
+    if !unmatched.is_empty() {
+        notes.push(format!(
+            "{} session(s) matched none of these variants by toggles and workload (the experiment file, its \
+             point or the table of optimizations changed since they ran) and are left out",
+            unmatched.len()
         ));
     }
     let series = subjects
         .iter()
         .map(|s| {
             let commits = commit_points(&mine, s, &position, order, &info);
-            let (min_relative, floor_source) = floor(&commits, noise(s));
+            let (min_relative, floor_source) = floor(experiment, &commits, noise(s, &fingerprint));
             let groups: Vec<Vec<f64>> = commits.iter().map(|c| c.samples.clone()).collect();
             let options = changepoint::Options { min_relative, ..changepoint::Options::default() };
             let detection = changepoint::detect(&groups, &options);
@@ -174,6 +198,24 @@ pub fn build(
         })
         .collect();
     History { experiment: experiment.to_string(), metric, fingerprint, machine, series, notes }
+}
+
+/// The machine with the most committed commits measured (the latest session's among equals).
+fn default_fingerprint(rows: &[&SampleRow], position: &HashMap<&str, usize>) -> String {
+    let mut commits: HashMap<&str, (BTreeSet<&str>, i64)> = HashMap::new();
+    for r in rows.iter().filter(|r| !r.dirty && position.contains_key(r.commit.as_str())) {
+        let entry = commits.entry(r.fingerprint.as_str()).or_default();
+        entry.0.insert(r.commit.as_str());
+        entry.1 = entry.1.max(r.session);
+    }
+    let latest = rows.iter().max_by_key(|r| r.session).map(|r| r.fingerprint.as_str());
+    commits
+        .into_iter()
+        .max_by_key(|(_, (c, session))| (c.len(), *session))
+        .map(|(f, _)| f)
+        .or(latest)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The commits of one subject's samples, in git order.
@@ -216,7 +258,7 @@ fn commit_points(
 /// The smallest relative change to call, from the calibrated A/A noise when there is one, else
 /// from the spread of the series' own samples within each commit (which sees no
 /// between-session noise, and so is said).
-fn floor(commits: &[CommitPoint], calibrated: Option<Noise>) -> (f64, String) {
+fn floor(experiment: &str, commits: &[CommitPoint], calibrated: Option<Noise>) -> (f64, String) {
     if let Some(n) = calibrated {
         return ((NOISE_SIGMAS * n.sigma).exp() - 1.0, n.source);
     }
@@ -234,8 +276,9 @@ fn floor(commits: &[CommitPoint], calibrated: Option<Noise>) -> (f64, String) {
     let sigma = (sum / dof as f64).sqrt();
     (
         (NOISE_SIGMAS * sigma).exp() - 1.0,
-        "the spread within each commit's samples (no calibration of this figure on this machine: `cargo xtask \
-         calibrate NAME --sessions 5 --save-baseline` measures the noise between sessions)"
-            .into(),
+        format!(
+            "the spread within each commit's samples: no calibration of this figure on this machine, which \
+             `cargo xtask calibrate {experiment} --sessions 5 --save-baseline` measures between sessions"
+        ),
     )
 }

@@ -22,7 +22,7 @@ pub fn page(h: &History, command: &str, store: &str) -> String {
         h.machine, h.fingerprint
     );
     for note in &h.notes {
-        let _ = writeln!(md, "- Left out: {note}.");
+        let _ = writeln!(md, "- {note}.");
     }
     if !h.notes.is_empty() {
         md.push('\n');
@@ -46,26 +46,26 @@ pub fn page(h: &History, command: &str, store: &str) -> String {
 
 fn changes(md: &mut String, h: &History, s: &Series) {
     let name = &s.subject.variant;
-    let floor = format!("noise floor {:.1}%, from {}", s.min_relative * 100.0, s.floor_source);
+    let floor = format!("Noise floor {:.1}%, from {}.", s.min_relative * 100.0, s.floor_source);
     if s.commits.len() < 2 {
         let _ =
             writeln!(md, "- `{name}`: {} commit(s) measured; a change needs two or more.", s.commits.len());
         return;
     }
     if s.detection.changes.is_empty() {
-        let _ = writeln!(md, "- `{name}`: no change point ({} commits; {floor}).", s.commits.len());
+        let _ = writeln!(md, "- `{name}`: no change point in {} commits. {floor}", s.commits.len());
     }
     for c in &s.detection.changes {
         let (before, after) = (&s.commits[c.index - 1], &s.commits[c.index]);
         let _ = writeln!(
             md,
-            "- `{name}`: {} between `{}` ({}) and `{}` ({}), p = {:.3}; {floor}. Confirm: `cargo xtask compare {} {} \
+            "- `{name}`: {} between `{}` ({}) and `{}` ({}), p = {:.3}. {floor} Confirm: `cargo xtask compare {} {} \
              --experiment {} --toggles lattice`",
             describe(h, c),
             short(&before.commit),
-            before.subject,
+            subject_line(&before.subject),
             short(&after.commit),
-            after.subject,
+            subject_line(&after.subject),
             c.p_value,
             short(&before.commit),
             short(&after.commit),
@@ -75,7 +75,7 @@ fn changes(md: &mut String, h: &History, s: &Series) {
     for c in &s.detection.below_floor {
         let _ = writeln!(
             md,
-            "- `{name}`: {} at `{}`, significant (p = {:.3}) but within the noise floor ({:.1}%): not called.",
+            "- `{name}`: {} at `{}`, significant (p = {:.3}) but within the noise floor of {:.1}%: not called.",
             describe(h, c),
             short(&s.commits[c.index].commit),
             c.p_value,

@@ -9,7 +9,10 @@
 //!
 //! Tables (see [`MIGRATIONS`] for the columns):
 //! - `sessions`: one per task run on one experiment (task, experiment, times, command, rounds, the
-//!   hardware fingerprint and its summary, the whole environment and experiment as JSON);
+//!   hardware fingerprint and its summary, the cargo features the harness built the engine with
+//!   (`--engine-features`; a commit's own default features are its code, not listed; sessions
+//!   written before schema 2 list the features the engine reported), the whole environment and
+//!   experiment as JSON);
 //! - `variants`: one per variant and sweep point of a session (point label, toggles, workload,
 //!   the commit and dirty flag of the engine that ran it, the token digest);
 //! - `processes`: one per measured process (round, position, probe bandwidth, whether it was
@@ -42,7 +45,8 @@ pub fn default_path() -> PathBuf {
 }
 
 /// The schema, one migration per version: the store at version `v` runs `MIGRATIONS[v..]`.
-pub const MIGRATIONS: &[&str] = &["
+pub const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE sessions (
         id INTEGER PRIMARY KEY,
         task TEXT NOT NULL,
@@ -92,7 +96,13 @@ pub const MIGRATIONS: &[&str] = &["
     CREATE INDEX processes_by_variant ON processes(variant_id);
     CREATE INDEX samples_by_process ON samples(process_id);
     CREATE INDEX sessions_by_experiment ON sessions(experiment, fingerprint);
-"];
+",
+    "
+    ALTER TABLE sessions ADD COLUMN features TEXT NOT NULL DEFAULT '';
+    UPDATE sessions SET features = coalesce(
+        (SELECT group_concat(value, ',') FROM json_each(json_extract(environment, '$.features'))), '');
+",
+];
 
 /// The schema version this harness writes.
 pub fn schema_version() -> usize {
@@ -107,19 +117,38 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating it and its folder if needed) the store at `path`, migrating an older
-    /// schema. A file that is not a store, or a store of a newer schema, is a usage error naming
-    /// it.
+    /// Opens (creating it and its folder if needed) the store at `path` to append to it,
+    /// migrating an older schema. A file that is not a store (another SQLite database
+    /// included), or a store of a newer schema, is a usage error naming it, and is left as it
+    /// was.
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).at(dir)?;
         }
+        Store::connect(path)
+    }
+
+    /// Opens the existing store at `path` to read it (migrating an older schema): a usage error
+    /// when there is none, naming what to do.
+    pub fn open_existing(path: &Path) -> Result<Store> {
+        if path.is_dir() {
+            return Err(usage(format!("{} is a folder, not a results store file", path.display())));
+        }
+        if !path.is_file() {
+            return Err(usage(format!(
+                "no results store at {}: every `cargo xtask experiment` (check, compare, ...) run creates it",
+                path.display()
+            )));
+        }
+        Store::connect(path)
+    }
+
+    fn connect(path: &Path) -> Result<Store> {
         let bad = |e: rusqlite::Error| usage(format!("{}: not a results store ({e})", path.display()));
         let mut conn = Connection::open(path).map_err(bad)?;
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(bad)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(bad)?;
-        let version = usize::try_from(version).unwrap_or(usize::MAX);
-        if version > schema_version() {
+        if version < 0 || version as usize > schema_version() {
             return Err(usage(format!(
                 "{}: a results store of schema {version}, this harness knows {}; use a newer harness or \
                  another --store",
@@ -127,10 +156,26 @@ impl Store {
                 schema_version()
             )));
         }
+        let version = version as usize;
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+            .map_err(bad)?;
+        if version == 0 && tables > 0 {
+            return Err(usage(format!(
+                "{}: an SQLite database with {tables} table(s) of its own, not a results store; give another --store",
+                path.display()
+            )));
+        }
         if version < schema_version() {
             let tx = conn.transaction().map_err(bad)?;
             for migration in &MIGRATIONS[version..] {
-                tx.execute_batch(migration).map_err(bad)?;
+                tx.execute_batch(migration).map_err(|e| {
+                    let first = e.to_string().lines().next().unwrap_or_default().to_string();
+                    usage(format!(
+                        "{}: cannot migrate the store from schema {version}: {first}",
+                        path.display()
+                    ))
+                })?;
             }
             tx.pragma_update(None, "user_version", schema_version() as i64).map_err(bad)?;
             tx.commit().map_err(bad)?;
@@ -148,20 +193,22 @@ impl Store {
         &self.conn
     }
 
-    /// Appends one run of `task` in one transaction; its session id.
-    pub fn append(&mut self, task: &str, results: &ExperimentResults) -> Result<i64> {
+    /// Appends one run of `task`, its engine built with the cargo `features` the harness asked
+    /// for, in one transaction; its session id.
+    pub fn append(&mut self, task: &str, results: &ExperimentResults, features: &[String]) -> Result<i64> {
         let context = || format!("appending to the results store {}", self.path.display());
         let tx = self.conn.transaction().with_context(context)?;
-        let id = insert_session(&tx, task, results).with_context(context)?;
+        let id = insert_session(&tx, task, results, features).with_context(context)?;
         tx.commit().with_context(context)?;
         Ok(id)
     }
 }
 
-/// Appends `results` to the store at `paths.store`, said on one line when it fails: the store is
-/// history, and a run whose report is written is not lost for want of it.
-pub fn record(store: &Path, task: &str, results: &ExperimentResults) {
-    match Store::open(store).and_then(|mut s| s.append(task, results)) {
+/// Appends `results` to the store at `store`, said on one line when it fails: the store is
+/// history, and a run whose report is written is not lost for want of it. `features` are the
+/// cargo features the harness built the engine with (`--engine-features`).
+pub fn record(store: &Path, task: &str, results: &ExperimentResults, features: &[String]) {
+    match Store::open(store).and_then(|mut s| s.append(task, results, features)) {
         Ok(_) => {}
         Err(e) => {
             let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
@@ -211,11 +258,11 @@ fn revision_of(results: &ExperimentResults, variant: &VariantResults) -> (String
     }
 }
 
-fn insert_session(tx: &Transaction, task: &str, r: &ExperimentResults) -> Result<i64> {
+fn insert_session(tx: &Transaction, task: &str, r: &ExperimentResults, features: &[String]) -> Result<i64> {
     let env = &r.environment;
     tx.execute(
         "INSERT INTO sessions (task, experiment, started, finished, command, rounds, fingerprint, machine, \
-         environment, spec) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         environment, spec, features) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             task,
             r.experiment,
@@ -227,6 +274,7 @@ fn insert_session(tx: &Transaction, task: &str, r: &ExperimentResults) -> Result
             format!("{} ({})", env.cpu_model, env.hardware.summary()),
             serde_json::to_string(env)?,
             serde_json::to_string(&r.spec)?,
+            features.join(","),
         ],
     )?;
     let session = tx.last_insert_rowid();

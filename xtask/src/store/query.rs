@@ -20,6 +20,9 @@ pub struct SessionRow {
     pub commits: Vec<String>,
     /// Measured processes.
     pub processes: i64,
+    /// The cargo features the harness built the engine with (`test-slow-decode`),
+    /// comma-separated; empty for the commit's default build.
+    pub features: String,
 }
 
 /// One metric's value in one measured process, with everything that identifies it.
@@ -32,6 +35,9 @@ pub struct SampleRow {
     pub fingerprint: String,
     /// The machine's summary.
     pub machine: String,
+    /// The cargo features the harness built the engine with, comma-separated (empty: the
+    /// commit's default build).
+    pub features: String,
     pub commit: String,
     pub dirty: bool,
     pub point: String,
@@ -70,8 +76,8 @@ impl Store {
              (SELECT group_concat(c, ' ') FROM (SELECT DISTINCT substr(v.commit_hash, 1, 10) || \
               CASE WHEN v.dirty THEN '+dirty' ELSE '' END AS c FROM variants v WHERE v.session_id = s.id \
               ORDER BY v.id)), \
-             (SELECT count(*) FROM processes p JOIN variants v ON p.variant_id = v.id WHERE v.session_id = s.id) \
-             FROM sessions s WHERE (?1 IS NULL OR s.experiment = ?1) ORDER BY s.id",
+             (SELECT count(*) FROM processes p JOIN variants v ON p.variant_id = v.id WHERE v.session_id = s.id), \
+             s.features FROM sessions s WHERE (?1 IS NULL OR s.experiment = ?1) ORDER BY s.id",
         )?;
         let rows = stmt.query_map(params![experiment], |r| {
             Ok(SessionRow {
@@ -89,6 +95,7 @@ impl Store {
                     .map(str::to_string)
                     .collect(),
                 processes: r.get(7)?,
+                features: r.get(8)?,
             })
         })?;
         rows.collect::<rusqlite::Result<_>>().context("reading the store's sessions")
@@ -105,7 +112,7 @@ impl Store {
     /// Every sample matching `filter`, in session, variant, process order.
     pub fn samples(&self, filter: &Filter) -> Result<Vec<SampleRow>> {
         let mut stmt = self.conn().prepare(
-            "SELECT s.id, s.task, s.experiment, s.finished, s.fingerprint, s.machine, v.commit_hash, v.dirty, v.point, \
+            "SELECT s.id, s.task, s.experiment, s.finished, s.fingerprint, s.machine, s.features, v.commit_hash, v.dirty, v.point, \
              v.variant, v.reference, v.toggles, v.workload, v.digest, p.round, p.position, p.bandwidth_gb_s, \
              p.busy, x.metric, x.pass, x.value \
              FROM samples x JOIN processes p ON x.process_id = p.id JOIN variants v ON p.variant_id = v.id \
@@ -121,21 +128,22 @@ impl Store {
                 finished: r.get(3)?,
                 fingerprint: r.get(4)?,
                 machine: r.get(5)?,
-                commit: r.get(6)?,
-                dirty: r.get(7)?,
-                point: r.get(8)?,
-                variant: r.get(9)?,
-                reference: r.get(10)?,
-                toggles: r.get(11)?,
-                workload: r.get(12)?,
-                digest: r.get(13)?,
-                round: r.get(14)?,
-                position: r.get(15)?,
-                bandwidth_gb_s: r.get(16)?,
-                busy: r.get(17)?,
-                metric: r.get(18)?,
-                pass: r.get(19)?,
-                value: r.get(20)?,
+                features: r.get(6)?,
+                commit: r.get(7)?,
+                dirty: r.get(8)?,
+                point: r.get(9)?,
+                variant: r.get(10)?,
+                reference: r.get(11)?,
+                toggles: r.get(12)?,
+                workload: r.get(13)?,
+                digest: r.get(14)?,
+                round: r.get(15)?,
+                position: r.get(16)?,
+                bandwidth_gb_s: r.get(17)?,
+                busy: r.get(18)?,
+                metric: r.get(19)?,
+                pass: r.get(20)?,
+                value: r.get(21)?,
             })
         })?;
         rows.collect::<rusqlite::Result<_>>().context("reading the store's samples")

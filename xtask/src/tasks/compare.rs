@@ -82,7 +82,7 @@ fn compare(args: &CompareArgs, options: &RunOptions, paths: &Paths) -> Result<u8
         let dir = publish.dir().join(name);
         let profiles = dir.join(report::PROFILES);
         let mut results = run_one(&record, source, args, &binaries, &options, &profiles)?;
-        crate::store::record(&paths.store, "compare", &results);
+        crate::store::record(&paths.store, "compare", &results, &options.engine_features);
         crate::runner::profiles::place(&mut results, &profiles, &format!("compare/{folder}/{name}"))?;
         let files = write_page(&dir, &format!("{folder}/{name}"), &results)?;
         runs.push((results, files));

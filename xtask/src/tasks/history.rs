@@ -18,36 +18,21 @@ use crate::store::{self, Store};
 use anyhow::Result;
 use std::path::Path;
 
-/// Runs the task; the exit code is 0, or with `--confirm` the worst of the compare runs'.
+/// Runs the task. The exit code is 0; with `--confirm`, the most telling of the compare runs':
+/// 1 (a failure or other outputs) before 3 (a regression) before 125 (cannot compare).
 pub fn run(args: &HistoryArgs, paths: &Paths) -> Result<u8> {
     let metric = parse_metric(&args.metric)?;
-    let experiment = load(&args.name, paths)?;
-    let plan = Plan::new(&args.name, experiment);
-    if let Some(range) = &args.backfill {
-        backfill(&plan, range, args.every_commit, &args.options(), &paths.store)?;
-    }
-    let point = match &args.point {
-        Some(label) => plan.points.iter().find(|p| p.point.label == *label).ok_or_else(|| {
-            let labels: Vec<&str> = plan.points.iter().map(|p| p.point.label.as_str()).collect();
-            usage(format!("`{label}` is not a point of `{}`; its points: {}", args.name, labels.join(", ")))
-        })?,
-        None => plan.points.last().expect("a plan has a point"),
+    let plan = Plan::new(&args.name, load(&args.name, paths)?);
+    // Everything a user typed is checked before anything is measured.
+    let subjects = subjects(&plan, args)?;
+    let head = match &args.backfill {
+        Some(range) => {
+            Store::open(&paths.store)?;
+            backfill(&plan, range, args.every_commit, &args.options(), &paths.store)?
+        }
+        None => "HEAD".to_string(),
     };
-    let subjects: Vec<Subject> = point
-        .variants
-        .iter()
-        .filter(|v| args.variant.is_empty() || args.variant.contains(&v.variant))
-        .map(Subject::of)
-        .collect();
-    if let Some(unknown) = args.variant.iter().find(|n| !point.variants.iter().any(|v| v.variant == **n)) {
-        let names: Vec<&str> = point.variants.iter().map(|v| v.variant.as_str()).collect();
-        return Err(usage(format!(
-            "`{unknown}` is not a variant of `{}`; its variants: {}",
-            args.name,
-            names.join(", ")
-        )));
-    }
-    let store = Store::open(&paths.store)?;
+    let store = Store::open_existing(&paths.store)?;
     let rows = store.samples(&Filter {
         experiment: Some(args.name.clone()),
         metric: Some(metric.name().to_string()),
@@ -56,18 +41,31 @@ pub fn run(args: &HistoryArgs, paths: &Paths) -> Result<u8> {
     if rows.is_empty() {
         return Err(usage(format!(
             "no {} of `{}` in the results store {}: run `cargo xtask experiment {}` (or `cargo xtask history {} \
-             --backfill A..B`) first",
+             --backfill A..B`) first{}",
             metric.name(),
             args.name,
             paths.store.display(),
             args.name,
-            args.name
+            args.name,
+            if matches!(metric, Metric::SoftmaxMs | Metric::AttentionMs) {
+                "; this figure comes from the phase pass, which check and backfill skip"
+            } else {
+                ""
+            }
         )));
     }
-    // The history ends at the backfilled range's end, else at HEAD.
-    let head = args.backfill.as_deref().and_then(|r| r.split_once("..")).map_or("HEAD", |(_, b)| b);
-    let order: Vec<String> = git(&["rev-list", "--topo-order", "--reverse", head, "--"])
-        .unwrap_or_default()
+    if let Some(f) = &args.fingerprint
+        && !rows.iter().any(|r| r.fingerprint == *f)
+    {
+        let known: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.fingerprint.as_str()).collect();
+        return Err(usage(format!(
+            "no run of `{}` on machine `{f}`; the store's machines for it: {}",
+            args.name,
+            known.into_iter().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let order: Vec<String> = git(&["rev-list", "--first-parent", "--reverse", &head, "--"])
+        .ok_or_else(|| usage(format!("git cannot list the commits of `{head}`")))?
         .lines()
         .map(str::to_string)
         .collect();
@@ -80,41 +78,23 @@ pub fn run(args: &HistoryArgs, paths: &Paths) -> Result<u8> {
         order: &order,
         fingerprint: args.fingerprint.as_deref(),
     };
-    let fingerprint = args
-        .fingerprint
-        .clone()
-        .unwrap_or_else(|| rows.iter().max_by_key(|r| r.session).expect("rows").fingerprint.clone());
-    let noise = |s: &Subject| {
-        let f = floors.as_ref()?;
-        if store::fingerprint(&f.machine.environment) != fingerprint {
-            return None;
-        }
-        let figure = f
-            .figures
-            .iter()
-            .find(|n| n.point == s.point && n.subject == s.variant && n.metric == metric && !n.is_speedup)?;
-        Some(Noise {
-            sigma: figure.sigma,
-            source: format!(
-                "baselines/{}.noise.json ({} sessions at `{}`, {}σ)",
-                args.name,
-                f.sessions,
-                crate::report::format::short(&f.commit),
-                history::NOISE_SIGMAS
-            ),
-        })
-    };
+    let noise =
+        |s: &Subject, fingerprint: &str| calibrated(floors.as_ref()?, s, metric, fingerprint, &args.name);
     let info = |c: &str| store.commit_info(c).ok().flatten().unwrap_or((0, String::new()));
     let h = history::build(inputs, noise, info);
-    let publish = Publish::begin(paths, &args.name, "history", |f| !f.starts_with("history"))?;
-    for s in &h.series {
-        crate::report::history::chart(&publish.dir().join(crate::report::history::chart_file(&h, s)), &h, s)?;
+    for note in &h.notes {
+        eprintln!("note: {note}");
     }
-    let command = format!("cargo xtask history {} --metric {}", args.name, metric.name());
-    let page = crate::report::history::page(&h, &command, &shown(&paths.store));
-    publish.write(report::HISTORY_PAGE, page.as_bytes())?;
-    let dir = publish.commit()?;
+    if h.series.iter().all(|s| s.commits.is_empty()) {
+        return Err(usage(format!(
+            "no committed run of `{}` on machine `{}` matches these variants (see the notes above); the page is \
+             left as it was",
+            args.name, h.fingerprint
+        )));
+    }
+    publish(&h, args, paths)?;
     let mut code = exit::OK;
+    let mut confirmed = std::collections::BTreeSet::new();
     for s in &h.series {
         for c in &s.detection.changes {
             let (a, b) = (&s.commits[c.index - 1].commit, &s.commits[c.index].commit);
@@ -123,17 +103,104 @@ pub fn run(args: &HistoryArgs, paths: &Paths) -> Result<u8> {
                 args.name,
                 s.subject.variant,
                 c.relative * 100.0,
-                &a[..10.min(a.len())],
-                &b[..10.min(b.len())],
+                crate::report::format::short(a),
+                crate::report::format::short(b),
                 c.p_value
             );
-            if args.confirm {
-                code = code.max(confirm(&args.name, a, b, paths)?);
+            if args.confirm && confirmed.insert((a.clone(), b.clone())) {
+                code = worst(code, confirm(&args.name, a, b, paths)?);
             }
         }
     }
-    eprintln!("history: {}", dir.join(report::HISTORY_PAGE).display());
     Ok(code)
+}
+
+/// Of two exit codes, the one that says more: a failure, then a regression, then a commit that
+/// cannot be compared, then success.
+fn worst(a: u8, b: u8) -> u8 {
+    let rank = |c: u8| match c {
+        exit::OK => 0,
+        exit::SKIP => 1,
+        exit::REGRESSION => 2,
+        _ => 3,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+/// The variants of the chosen point (`--point`, default the last) the history follows
+/// (`--variant`, default all); a usage error naming an unknown point or variant.
+fn subjects(plan: &Plan, args: &HistoryArgs) -> Result<Vec<Subject>> {
+    let point = match &args.point {
+        Some(label) => plan.points.iter().find(|p| p.point.label == *label).ok_or_else(|| {
+            let labels: Vec<&str> = plan.points.iter().map(|p| p.point.label.as_str()).collect();
+            usage(format!("`{label}` is not a point of `{}`; its points: {}", args.name, labels.join(", ")))
+        })?,
+        None => plan.points.last().expect("a plan has a point"),
+    };
+    if let Some(unknown) = args.variant.iter().find(|n| !point.variants.iter().any(|v| v.variant == **n)) {
+        let names: Vec<&str> = point.variants.iter().map(|v| v.variant.as_str()).collect();
+        return Err(usage(format!(
+            "`{unknown}` is not a variant of `{}`; its variants: {}",
+            args.name,
+            names.join(", ")
+        )));
+    }
+    Ok(point
+        .variants
+        .iter()
+        .filter(|v| args.variant.is_empty() || args.variant.contains(&v.variant))
+        .map(Subject::of)
+        .collect())
+}
+
+/// The calibrated A/A noise of `subject`'s figure, when `floors` were measured on `fingerprint`.
+fn calibrated(
+    floors: &crate::analysis::noise::NoiseFloors,
+    subject: &Subject,
+    metric: Metric,
+    fingerprint: &str,
+    name: &str,
+) -> Option<Noise> {
+    if store::fingerprint(&floors.machine.environment) != fingerprint {
+        return None;
+    }
+    let figure = floors.figures.iter().find(|n| {
+        n.point == subject.point && n.subject == subject.variant && n.metric == metric && !n.is_speedup
+    })?;
+    Some(Noise {
+        sigma: figure.sigma,
+        source: format!(
+            "baselines/{name}.noise.json ({} sessions at `{}`, {}σ)",
+            floors.sessions,
+            crate::report::format::short(&floors.commit),
+            history::NOISE_SIGMAS
+        ),
+    })
+}
+
+/// Writes the page and its charts into `reports/NAME/` (replacing the previous history page).
+fn publish(h: &history::History, args: &HistoryArgs, paths: &Paths) -> Result<()> {
+    let publish = Publish::begin(paths, &args.name, "history", |f| !f.starts_with("history"))?;
+    for s in &h.series {
+        crate::report::history::chart(&publish.dir().join(crate::report::history::chart_file(h, s)), h, s)?;
+    }
+    let mut command = format!("cargo xtask history {} --metric {}", args.name, h.metric.name());
+    for (flag, value) in [("--point", &args.point), ("--fingerprint", &args.fingerprint)] {
+        if let Some(v) = value {
+            command.push_str(&format!(" {flag} {v}"));
+        }
+    }
+    for v in &args.variant {
+        command.push_str(&format!(" --variant {v}"));
+    }
+    if args.dirs.store.is_some() {
+        command.push_str(&format!(" --store {}", shown(&paths.store)));
+    }
+    let page = crate::report::history::page(h, &command, &shown(&paths.store));
+    publish.write(report::HISTORY_PAGE, page.as_bytes())?;
+    let dir = publish.commit()?;
+    eprintln!("history: {}", dir.join(report::HISTORY_PAGE).display());
+    Ok(())
 }
 
 /// `decode_tok_s` as a metric, or a usage error listing them.
@@ -168,38 +235,54 @@ fn confirm_args(name: &str, a: &str, b: &str) -> crate::flags::CompareArgs {
 
 /// Measures each commit of `range` (`A..B`, oldest first, along first parents: a merge is one
 /// step) with the experiment's quick check on the engine built from it, appending each run to
-/// the store; unless `every_commit`, only the first commit of each distinct engine (see
-/// [`revision::engine_inputs`]). A commit that cannot be tested (it does not build, or its
-/// engine cannot run the workload) is skipped, said on one line.
-fn backfill(plan: &Plan, range: &str, every_commit: bool, options: &RunOptions, store: &Path) -> Result<()> {
+/// the store; unless `every_commit`, a commit that builds the same engine as the commit before
+/// it (see [`revision::engine_inputs`]) is not measured again. A commit that cannot be tested
+/// (it does not build, or its engine cannot run the workload) is skipped, said on one line.
+/// Returns the range's last commit, where the history ends.
+fn backfill(
+    plan: &Plan,
+    range: &str,
+    every_commit: bool,
+    options: &RunOptions,
+    store: &Path,
+) -> Result<String> {
     check_options(options)?;
-    if !range.contains("..") {
+    let Some((from, to)) =
+        range.split_once("..").filter(|(a, b)| !a.is_empty() && !b.is_empty() && !b.starts_with('.'))
+    else {
         return Err(usage(format!(
-            "--backfill takes a range `A..B` (commits after A up to B), not `{range}`"
+            "--backfill takes a range `A..B` (the commits after A up to B), not `{range}`"
         )));
-    }
-    let listed = git(&["rev-list", "--first-parent", "--reverse", range, "--"]).ok_or_else(|| {
-        usage(format!("`{range}` is not a range of this repository (git rev-list found none)"))
-    })?;
-    let mut commits: Vec<&str> = listed.lines().collect();
-    if commits.is_empty() {
+    };
+    let listed = git(&["rev-list", "--first-parent", "--reverse", &format!("{from}..{to}"), "--"])
+        .ok_or_else(|| {
+            usage(format!("`{range}` is not a range of this repository (git rev-list found none)"))
+        })?;
+    let all: Vec<&str> = listed.lines().collect();
+    let Some(&last) = all.last() else {
         return Err(usage(format!("`{range}` holds no commit")));
-    }
-    if !every_commit {
-        let all = commits.len();
-        let mut engines = std::collections::HashSet::new();
-        commits.retain(|c| engines.insert(revision::engine_inputs(c)));
-        if commits.len() < all {
-            eprintln!(
-                "backfill: {} of {all} commits build the engine of an earlier commit of the range and are not \
-                 measured again (`--every-commit` measures them)",
-                all - commits.len()
-            );
+    };
+    let mut commits = Vec::new();
+    let mut previous = None;
+    for &c in &all {
+        let engine = revision::engine_inputs(c);
+        if every_commit || previous.as_ref() != Some(&engine) {
+            commits.push(c);
         }
+        previous = Some(engine);
+    }
+    if commits.len() < all.len() {
+        eprintln!(
+            "backfill: {} of {} commits build the same engine as the commit before them and are not measured \
+             again (`--every-commit` measures them)",
+            all.len() - commits.len(),
+            all.len()
+        );
     }
     let checked = Plan::new(&plan.name, super::check::as_checked(plan.experiment.clone()));
     for (i, commit) in commits.iter().enumerate() {
-        eprintln!("backfill {} of {}: {}", i + 1, commits.len(), &commit[..10]);
+        let short = crate::report::format::short(commit);
+        eprintln!("backfill {} of {}: {short}", i + 1, commits.len());
         let revision = Revision::resolve(commit)?;
         let measured = revision::build(&revision, &options.engine_features).and_then(|binary| {
             check_table(&binary)?;
@@ -215,16 +298,16 @@ fn backfill(plan: &Plan, range: &str, every_commit: bool, options: &RunOptions, 
                 // (see `runner::revision`): the code measured is this commit's.
                 results.environment.git_commit = revision.commit.clone();
                 results.environment.git_dirty = "false".into();
-                store::record(store, "backfill", &results)
+                store::record(store, "backfill", &results, &options.engine_features)
             }
             Err(e) if is_untestable(&e) => {
                 let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
-                eprintln!("skipped {}: cannot be tested: {}", &commit[..10], chain.join(": "));
+                eprintln!("skipped {short}: cannot be tested: {}", chain.join(": "));
             }
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(last.to_string())
 }
 
 #[cfg(test)]

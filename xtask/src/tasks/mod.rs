@@ -162,7 +162,7 @@ impl Prepared {
         let default = self.scratch.join("profiles");
         let dirs = Dirs { scratch: &self.scratch, profiles: profiles.unwrap_or(&default) };
         let results = runner::run(&self.plan, &self.engine, &self.options, dirs, command)?;
-        crate::store::record(&self.store, &self.task, &results);
+        crate::store::record(&self.store, &self.task, &results, &self.options.engine_features);
         Ok(results)
     }
 }

@@ -53,6 +53,17 @@ fn the_store_reads_back_what_it_appended_and_keeps_its_schema() {
     let err = Store::open(&path).unwrap_err();
     assert_eq!(xtask::error::exit_code(&err), 2, "{err:#}");
     assert!(format!("{err:#}").contains("schema 99"), "{err:#}");
+    // Another program's SQLite database is not taken over.
+    let foreign = dir.path().join("foreign.sqlite");
+    rusqlite::Connection::open(&foreign).unwrap().execute_batch("CREATE TABLE notes (text TEXT);").unwrap();
+    let err = Store::open(&foreign).unwrap_err();
+    assert_eq!(xtask::error::exit_code(&err), 2, "{err:#}");
+    assert!(format!("{err:#}").contains("not a results store"), "{err:#}");
+    let tables: i64 = rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tables, 1, "the foreign database is left as it was");
     let garbage = dir.path().join("garbage.sqlite");
     std::fs::write(&garbage, "not a database, but a file someone cares about").unwrap();
     let err = Store::open(&garbage).unwrap_err();

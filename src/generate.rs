@@ -133,14 +133,7 @@ impl<'m> Session<'m> {
     ) -> Result<Generated> {
         self.validate_prompt(prompt)?;
         params.sampling.validate().map_err(Error::Input)?;
-        match self.thread_pool.take() {
-            Some(thread_pool) => {
-                let result = thread_pool.install(|| self.generate_here(prompt, params, on_token));
-                self.thread_pool = Some(thread_pool);
-                result
-            }
-            None => self.generate_here(prompt, params, on_token),
-        }
+        self.generate_here(prompt, params, on_token)
     }
 
     fn generate_here(
@@ -187,19 +180,38 @@ impl<'m> Session<'m> {
     /// With the cache on and the sequence within the context, only the tokens the cache does
     /// not hold yet are run (the whole prompt at prefill, one token per decode step). Otherwise
     /// the last `n_ctx` tokens are recomputed from position 0.
+    ///
+    /// # Performance
+    /// With several threads, a pass of several rows (a prefill, a recomputed window) runs inside
+    /// rayon's pool, where `gemm` splits its products; a one-row pass (a cached decode step)
+    /// runs on the calling thread with the [`WorkerPool`] alone. Running decode inside rayon's
+    /// pool kept rayon's other thread awake and spinning beside ours: on a 2-core Zen 4, a
+    /// two-thread `llama-tiny` decode had three runnable threads, rayon's two running 330-680
+    /// ms and waiting 300-540 ms per second for a core (`/proc/PID/task/*/schedstat`).
     fn next_logits(&mut self, tokens: &[u32], logits: &mut [f32]) {
         let _span = tracing::trace_span!("forward").entered();
-        let threads = self.workers.as_ref().map_or(Threads::One, Threads::Pool);
-        let ctx = Ctx { opts: self.opts, pool: &self.pool, threads };
-        let n_ctx = self.model.n_ctx();
-        if self.opts.kv_cache && tokens.len() <= n_ctx {
-            let model = self.model;
-            let cache = self.cache.get_or_insert_with(|| model.new_kv_cache());
+        let Session { model, opts, pool, cache, thread_pool, workers } = self;
+        let (model, opts) = (*model, *opts);
+        let threads = workers.as_ref().map_or(Threads::One, Threads::Pool);
+        let n_ctx = model.n_ctx();
+        let (rows, source) = if opts.kv_cache && tokens.len() <= n_ctx {
+            let cache = cache.get_or_insert_with(|| model.new_kv_cache());
             let start_pos = cache.len;
-            model.forward(&ctx, &tokens[start_pos..], start_pos, KvSource::Cached(cache), logits);
+            (&tokens[start_pos..], KvSource::Cached(cache))
         } else {
-            let window = &tokens[tokens.len().saturating_sub(n_ctx)..];
-            self.model.forward(&ctx, window, 0, KvSource::Recompute, logits);
+            (&tokens[tokens.len().saturating_sub(n_ctx)..], KvSource::Recompute)
+        };
+        let start_pos = match &source {
+            KvSource::Cached(cache) => cache.len,
+            KvSource::Recompute => 0,
+        };
+        let pass = move |pool: &mut TensorPool| {
+            let ctx = Ctx { opts, pool, threads };
+            model.forward(&ctx, rows, start_pos, source, logits);
+        };
+        match thread_pool {
+            Some(thread_pool) if rows.len() > 1 => thread_pool.install(|| pass(pool)),
+            _ => pass(pool),
         }
     }
 }

@@ -94,7 +94,9 @@ pub fn scores_batched_gemm(
             false,
             false,
             false,
-            super::matmul::parallelism(threads),
+            // One row of scores (a decode step) is too small to split, and a decode step runs
+            // outside rayon's pool (see `Session::next_logits`): gemm is not to wake it.
+            if n_rows == 1 { gemm::Parallelism::None } else { super::matmul::parallelism(threads) },
         );
     }
     for i in 0..n_rows {

@@ -120,10 +120,7 @@ pub fn engine_inputs(commit: &str) -> String {
     let mut args = vec!["ls-tree", commit, "--"];
     args.extend(ENGINE_INPUTS);
     let listing = git(&args).unwrap_or_else(|| commit.to_string());
-    let hash = listing
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    format!("engine-{hash:016x}")
+    format!("engine-{}", crate::stable_hash(&listing))
 }
 
 /// What the engine binary is built from: its sources and build script, the manifests and lock

@@ -240,10 +240,7 @@ pub fn fingerprint(e: &Environment) -> String {
         e.target_cpu,
         e.simd_level,
     );
-    // FNV-1a, 64 bits: stable across Rust versions (std's hasher is not promised to be).
-    let hash =
-        key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    format!("{hash:016x}")
+    crate::stable_hash(&key)
 }
 
 /// The commit and dirty flag of the engine that ran `variant`: a compare run's base or head,

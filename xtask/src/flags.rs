@@ -106,7 +106,7 @@ pub struct BisectArgs {
 #[derive(Debug, Args)]
 pub struct CalibrateArgs {
     /// The effect (a fraction) to size the rounds for.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = crate::tasks::calibrate::DEFAULT_EFFECT)]
     pub effect: f64,
     /// Also run the experiment K times as `check` does, for the noise floors between sessions
     /// (with --save-baseline: stored as baselines/NAME.noise.json, the cuts `check` judges by).

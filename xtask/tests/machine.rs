@@ -296,7 +296,7 @@ fn calibrated_noise_floors_set_the_cuts_on_their_machine_only() {
     let floors = NoiseFloors::from_sessions(&sessions).unwrap();
     let decode = floors.figures.iter().find(|f| !f.is_speedup && f.metric == Metric::DecodeTokS).unwrap();
     assert!((decode.sigma - 0.0079).abs() < 0.0005, "{decode:?}");
-    let cut = decode.cut(0.1, floors.z());
+    let cut = floors.cut(decode, 0.1);
     assert!((cut - 0.0513).abs() < 0.001, "half the tolerance: {cut}");
     let before = earlier(run_on(zen5(), 38.0, 0));
 
@@ -328,4 +328,53 @@ fn calibrated_noise_floors_set_the_cuts_on_their_machine_only() {
         reason.starts_with("they were measured on another machine (memory bandwidth now 12.6 GB/s"),
         "{reason}"
     );
+}
+
+/// Every variant's decode in round i `factors[i]` times as fast as recorded.
+fn decode_scaled_by_round(mut r: ExperimentResults, factors: &[f64]) -> ExperimentResults {
+    for variant in &mut r.points[0].variants {
+        for (run, factor) in variant.runs.iter_mut().zip(factors) {
+            for it in &mut run.iterations {
+                it.decode_tok_s = it.decode_tok_s.map(|d| d * factor);
+            }
+        }
+    }
+    r
+}
+
+/// A calibrated cut judges more than a point estimate: a fall whose own interval reaches no
+/// change is not a regression, and a regression over a check's two runs must be seen in each
+/// run alone (the false alarms of 20 unchanged checks at 91209bf came from both).
+#[test]
+fn a_regression_beyond_its_cut_must_clear_its_interval_and_be_seen_in_each_run() {
+    let sessions: Vec<ExperimentResults> =
+        [1.0, 1.01, 0.99, 1.005, 0.995].iter().map(|&f| decode_scaled(run_on(zen5(), 38.0, 0), f)).collect();
+    let floors = NoiseFloors::from_sessions(&sessions).unwrap();
+    let before = earlier(run_on(zen5(), 38.0, 0));
+    let judge = |r: &ExperimentResults| baseline::check_against(r, &before, 0.1, Some(&floors));
+
+    // Two rounds 15% slower, one 2% faster: the median fell beyond the 5.1% cut, the interval
+    // reaches past 1.
+    let one_round_fine = judge(&decode_scaled_by_round(run_on(zen5(), 38.0, 0), &[0.85, 0.85, 1.02]));
+    let decode = |c: &baseline::BaselineCheck| {
+        c.rows.iter().find(|r| r.subject == "all-on" && r.metric == Metric::DecodeTokS).cloned().unwrap()
+    };
+    let row = decode(&one_round_fine);
+    assert!(row.change.point < 0.94 && row.change.high >= 1.0 && !row.regressed, "{row:?}");
+    assert!(baseline::cut_regressed(&xtask::stats::Speedup { point: 0.85, low: 0.8, high: 0.9 }, 0.051));
+
+    // Slower in the first run only: the pooled rows that fell are not confirmed.
+    let slower = decode_scaled(run_on(zen5(), 38.0, 0), 0.9);
+    let unchanged = run_on(zen5(), 38.0, 0);
+    let mut pooled = judge(&slower);
+    let fell = pooled.regressions().next().cloned().expect("a 10% slowdown is beyond the cut");
+    let find = |c: &baseline::BaselineCheck| c.rows.iter().find(|r| r.same_figure(&fell)).cloned().unwrap();
+    pooled.confirm(&[&judge(&slower), &judge(&unchanged)]);
+    assert_eq!(pooled.regressions().count(), 0);
+    assert!(find(&pooled).unconfirmed, "{:?}", find(&pooled));
+
+    // Slower in both: it stands.
+    let mut twice = judge(&slower);
+    twice.confirm(&[&judge(&slower), &judge(&slower)]);
+    assert!(find(&twice).regressed && !find(&twice).unconfirmed);
 }

@@ -68,6 +68,9 @@ pub struct BaselineRow {
     /// How many times better now is than before, with its interval (exact metrics: a point).
     pub change: Speedup,
     pub regressed: bool,
+    /// Beyond its cut over a check's two runs together, but not in each run judged alone
+    /// ([`BaselineCheck::confirm`]): not called a regression.
+    pub unconfirmed: bool,
     /// The calibrated cut (a fraction) this figure was judged by, when noise floors were used;
     /// otherwise the tolerance rule applied.
     pub cut: Option<f64>,
@@ -77,6 +80,29 @@ impl BaselineCheck {
     /// The rows that regressed.
     pub fn regressions(&self) -> impl Iterator<Item = &BaselineRow> {
         self.rows.iter().filter(|r| r.regressed)
+    }
+
+    /// Keeps a regression only where the same figure also regressed in each of `runs`, the
+    /// runs this check's results pool, each judged alone: a regression must be seen twice,
+    /// not carried by one run's outlier. The others are marked [`BaselineRow::unconfirmed`].
+    pub fn confirm(&mut self, runs: &[&BaselineCheck]) {
+        for row in &mut self.rows {
+            let seen = |c: &&BaselineCheck| c.regressions().any(|r| r.same_figure(row));
+            if row.regressed && !runs.iter().all(seen) {
+                row.regressed = false;
+                row.unconfirmed = true;
+            }
+        }
+    }
+}
+
+impl BaselineRow {
+    /// Whether `other` is the same figure (point, subject, metric, speedup or absolute).
+    pub fn same_figure(&self, other: &BaselineRow) -> bool {
+        self.point == other.point
+            && self.subject == other.subject
+            && self.metric == other.metric
+            && self.is_speedup == other.is_speedup
     }
 }
 
@@ -88,7 +114,7 @@ pub fn check(now: &ExperimentResults, baseline: &ExperimentResults, tolerance: f
 }
 
 /// [`check`], with the noise floors calibrated for this experiment, if any: a timed figure they
-/// calibrated regressed when it fell beyond its cut ([`super::noise::NoiseFigure::cut`]). They
+/// calibrated regressed when it fell beyond its cut ([`cut_regressed`]). They
 /// are used only on the machine they were measured on.
 pub fn check_against(
     now: &ExperimentResults,
@@ -169,6 +195,13 @@ pub fn timed_regressed(change: &Speedup, tolerance: f64) -> bool {
     change.high < 1.0 - tolerance
 }
 
+/// Whether a timed figure's change (above 1 better) regressed beyond a calibrated `cut`
+/// ([`NoiseFloors::cut`]): the change fell beyond the cut, and its whole 95% interval lies on the
+/// slow side of no change (a point estimate alone, of three rounds, is too easily an outlier).
+pub fn cut_regressed(change: &Speedup, cut: f64) -> bool {
+    change.point < 1.0 - cut && change.high < 1.0
+}
+
 /// Whether a count (allocations, bytes) regressed beyond `tolerance`: it grew by more than it.
 /// Counts are exact: no interval.
 pub fn count_regressed(before: f64, now: f64, tolerance: f64) -> bool {
@@ -198,8 +231,8 @@ impl Compare<'_> {
     ) -> (bool, Option<f64>) {
         match self.noise.map(|n| n.figure(point, subject, metric, is_speedup)) {
             Some(Some(f)) => {
-                let cut = f.cut(self.tolerance, self.noise.map_or(0.0, NoiseFloors::z));
-                (change.point < 1.0 - cut, Some(cut))
+                let cut = self.noise.map_or(0.0, |n| n.cut(f, self.tolerance));
+                (cut_regressed(change, cut), Some(cut))
             }
             Some(None) => {
                 self.uncalibrated += 1;
@@ -245,6 +278,7 @@ impl Compare<'_> {
                         now: n.point,
                         change,
                         regressed,
+                        unconfirmed: false,
                         cut,
                     });
                 }
@@ -287,6 +321,7 @@ impl Compare<'_> {
                 now,
                 change,
                 regressed,
+                unconfirmed: false,
                 cut,
             });
         }

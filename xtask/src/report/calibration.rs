@@ -68,8 +68,9 @@ fn noise_floors(md: &mut String, floors: &NoiseFloors, tolerance: f64) {
         md,
         "The experiment run {} times as `cargo xtask check` runs it ({} rounds each, every session its own \
          processes). σ is the standard deviation of a figure's log across sessions; a check against the baseline \
-         differs by √2·σ when nothing changed. The cut is max(half the tolerance, z·√2·σ) in log terms (tolerance \
-         {}), z = {:.2} sharing a 5% false-alarm rate among the {} calibrated figures a check judges at once. The \
+         differs by √2·σ when nothing changed. A cut uses σ or, when larger, the root mean square of the σs of its \
+         kind (same metric, speedup or absolute): five sessions can make a noisy figure look quiet. The cut is \
+         max(half the tolerance, z·√2·σ used) in log terms (tolerance {}), z = {:.2} sharing a 5% false-alarm rate among the {} calibrated figures a check judges at once. The \
          rates are per figure, under the normal approximation.\n",
         floors.sessions,
         floors.rounds_per_session,
@@ -79,21 +80,22 @@ fn noise_floors(md: &mut String, floors: &NoiseFloors, tolerance: f64) {
     );
     let _ = writeln!(
         md,
-        "| point | figure | metric | σ between sessions | cut | unchanged flagged | a {} fall caught |",
+        "| point | figure | metric | σ between sessions | σ used | cut | unchanged flagged | a {} fall caught |",
         percent(tolerance)
     );
-    let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|");
+    let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|");
     for f in &floors.figures {
-        let (false_alarms, caught) = f.rates(tolerance, floors.z());
+        let (false_alarms, caught) = floors.rates(f, tolerance);
         let _ = writeln!(
             md,
-            "| {} | {} | {}{} | {} | {} | {} | {} |",
+            "| {} | {} | {}{} | {} | {} | {} | {} | {} |",
             if f.point.is_empty() { "-" } else { &f.point },
             f.subject,
             f.metric.name(),
             if f.is_speedup { " speedup" } else { "" },
             percent(f.sigma),
-            percent(f.cut(tolerance, floors.z())),
+            percent(floors.sigma(f)),
+            percent(floors.cut(f, tolerance)),
             percent(false_alarms),
             percent(caught)
         );

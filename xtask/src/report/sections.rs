@@ -256,6 +256,8 @@ fn baseline_rows(md: &mut String, check: &BaselineCheck) {
             "not judged (machine differs)"
         } else if row.regressed {
             "**regressed**"
+        } else if row.unconfirmed {
+            "ok: beyond the cut over both runs, not in each alone"
         } else if row.change.low > 1.0 {
             "improved"
         } else {

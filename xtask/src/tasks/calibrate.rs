@@ -9,8 +9,12 @@ use crate::error::usage;
 use crate::metrics::Metric;
 use crate::paths::{Paths, report, write_atomic};
 use crate::plan::{Experiment, Plan};
+use crate::results::ExperimentResults;
 use crate::runner::RunOptions;
 use anyhow::Result;
+
+/// The effect `--effect` sizes the rounds for by default (a fraction).
+pub const DEFAULT_EFFECT: f64 = 0.05;
 
 /// Runs the A/A experiment sized for `effect` (a fraction) and, with `sessions` of 2 or more, the
 /// experiment that many times as `check` runs it; writes the calibration page, and the noise
@@ -41,7 +45,11 @@ pub fn run(
     let options = RunOptions { no_profiles: true, ..options.clone() };
     let prepared = Prepared::new("calibrate", Plan::new(name, aa), options.clone(), &paths.store)?;
     let sessions_flag = format!("--sessions {sessions}");
+    let effect_flag = format!("--effect {effect}");
     let mut extra: Vec<&str> = Vec::new();
+    if effect != DEFAULT_EFFECT {
+        extra.push(&effect_flag);
+    }
     if sessions > 0 {
         extra.push(&sessions_flag);
     }
@@ -51,18 +59,12 @@ pub fn run(
     let command =
         command_line("calibrate", name, &RunOptions { no_profiles: false, ..options.clone() }, &extra);
     let results = prepared.run(command, None)?;
-    let calibrations: Vec<Calibration> = [Metric::DecodeTokS, Metric::TtftMs]
-        .into_iter()
-        .filter_map(|m| calibrate(&results, m, effect))
-        .collect();
     let floors = if sessions >= MIN_SESSIONS {
         Some(measure_sessions(name, &experiment, options.clone(), sessions, &paths.store)?)
     } else {
         None
     };
-    let tolerance = experiment.thresholds.regression;
-    let page =
-        crate::report::calibration::render(&results, &calibrations, floors.as_ref().map(|f| (f, tolerance)));
+    let page = page(&results, floors.as_ref(), experiment.thresholds.regression, effect);
     let dir = paths.report(name);
     std::fs::create_dir_all(&dir)?;
     write_atomic(&dir.join(report::CALIBRATION_PAGE), page.as_bytes())?;
@@ -74,6 +76,58 @@ pub fn run(
         eprintln!("{name}: saved the noise floors {}", path.display());
     }
     Ok(page)
+}
+
+/// The calibration page of the A/A run `results`, sized for `effect`, with the noise floors, if
+/// any, and the cuts they give at `tolerance`.
+pub fn page(
+    results: &ExperimentResults,
+    floors: Option<&NoiseFloors>,
+    tolerance: f64,
+    effect: f64,
+) -> String {
+    let calibrations: Vec<Calibration> = [Metric::DecodeTokS, Metric::TtftMs]
+        .into_iter()
+        .filter_map(|m| calibrate(results, m, effect))
+        .collect();
+    crate::report::calibration::render(results, &calibrations, floors.map(|f| (f, tolerance)))
+}
+
+/// Re-renders `reports/NAME/calibration.md` into `dir` from the folder's `calibration.json` and
+/// the saved noise floors, when they come from the same calibration (same commit); otherwise the
+/// page is left as it was, and that is said. The effect it was sized for is read from the run's
+/// command (`--effect`, else the default).
+pub fn rerender(
+    name: &str,
+    paths: &Paths,
+    floors: Option<&NoiseFloors>,
+    dir: &std::path::Path,
+) -> Result<()> {
+    let path = paths.report(name).join(report::CALIBRATION_RESULTS);
+    if !path.is_file() {
+        return Ok(());
+    }
+    let results = crate::results::read(&path)?;
+    let floors = match floors {
+        Some(f) if f.commit == results.environment.git_commit => Some(f),
+        Some(_) => {
+            eprintln!(
+                "{name}: {} left as it was: the saved noise floors come from another calibration",
+                report::CALIBRATION_PAGE
+            );
+            return Ok(());
+        }
+        None => None,
+    };
+    let effect = results
+        .command
+        .split_whitespace()
+        .skip_while(|w| *w != "--effect")
+        .nth(1)
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(DEFAULT_EFFECT);
+    let tolerance = load(name, paths)?.thresholds.regression;
+    write_atomic(&dir.join(report::CALIBRATION_PAGE), page(&results, floors, tolerance, effect).as_bytes())
 }
 
 /// Runs the experiment `sessions` times as `check` does (quick rounds, no profiles) and gives

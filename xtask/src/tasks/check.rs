@@ -2,8 +2,9 @@
 //! codes `git bisect run` understands: 0 within tolerance, 1 regressed (or wrong output), 125
 //! when this commit cannot be tested (the engine does not build, or cannot run the workload).
 //!
-//! Before it declares a regression, it measures again (as many rounds once more) and judges the
-//! rounds of both runs together: a regression must survive twice the samples. Runs the machine
+//! Before it declares a regression, it measures again (as many rounds once more): a figure
+//! regressed only when it regressed in the rounds of both runs together and in each run judged
+//! alone ([`BaselineCheck::confirm`]), so one run's outlier is not a verdict. Runs the machine
 //! flagged as busy (load, steal, other processes' CPU time, probe drift) are said, with their
 //! count; a round in which another process competed was measured again by the runner.
 //!
@@ -40,19 +41,22 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
     let options = RunOptions { quick: options.iterations.is_none(), no_profiles: true, ..options.clone() };
     let command =
         command_line("check", name, &RunOptions { quick: false, no_profiles: false, ..options.clone() }, &[]);
-    let measure = || -> Result<ExperimentResults> {
+    let judge = |r: &ExperimentResults| baseline::check_against(r, &stored, tolerance, noise.as_ref());
+    // The results, and each run's check when there were two.
+    let measure = || -> Result<(ExperimentResults, Vec<BaselineCheck>)> {
         let prepared = Prepared::new("check", plan.clone(), options.clone(), &paths.store)?;
         let first = prepared.run(command.clone(), None)?;
-        let regressed =
-            baseline::check_against(&first, &stored, tolerance, noise.as_ref()).regressions().count();
+        let first_check = judge(&first);
+        let regressed = first_check.regressions().count();
         if regressed == 0 {
-            return Ok(first);
+            return Ok((first, Vec::new()));
         }
         eprintln!("{name}: {regressed} figure(s) beyond tolerance; measuring again before deciding");
         let again = prepared.run(command.clone(), None)?;
-        Ok(first.with_rounds_of(again))
+        let again_check = judge(&again);
+        Ok((first.with_rounds_of(again), vec![first_check, again_check]))
     };
-    let results = match measure() {
+    let (results, runs) = match measure() {
         Ok(results) => results,
         Err(e) if is_untestable(&e) => {
             eprintln!("check: {e}: cannot test this commit (exit {})", exit::SKIP);
@@ -60,7 +64,10 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
         }
         Err(e) => return Err(e),
     };
-    let check = baseline::check_against(&results, &stored, tolerance, noise.as_ref());
+    let mut check = judge(&results);
+    if !runs.is_empty() {
+        check.confirm(&runs.iter().collect::<Vec<_>>());
+    }
     print_check(&results, &check);
     refuse_misfits(
         &format!("the baseline of `{name}` does not fit this run"),
@@ -140,9 +147,11 @@ fn print_check(results: &ExperimentResults, check: &BaselineCheck) {
     }
     for row in &check.rows {
         println!(
-            "{:<9} {}{} {}{}: {} -> {} ({}x [{}, {}]{})",
+            "{:<9} {}{} {}{}: {} -> {} ({}x [{}, {}]{}){}",
             if row.regressed {
                 "REGRESSED"
+            } else if row.unconfirmed {
+                "unconfirmed"
             } else if !check.judged {
                 "NOT JUDGED"
             } else {
@@ -157,7 +166,12 @@ fn print_check(results: &ExperimentResults, check: &BaselineCheck) {
             two(row.change.point),
             two(row.change.low),
             two(row.change.high),
-            row.cut.map_or(String::new(), |cut| format!(", cut {}", percent(cut)))
+            row.cut.map_or(String::new(), |cut| format!(", cut {}", percent(cut))),
+            if row.unconfirmed {
+                "; beyond it over both runs, not in each alone: not a regression"
+            } else {
+                ""
+            }
         );
     }
     for misfit in &check.misfits {

@@ -168,7 +168,7 @@ fn calibrated(
         n.point == subject.point && n.subject == subject.variant && n.metric == metric && !n.is_speedup
     })?;
     Some(Noise {
-        sigma: figure.sigma,
+        sigma: floors.sigma(figure),
         source: format!(
             "baselines/{name}.noise.json ({} sessions at `{}`, {}σ)",
             floors.sessions,

@@ -1,6 +1,6 @@
-//! `cargo xtask report NAME`: re-render `reports/NAME/` (and its bisect page, if it has one) from
-//! the results files, without running anything. Every file is read and checked before anything
-//! is written; the folder is swapped in whole.
+//! `cargo xtask report NAME`: re-render `reports/NAME/` (and its bisect and calibration pages, if
+//! it has them) from the results files, without running anything. Every file is read and checked
+//! before anything is written; the folder is swapped in whole.
 
 use super::bisect;
 use super::experiment::{Outcome, publish_report};
@@ -26,6 +26,7 @@ pub fn run(name: &str, paths: &Paths) -> Result<u8> {
     if let Some((bisect_results, before)) = &bisect {
         bisect::write_page(name, bisect_results, before.as_ref(), publish.dir(), &paths.report(name))?;
     }
+    super::calibrate::rerender(name, paths, noise.as_ref(), publish.dir())?;
     let outcome: Outcome = publish_report(name, &results, paths, publish, noise.as_ref())?;
     let code = outcome.finish();
     let Some((bisect_results, before)) = bisect else { return Ok(code) };

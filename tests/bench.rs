@@ -25,9 +25,12 @@ const SPANS: [&str; 11] = [
     "sampling",
 ];
 
-/// A short workload: `tiny`, 16 prompt tokens, 24 new, 2 measured ops after 1 warm-up.
+/// A short workload: `tiny`, 16 prompt tokens, 24 new, 2 measured ops after 1 warm-up, on one
+/// thread (named, as experiments name it: bench's default is all cores).
 const WORKLOAD: &[&str] = &[
     "bench",
+    "--threads",
+    "1",
     "--model",
     "tiny",
     "--prompt-tokens",

@@ -89,6 +89,21 @@ fn generate_json(model: &str, extra: &[&str]) -> serde_json::Value {
     run_json(&args)
 }
 
+/// The streamed llama2.c writer (export's, no copy of the weights) writes the bytes the
+/// in-memory one does, with the classifier shared and apart.
+#[test]
+fn the_streamed_llama2c_checkpoint_is_the_in_memory_one() {
+    for shared in [true, false] {
+        let mut config = llama_preset("llama-tiny-gqa").config;
+        config.shared_classifier = shared;
+        let model = smallmind::models::presets::random_llama(config, 7);
+        let mut streamed = Vec::new();
+        model.write_llama2c(&mut streamed, Path::new("memory")).unwrap();
+        assert_eq!(streamed, model.to_weights().to_bytes().unwrap(), "shared classifier: {shared}");
+        assert_eq!(Llama::from_weights(LlamaWeights::parse(&streamed).unwrap()).unwrap(), model);
+    }
+}
+
 /// `export --format llama2c` writes a checkpoint and a tokenizer.bin that generate exactly what
 /// the preset generates, found beside the checkpoint or named with --tokenizer.
 #[test]
@@ -99,6 +114,10 @@ fn llama2c_export_round_trips_through_the_command_line() {
     let out = smallmind(&["export", "--model", "llama-tiny", "--format", "llama2c", "--out", bin_str]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(dir.path().join("tokenizer.bin").is_file(), "tokenizer.bin is written beside the checkpoint");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("--tokenizer"),
+        "found where it is written: no note"
+    );
     let want = generate_json("llama-tiny", &[]);
     let got = generate_json(bin_str, &[]);
     for field in ["prompt_ids", "generated_ids", "text"] {
@@ -122,7 +141,9 @@ fn llama2c_export_round_trips_through_the_command_line() {
         "--tokenizer-out",
         tok2,
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("pass `--tokenizer {tok2}`")), "export says how to find it: {stderr}");
     assert_eq!(generate_json(bin2, &["--tokenizer", tok2])["generated_ids"], want["generated_ids"]);
     assert_usage_error(
         &smallmind(&["generate", "--model", bin2, "--prompt", "a"]),

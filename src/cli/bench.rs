@@ -31,9 +31,10 @@ pub struct BenchArgs {
     max_new_tokens: usize,
     #[command(flatten)]
     sampling: SamplingArgs,
-    /// Threads (1 runs without any thread pool). Part of the workload, so 1 unless asked.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
+    /// Threads (default: all cores, as `generate`; 1 runs without any thread pool). Part of the
+    /// workload: the results record it, and experiments always name it.
+    #[arg(long)]
+    threads: Option<usize>,
     #[command(flatten)]
     opts: OptArgs,
     /// Operations run and discarded before measuring.
@@ -94,7 +95,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         model_name: args.model.model.clone(),
         prompt,
         params: GenerateParams { max_new_tokens: args.max_new_tokens, sampling, stop_token: None },
-        threads: args.threads,
+        threads: super::resolve_threads(args.threads)?,
         opts,
         warmup: args.warmup,
         iterations: args.iterations,

@@ -30,6 +30,23 @@ pub struct ExportArgs {
     dtype: Dtype,
 }
 
+/// Says which `--tokenizer` to pass later when `tokenizer` is not where `--model CHECKPOINT`
+/// looks for one (`tokenizer.bin` beside the checkpoint).
+fn say_where_the_tokenizer_is(checkpoint: &Path, tokenizer: &Path) {
+    let dir =
+        |p: &Path| p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let found = tokenizer.file_name().is_some_and(|n| n == LLAMA2C_TOKENIZER_FILE)
+        && std::fs::canonicalize(dir(tokenizer)).ok() == std::fs::canonicalize(dir(checkpoint)).ok();
+    if !found {
+        eprintln!(
+            "note: `--model {}` looks for {LLAMA2C_TOKENIZER_FILE} beside it, not {}: pass `--tokenizer {}` with it",
+            checkpoint.display(),
+            tokenizer.display(),
+            tokenizer.display()
+        );
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     /// A Hugging Face directory: config.json + model.safetensors.
@@ -88,7 +105,8 @@ pub fn run(args: ExportArgs) -> Result<()> {
                     .unwrap_or(Path::new("."))
                     .join(LLAMA2C_TOKENIZER_FILE),
             };
-            let bytes = model.to_weights().to_bytes()?;
+            // The header is checked first; the weights are streamed to the file at the end.
+            llama::llama2c::legacy_header(&model.config)?;
             // Every destination is checked before anything is written.
             let tokenizer_bytes = match loaded.tokenizer.as_ref() {
                 Some(Tokenizer::Llama2c(t)) => Some(t.to_bytes()),
@@ -123,9 +141,10 @@ pub fn run(args: ExportArgs) -> Result<()> {
                     );
                 }
             }
-            safetensors_io::write_atomic(out, &bytes)?;
+            safetensors_io::write_atomic_with(out, |w| model.write_llama2c(w, out))?;
             if let Some(t) = tokenizer_bytes {
                 safetensors_io::write_atomic(&tokenizer_out, &t)?;
+                say_where_the_tokenizer_is(out, &tokenizer_out);
             }
         }
     }

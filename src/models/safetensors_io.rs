@@ -6,6 +6,7 @@
 use crate::error::{Error, IoContext, Result};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 
 /// The weights file in a model directory.
@@ -128,13 +129,30 @@ pub(crate) fn encode_safetensors(
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes).writing(path))
+}
+
+/// [`write_atomic`], with the contents streamed by `write` into a buffered temporary file
+/// beside `path`, renamed over it only when `write` and the flush succeed (else removed).
+///
+/// # Errors
+/// `write`'s error, or [`Error::Write`] naming `path`.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<()>,
+) -> Result<()> {
     let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
-    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    let written = std::fs::File::create(&tmp).writing(path).and_then(|file| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        write(&mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error()).writing(path)?;
+        file.sync_all().and_then(|()| std::fs::rename(&tmp, path)).writing(path)
+    });
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    written.writing(path)
+    written
 }
 
 /// The bytes of the input file `path`.

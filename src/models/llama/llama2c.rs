@@ -275,24 +275,14 @@ impl LlamaWeights {
     /// # Errors
     /// [`Error::Config`] for such a model, or a dimension beyond the header's `i32`.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let header = legacy_header(&self.config)?;
         let c = &self.config;
-        let mut header = self.header_ints()?;
-        if !c.shared_classifier {
-            header[5] = -header[5];
-        }
         let mut out = Vec::with_capacity(
             HEADER_BYTES + c.tensor_sizes().iter().map(|(_, n)| n.saturating_mul(4)).sum::<usize>(),
         );
-        for v in header {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        let (real, imag) = legacy_rope_tables(c);
-        let tensors = self.tensors().map(|(_, t)| t).into_iter().chain([&real[..], &imag[..]]);
-        for t in tensors.chain(self.classifier.as_deref()) {
-            for v in t {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-        }
+        let tensors = self.tensors().map(|(_, t)| t);
+        write_legacy(header, c, tensors, self.classifier.as_deref(), &mut out)
+            .map_err(|e| Error::Config(format!("cannot hold the checkpoint in memory: {e}")))?;
         Ok(out)
     }
 
@@ -325,23 +315,81 @@ impl LlamaWeights {
     /// hold this model: its RMSNorm epsilon and RoPE base are llama2.c's, every dimension fits
     /// an `i32`.
     fn header_ints(&self) -> Result<[i32; 7]> {
-        let c = &self.config;
-        if c.norm_eps != LLAMA2C_NORM_EPS || c.rope_theta != LLAMA2C_ROPE_THETA {
-            return Err(Error::Config(format!(
-                "llama2.c's format fixes the RMSNorm epsilon at {LLAMA2C_NORM_EPS:e} and the RoPE base at \
-                 {LLAMA2C_ROPE_THETA}; this model has {:e} and {}: export it as a Hugging Face directory",
-                c.norm_eps, c.rope_theta
-            )));
-        }
-        let dims = [c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len];
-        let mut header = [0i32; 7];
-        for (slot, (dim, name)) in header.iter_mut().zip(dims.into_iter().zip(HEADER_FIELDS)) {
-            *slot = i32::try_from(dim).map_err(|_| {
-                Error::Config(format!("{name} {dim} does not fit llama2.c's 32-bit header field"))
-            })?;
-        }
-        Ok(header)
+        header_ints(&self.config)
     }
+}
+
+/// The 7 header ints of `c` (vocab_size positive), or why llama2.c's format cannot hold it.
+fn header_ints(c: &LlamaConfig) -> Result<[i32; 7]> {
+    if c.norm_eps != LLAMA2C_NORM_EPS || c.rope_theta != LLAMA2C_ROPE_THETA {
+        return Err(Error::Config(format!(
+            "llama2.c's format fixes the RMSNorm epsilon at {LLAMA2C_NORM_EPS:e} and the RoPE base at \
+             {LLAMA2C_ROPE_THETA}; this model has {:e} and {}: export it as a Hugging Face directory",
+            c.norm_eps, c.rope_theta
+        )));
+    }
+    let dims = [c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len];
+    let mut header = [0i32; 7];
+    for (slot, (dim, name)) in header.iter_mut().zip(dims.into_iter().zip(HEADER_FIELDS)) {
+        *slot = i32::try_from(dim).map_err(|_| {
+            Error::Config(format!("{name} {dim} does not fit llama2.c's 32-bit header field"))
+        })?;
+    }
+    Ok(header)
+}
+
+/// The legacy file's header for `c`: [`header_ints`], with vocab_size negated when the
+/// classifier is stored apart.
+///
+/// # Errors
+/// As [`LlamaWeights::to_bytes`].
+pub fn legacy_header(c: &LlamaConfig) -> Result<[i32; 7]> {
+    let mut header = header_ints(c)?;
+    if !c.shared_classifier {
+        header[5] = -header[5];
+    }
+    Ok(header)
+}
+
+/// Writes llama2.c's legacy file to `out`: `header` ([`legacy_header`]), then `tensors` (the
+/// eleven arrays before the RoPE tables in file order, each given whole or as consecutive
+/// slices, e.g. one per layer), the RoPE tables of `c`, and the classifier when not shared. What
+/// is written is streamed, a slice at a time: the caller's `out` decides whether it is a file
+/// or memory. The caller checks that the slices add up to [`LlamaConfig::tensor_sizes`].
+///
+/// # Errors
+/// `out`'s I/O errors.
+pub fn write_legacy<'a>(
+    header: [i32; 7],
+    c: &LlamaConfig,
+    tensors: impl IntoIterator<Item = &'a [f32]>,
+    classifier: Option<&[f32]>,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    for v in header {
+        out.write_all(&v.to_le_bytes())?;
+    }
+    let mut buf = Vec::with_capacity(16 << 10);
+    let mut put = |t: &[f32]| -> std::io::Result<()> {
+        for chunk in t.chunks(4 << 10) {
+            buf.clear();
+            for v in chunk {
+                buf.extend_from_slice(&v.to_le_bytes());
+            }
+            out.write_all(&buf)?;
+        }
+        Ok(())
+    };
+    for t in tensors {
+        put(t)?;
+    }
+    let (real, imag) = legacy_rope_tables(c);
+    put(&real)?;
+    put(&imag)?;
+    if let Some(t) = classifier {
+        put(t)?;
+    }
+    Ok(())
 }
 
 /// The legacy header's fields, in order.

@@ -173,24 +173,54 @@ impl Llama {
         })
     }
 
-    /// The model's tensors in llama2.c's layout (for export).
+    /// The model's tensors in llama2.c's layout (a copy of every weight).
     pub fn to_weights(&self) -> LlamaWeights {
-        let stack =
-            |f: &dyn Fn(&LlamaBlock) -> &[f32]| self.layers.iter().flat_map(|l| f(l).to_vec()).collect();
+        let [rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3] =
+            PER_LAYER.map(|f| self.layers.iter().flat_map(|l| f(l).to_vec()).collect::<Vec<f32>>());
         LlamaWeights {
             config: self.config.clone(),
             token_embedding: self.token_embedding.to_vec(),
-            rms_att: stack(&|l| &l.rms_att.weight),
-            wq: stack(&|l| &l.attn.wq.weight),
-            wk: stack(&|l| &l.attn.wk.weight),
-            wv: stack(&|l| &l.attn.wv.weight),
-            wo: stack(&|l| &l.attn.wo.weight),
-            rms_ffn: stack(&|l| &l.rms_ffn.weight),
-            w1: stack(&|l| &l.ffn.w1.weight),
-            w2: stack(&|l| &l.ffn.w2.weight),
-            w3: stack(&|l| &l.ffn.w3.weight),
+            rms_att,
+            wq,
+            wk,
+            wv,
+            wo,
+            rms_ffn,
+            w1,
+            w2,
+            w3,
             rms_final: self.rms_final.weight.clone(),
             classifier: self.classifier.as_deref().map(<[f32]>::to_vec),
         }
     }
+
+    /// Writes the model as a llama2.c legacy checkpoint to `out`, streamed from the weights as
+    /// they are (no copy: exporting stories110m holds 16 KiB beyond the model, not the 438 MB
+    /// file twice over).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a model llama2.c's header cannot describe
+    /// ([`llama2c::legacy_header`]); [`Error::Write`] naming `path` for `out`'s I/O errors.
+    pub fn write_llama2c(&self, out: &mut impl std::io::Write, path: &std::path::Path) -> Result<()> {
+        use crate::error::IoContext;
+        let header = llama2c::legacy_header(&self.config)?;
+        let layers = PER_LAYER.into_iter().flat_map(|f| self.layers.iter().map(f));
+        let tensors =
+            std::iter::once(&self.token_embedding[..]).chain(layers).chain([&self.rms_final.weight[..]]);
+        llama2c::write_legacy(header, &self.config, tensors, self.classifier.as_deref(), out).writing(path)
+    }
 }
+
+/// The per-layer tensors in llama2.c's file order (rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3):
+/// the file stacks each over the layers.
+const PER_LAYER: [fn(&LlamaBlock) -> &[f32]; 9] = [
+    |l| &l.rms_att.weight,
+    |l| &l.attn.wq.weight,
+    |l| &l.attn.wk.weight,
+    |l| &l.attn.wv.weight,
+    |l| &l.attn.wo.weight,
+    |l| &l.rms_ffn.weight,
+    |l| &l.ffn.w1.weight,
+    |l| &l.ffn.w2.weight,
+    |l| &l.ffn.w3.weight,
+];

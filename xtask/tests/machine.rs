@@ -275,15 +275,9 @@ fn check_on_a_machine_whose_probe_differs_says_so_and_judges_nothing() {
 
 /// Every variant's decode `factor` times as fast as recorded (a slowdown of the whole engine,
 /// which speedups between variants do not see).
-fn decode_scaled(mut r: ExperimentResults, factor: f64) -> ExperimentResults {
-    for variant in &mut r.points[0].variants {
-        for run in &mut variant.runs {
-            for it in &mut run.iterations {
-                it.decode_tok_s = it.decode_tok_s.map(|d| d * factor);
-            }
-        }
-    }
-    r
+fn decode_scaled(r: ExperimentResults, factor: f64) -> ExperimentResults {
+    let rounds = r.points[0].variants.iter().map(|v| v.runs.len()).max().unwrap_or(0);
+    decode_scaled_by_round(r, &vec![factor; rounds])
 }
 
 /// Noise floors between sessions set the cuts: a 10% slowdown of the whole engine is caught

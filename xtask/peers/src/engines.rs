@@ -157,14 +157,14 @@ pub fn smallmind_command(
 }
 
 /// llama2.c's `run` (built by the user from `run.c`, e.g. `gcc -Ofast -fopenmp -march=native`):
-/// greedy (`-t 0`) from `<s>` over `new_tokens + 1` positions, threads through
+/// greedy (`-t 0`) from `<s>`, `-n new_tokens` (run.c's steps: tokens it generates), threads through
 /// `OMP_NUM_THREADS`. It prints text, not ids, and times its own loop from after the first
 /// forward pass (`achieved tok/s`, the same figure as ours), so the run carries its text but no
 /// ids and no TTFT.
 pub fn run_c(run: &Path, model: &Path, tokenizer: &Path, new_tokens: usize, threads: usize) -> Result<Run> {
     let out = Command::new(run)
         .arg(model)
-        .args(["-t", "0", "-n", &(new_tokens + 1).to_string(), "-z"])
+        .args(["-t", "0", "-n", &new_tokens.to_string(), "-z"])
         .arg(tokenizer)
         .env("OMP_NUM_THREADS", threads.to_string())
         .output()

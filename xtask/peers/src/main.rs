@@ -202,6 +202,9 @@ fn compare(a: &CompareArgs) -> Result<()> {
             a.smallmind.display()
         );
     }
+    if !a.model.is_file() {
+        bail!("--model {}: no such file (write one with `smallmind export --format llama2c`)", a.model.display());
+    }
     let tokenizer = a.tokenizer.clone().unwrap_or_else(|| a.model.with_file_name("tokenizer.bin"));
     let gguf = a.model.with_extension("f32.gguf");
     let header = if names.iter().any(|n| n.starts_with("llama.cpp")) && !fresh(&gguf, &[&a.model, &tokenizer])
@@ -213,8 +216,14 @@ fn compare(a: &CompareArgs) -> Result<()> {
             &std::fs::read(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?,
         )?
     };
-    if a.new_tokens + a.prompt_tokens.max(1) > header.seq_len {
-        bail!("--new-tokens plus the prompt exceed the checkpoint's context of {} tokens", header.seq_len);
+    // Decode runs `<s>` and `--new-tokens` tokens; prefill runs the prompt and one token.
+    if 1 + a.new_tokens > header.seq_len || a.prompt_tokens + 1 > header.seq_len {
+        bail!(
+            "--new-tokens {} (after `<s>`) or --prompt-tokens {} (and one token) exceed the checkpoint's context of {} tokens",
+            a.new_tokens,
+            a.prompt_tokens,
+            header.seq_len
+        );
     }
     let files = Files { tokenizer, gguf };
     let machine_start = table::probe(&a.smallmind, &a.model, &files.tokenizer)?;

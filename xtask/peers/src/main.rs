@@ -203,7 +203,10 @@ fn compare(a: &CompareArgs) -> Result<()> {
         );
     }
     if !a.model.is_file() {
-        bail!("--model {}: no such file (write one with `smallmind export --format llama2c`)", a.model.display());
+        bail!(
+            "--model {}: no such file (write one with `smallmind export --format llama2c`)",
+            a.model.display()
+        );
     }
     let tokenizer = a.tokenizer.clone().unwrap_or_else(|| a.model.with_file_name("tokenizer.bin"));
     let gguf = a.model.with_extension("f32.gguf");
@@ -212,9 +215,13 @@ fn compare(a: &CompareArgs) -> Result<()> {
         eprintln!("writing {} (GGUF F32) for llama.cpp", gguf.display());
         gguf::convert(&a.model, &tokenizer, &gguf)?
     } else {
-        gguf::Header::parse(
-            &std::fs::read(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?,
-        )?
+        // The header alone: 28 bytes, not the whole checkpoint.
+        let mut head = [0u8; 28];
+        let mut file =
+            std::fs::File::open(&a.model).with_context(|| format!("cannot read {}", a.model.display()))?;
+        std::io::Read::read_exact(&mut file, &mut head)
+            .with_context(|| format!("{}: no llama2.c header", a.model.display()))?;
+        gguf::Header::parse(&head)?
     };
     // Decode runs `<s>` and `--new-tokens` tokens; prefill runs the prompt and one token.
     if 1 + a.new_tokens > header.seq_len || a.prompt_tokens + 1 > header.seq_len {
@@ -245,7 +252,7 @@ fn compare(a: &CompareArgs) -> Result<()> {
     }
     eprintln!();
     let machine_end = table::probe(&a.smallmind, &a.model, &files.tokenizer)?;
-    let text = table::render(a, &header, &results, &machine_start, &machine_end);
+    let text = table::render(a, &header, &results, machine_start, machine_end);
     println!("{text}");
     if let Some(out) = &a.out {
         let tmp = out.with_extension("md.tmp");

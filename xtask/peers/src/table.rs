@@ -175,7 +175,7 @@ fn fmt_spread(s: Option<(f64, f64, f64)>, digits: usize) -> String {
 }
 
 /// The markdown table, with what was measured, where and how.
-pub fn render(a: &CompareArgs, h: &Header, r: &Results, triad_start: &f64, triad_end: &f64) -> String {
+pub fn render(a: &CompareArgs, h: &Header, r: &Results, triad_start: f64, triad_end: f64) -> String {
     let mut s = String::new();
     let name = a.model.file_name().unwrap_or_default().to_string_lossy();
     let _ = writeln!(s, "### smallmind and its peers on `{name}`\n");
@@ -216,6 +216,7 @@ pub fn render(a: &CompareArgs, h: &Header, r: &Results, triad_start: &f64, triad
     let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|---|");
     let triad = (triad_start + triad_end) / 2.0 * 1e9;
     let bytes = decode_bytes_per_token(h, a.new_tokens);
+    let in_cache = l3_bytes().is_some_and(|l3| bytes < l3);
     let Some((reference, prefill_ref)) = r.get("smallmind", r.threads[0]).first() else {
         return s;
     };
@@ -235,7 +236,7 @@ pub fn render(a: &CompareArgs, h: &Header, r: &Results, triad_start: &f64, triad
             };
             let roofline = match decode {
                 // Weights that fit in the last-level cache are not streamed from memory.
-                Some(_) if t == 1 && l3_bytes().is_some_and(|l3| bytes < l3) => "in cache".into(),
+                Some(_) if t == 1 && in_cache => "in cache".into(),
                 Some((m, _, _)) if t == 1 => format!("{:.0}%", m * bytes / triad * 100.0),
                 _ => String::new(),
             };

@@ -110,7 +110,7 @@ fn attention(c: &mut Criterion) {
             b.iter(|| scores_per_pair_dot(q, k, n, 0, scale, &mut scores))
         });
         group.bench_function(BenchmarkId::new("batched-gemm", n), |b| {
-            b.iter(|| scores_batched_gemm(q, k, n, 0, scale, &mut scores, Threads::One))
+            b.iter(|| scores_batched_gemm(q, k, n, 0, scale, &mut scores))
         });
     }
     group.finish();

@@ -2,7 +2,7 @@
 //!
 //! A [`Session`] owns what persists between generations of one model with one set of
 //! optimizations: the tensor pool, the KV cache (allocated once, for the whole context) and the
-//! thread pools (rayon's for prefill's `gemm`, our `WorkerPool` for decode's one-row products).
+//! worker pool that splits every pass's products and attention heads between threads.
 //! Reusing a session is what makes a steady-state decode step allocation-free.
 //!
 //! When prompt + generated tokens exceed the context, the last `n_ctx` tokens are kept, as
@@ -67,33 +67,27 @@ pub struct Session<'m> {
     opts: Optimizations,
     pool: TensorPool,
     cache: Option<KvCache>,
-    /// Runs the several-row products (`gemm`, prefill) when threads > 1.
-    thread_pool: Option<rayon::ThreadPool>,
-    /// Runs the one-row products (decode) when threads > 1: `threads - 1` workers of our own.
+    /// `threads - 1` workers of our own when threads > 1: every product and attention's heads
+    /// are split between them and the calling thread, at prefill and decode alike.
     workers: Option<WorkerPool>,
 }
 
 impl<'m> Session<'m> {
     /// A session of `model` (a [`crate::models::Model`], a `Gpt2` or a `Llama`) on `threads`
-    /// threads (1: no thread pool is made at all; more: a rayon pool for prefill's `gemm` and a
-    /// [`WorkerPool`] for decode's one-row products, both started here).
+    /// threads (1: no thread pool is made at all; more: a [`WorkerPool`], started here).
     pub fn new(model: impl Into<ModelRef<'m>>, opts: Optimizations, threads: usize) -> Result<Self> {
         let model = model.into();
         if threads == 0 {
             return Err(Error::Input("threads must be at least 1".into()));
         }
-        let (thread_pool, workers) = if threads > 1 {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(|e| Error::Input(format!("cannot start {threads} threads: {e}")))?;
+        let workers = if threads > 1 {
             let workers = WorkerPool::new(threads)
                 .map_err(|e| Error::Input(format!("cannot start {threads} threads: {e}")))?;
-            (Some(pool), Some(workers))
+            Some(workers)
         } else {
-            (None, None)
+            None
         };
-        Ok(Session { model, opts, pool: TensorPool::new(), cache: None, thread_pool, workers })
+        Ok(Session { model, opts, pool: TensorPool::new(), cache: None, workers })
     }
 
     /// The optimizations this session runs with.
@@ -182,15 +176,16 @@ impl<'m> Session<'m> {
     /// the last `n_ctx` tokens are recomputed from position 0.
     ///
     /// # Performance
-    /// With several threads, a pass of several rows (a prefill, a recomputed window) runs inside
-    /// rayon's pool, where `gemm` splits its products; a one-row pass (a cached decode step)
-    /// runs on the calling thread with the [`WorkerPool`] alone. Running decode inside rayon's
-    /// pool kept rayon's other thread awake and spinning beside ours: on a 2-core Zen 4, a
-    /// two-thread `llama-tiny` decode had three runnable threads, rayon's two running 330-680
-    /// ms and waiting 300-540 ms per second for a core (`/proc/PID/task/*/schedstat`).
+    /// With several threads, every pass runs on the calling thread and the [`WorkerPool`]: a
+    /// prefill's products as column blocks of `gemm` (`kernels::matmul`), a decode step's as
+    /// column blocks of our one-row kernels. Until this, prefill ran inside a rayon pool where
+    /// `gemm` split its products: a 64-token stories110m prefill took 160 ms at two threads
+    /// against 109 ms now (1.47x; one thread 204 ms either way), on the 2-core Zen 4 of
+    /// [`WorkerPool`]'s figures. Decode had already left rayon's pool, whose idle thread spun
+    /// beside ours.
     fn next_logits(&mut self, tokens: &[u32], logits: &mut [f32]) {
         let _span = tracing::trace_span!("forward").entered();
-        let Session { model, opts, pool, cache, thread_pool, workers } = self;
+        let Session { model, opts, pool, cache, workers } = self;
         let (model, opts) = (*model, *opts);
         let threads = workers.as_ref().map_or(Threads::One, Threads::Pool);
         let n_ctx = model.n_ctx();
@@ -205,14 +200,8 @@ impl<'m> Session<'m> {
             KvSource::Cached(cache) => cache.len,
             KvSource::Recompute => 0,
         };
-        let pass = move |pool: &mut TensorPool| {
-            let ctx = Ctx { opts, pool, threads };
-            model.forward(&ctx, rows, start_pos, source, logits);
-        };
-        match thread_pool {
-            Some(thread_pool) if rows.len() > 1 => thread_pool.install(|| pass(pool)),
-            _ => pass(pool),
-        }
+        let ctx = Ctx { opts, pool, threads };
+        model.forward(&ctx, rows, start_pos, source, logits);
     }
 }
 

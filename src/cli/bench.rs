@@ -286,11 +286,12 @@ fn print_summary(r: &BenchResults) {
         top.sort_by(|a, b| b.ms_per_op.total_cmp(&a.ms_per_op));
         let listed: Vec<String> =
             top.iter().take(4).map(|ph| format!("{} {:.1}%", ph.name, ph.share_of_forward * 100.0)).collect();
+        // The overhead compares decode speeds: a run of one-token operations has none to compare.
+        let overhead = p.overhead_ratio.map_or("no decode to compare".to_string(), |r| format!("x{r:.2}"));
         println!(
-            "  phases                 attention {:.1}% of forward; {} (span overhead x{:.2})",
+            "  phases                 attention {:.1}% of forward; {} (span overhead {overhead})",
             p.attention_share_of_forward * 100.0,
             listed.join(", "),
-            p.overhead_ratio.unwrap_or(f64::NAN)
         );
     }
     println!("  output                 {} tokens, {}", r.output.generated_ids.len(), r.output.digest);

@@ -64,7 +64,6 @@ pub fn scores_batched_gemm(
     start_pos: usize,
     scale: f32,
     scores: &mut [f32],
-    threads: super::parallel::Threads<'_>,
 ) {
     let n_keys = start_pos + n_rows;
     let hd = q.head_dim;
@@ -94,9 +93,8 @@ pub fn scores_batched_gemm(
             false,
             false,
             false,
-            // One row of scores (a decode step) is too small to split, and a decode step runs
-            // outside rayon's pool (see `Session::next_logits`): gemm is not to wake it.
-            if n_rows == 1 { gemm::Parallelism::None } else { super::matmul::parallelism(threads) },
+            // One head on one thread: the attention layer splits heads between threads.
+            gemm::Parallelism::None,
         );
     }
     for i in 0..n_rows {
@@ -172,7 +170,6 @@ fn weighted_values_body(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::parallel::{Threads, WorkerPool};
     use crate::kernels::{assert_close, test_data};
 
     /// Naive twin of the scores kernels: f64 dot products, -inf above the diagonal.
@@ -203,12 +200,9 @@ mod tests {
                 let mut dot = vec![f32::NAN; want.len()];
                 scores_per_pair_dot(q, k, n_rows, start_pos, scale, &mut dot);
                 assert_close(&dot, &want, 1e-5, "per-pair dot");
-                let pool = WorkerPool::new(2).unwrap();
-                for threads in [Threads::One, Threads::Pool(&pool)] {
-                    let mut gemm = vec![f32::NAN; want.len()];
-                    scores_batched_gemm(q, k, n_rows, start_pos, scale, &mut gemm, threads);
-                    assert_close(&gemm, &want, 1e-5, "batched gemm");
-                }
+                let mut gemm = vec![f32::NAN; want.len()];
+                scores_batched_gemm(q, k, n_rows, start_pos, scale, &mut gemm);
+                assert_close(&gemm, &want, 1e-5, "batched gemm");
             }
         }
     }

@@ -1,9 +1,9 @@
-//! The decode-time worker pool: [`WorkerPool`] runs one job over `n` chunks on this thread and
+//! The worker pool: [`WorkerPool`] runs one job over `n` chunks on this thread and
 //! `threads - 1` persistent workers; [`Threads`] is what a kernel is told it may use.
 //!
-//! It owns the fork-join of the one-row products (`vec_mat`, `vec_mat_transposed`), dozens per
-//! decode token. It does not own the several-row products: `gemm` runs those on rayon (the pool
-//! `Session` installs), and this module never touches rayon.
+//! It owns every fork-join of the engine: the one-row products (`vec_mat`,
+//! `vec_mat_transposed`, dozens per decode token), the column blocks of prefill's `gemm` calls
+//! and attention's heads. `gemm` itself always runs single-threaded.
 
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
@@ -20,9 +20,13 @@ use std::time::{Duration, Instant};
 /// (the work between products that the caller does alone: RoPE, attention, sampling), and
 /// 0.02% (llama-tiny), 0.14% (stories15m) and 0.7% (`small`) exceed 64 us. A dispatch to a
 /// parked worker took 4-44 us (the futex wake, in two runs), so a worker spins past all but
-/// those gaps, and parks when the session is idle or prefill runs on rayon. 100 us was chosen
+/// those gaps, and parks when the session is idle. 100 us was chosen
 /// from those gaps, not swept.
 pub const SPIN: Duration = Duration::from_micros(100);
+
+/// The name of every worker thread starts with this (`smallmind-worker-1`, ...): profiles show
+/// it, and the phase timer leaves workers' spans out.
+pub const WORKER_THREAD_PREFIX: &str = "smallmind-worker-";
 
 /// The threads a kernel may use.
 #[derive(Debug, Clone, Copy)]
@@ -65,20 +69,32 @@ impl Threads<'_> {
             f(i, unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) });
         });
     }
+
+    /// `f(cols)` for at most `self.count()` consecutive, non-empty ranges covering `0..n` (each
+    /// a multiple of `align` long but the last), one per thread: the static split of a
+    /// product's columns, so that each thread reads its own weights.
+    pub fn for_each_column_block(self, n: usize, align: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+        let width = n.div_ceil(self.count()).next_multiple_of(align.max(1));
+        let block = |i: usize| (i * width).min(n)..((i + 1) * width).min(n);
+        match self {
+            Threads::Pool(pool) if width < n => pool.run(n.div_ceil(width), &|i| f(block(i))),
+            _ => f(0..n),
+        }
+    }
 }
 
-/// A pointer into a slice whose chunks go to different threads.
-struct SyncPtr<T>(*mut T);
+/// A pointer into a buffer whose disjoint parts go to different threads.
+pub(crate) struct SyncPtr<T>(pub(crate) *mut T);
 
 impl<T> SyncPtr<T> {
     /// The pointer (a method, so closures capture the whole `Sync` wrapper, not its field).
-    fn get(&self) -> *mut T {
+    pub(crate) fn get(&self) -> *mut T {
         self.0
     }
 }
 
-// Safety: only `for_each_chunk_mut` makes one, and it hands each thread a disjoint chunk of
-// `T: Send` values.
+// Safety: every user hands each thread a disjoint part of a buffer of `T: Send` values, borrowed
+// mutably for the whole dispatch (`for_each_chunk_mut`; the column blocks of `matmul`).
 unsafe impl<T: Send> Sync for SyncPtr<T> {}
 
 /// `threads - 1` persistent workers that, with the calling thread, run a job's chunks.
@@ -88,7 +104,7 @@ unsafe impl<T: Send> Sync for SyncPtr<T> {}
 /// takes a few microseconds, so that wake-up was a large part of every product at two threads.
 /// Here a dispatch is one atomic store (and an unpark only for workers that have parked): idle
 /// workers spin for [`SPIN`] on a generation counter, as OpenMP's do between parallel regions,
-/// then park so that an idle session or prefill on rayon does not compete with them. Chunks are
+/// then park so that an idle session does not compete with them. Chunks are
 /// dealt statically (thread `t` of `T` runs chunks `t`, `t + T`, ...; the caller is thread 0), as
 /// OpenMP's static schedule does: the same thread reads the same weights every token, from its
 /// own L2. (Chunks claimed from a shared counter instead ran a 288x768 product 0.53x as fast as
@@ -163,7 +179,7 @@ impl WorkerPool {
             let shared = Arc::clone(&pool.shared);
             // On an error, dropping `pool` stops and joins the workers started so far.
             let handle = thread::Builder::new()
-                .name(format!("smallmind-worker-{i}"))
+                .name(format!("{WORKER_THREAD_PREFIX}{i}"))
                 .spawn(move || worker_loop(&shared, i, threads, oversubscribed))?;
             pool.workers.push(handle.thread().clone());
             pool.handles.push(handle);

@@ -4,8 +4,10 @@
 
 use super::{Ctx, Linear, TransposedLinear};
 use crate::kernels::attention::{self as kernels, HeadRows};
+use crate::kernels::parallel::{SyncPtr, Threads};
 use crate::kernels::rope::RopeTable;
 use crate::kernels::softmax;
+use crate::optimizations::Optimizations;
 
 /// GPT-2's attention: `c_proj(softmax(scale · q·kᵀ + mask) · v)` per head.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,23 +173,50 @@ pub fn attend(
     let n_keys = q_start + n_out;
     assert!(k_rows.len() >= (n_keys - 1) * kv_stride + n_kv_head * head_dim, "attention: key rows");
     assert!(v_rows.len() >= (n_keys - 1) * kv_stride + n_kv_head * head_dim, "attention: value rows");
+    assert!(y.len() >= (n_out - 1) * y_stride + n_head * head_dim, "attention: output rows");
     let group = n_head / n_kv_head;
-    let mut scores = ctx.buf(n_out * n_keys);
-    for h in 0..n_head {
-        let (q_col, kv_col) = (h * head_dim, (h / group) * head_dim);
-        let q = HeadRows { data: &q_rows[q_col..], row_stride: q_stride, head_dim };
-        let k = HeadRows { data: &k_rows[kv_col..], row_stride: kv_stride, head_dim };
-        let v = HeadRows { data: &v_rows[kv_col..], row_stride: kv_stride, head_dim };
-        scores_of(ctx, q, k, n_out, q_start, scale, &mut scores);
-        softmax_of(ctx, &mut scores, n_out, q_start);
-        let _span = tracing::trace_span!("attention_values").entered();
-        kernels::weighted_values(&scores, v, n_out, q_start, &mut y[q_col..], y_stride);
-    }
+    // Heads are split statically between the threads, each chunk with its own scores and
+    // output rows; a small attention (a short decode context) stays on this thread.
+    let threads =
+        if n_out * n_keys * n_head * head_dim < PARALLEL_MIN_WORK { Threads::One } else { ctx.threads };
+    let per_chunk = n_head.div_ceil(threads.count());
+    let scratch_len = n_out * n_keys + n_out * head_dim;
+    let mut scratch = ctx.buf(n_head.div_ceil(per_chunk) * scratch_len);
+    let (opts, y_ptr) = (ctx.opts, SyncPtr(y.as_mut_ptr()));
+    threads.for_each_chunk_mut(&mut scratch, scratch_len, |chunk, scratch| {
+        let (scores, head_out) = scratch.split_at_mut(n_out * n_keys);
+        for h in chunk * per_chunk..n_head.min((chunk + 1) * per_chunk) {
+            let (q_col, kv_col) = (h * head_dim, (h / group) * head_dim);
+            let q = HeadRows { data: &q_rows[q_col..], row_stride: q_stride, head_dim };
+            let k = HeadRows { data: &k_rows[kv_col..], row_stride: kv_stride, head_dim };
+            let v = HeadRows { data: &v_rows[kv_col..], row_stride: kv_stride, head_dim };
+            scores_of(opts, q, k, n_out, q_start, scale, scores);
+            softmax_of(opts, scores, n_out, q_start);
+            let _span = tracing::trace_span!("attention_values").entered();
+            kernels::weighted_values(scores, v, n_out, q_start, head_out, head_dim);
+            for (r, row) in head_out.chunks_exact(head_dim).enumerate() {
+                // Safety: row r's columns q_col..q_col + head_dim lie within `y` (asserted
+                // above), and only head h writes them; `y` is borrowed mutably for the call.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        row.as_ptr(),
+                        y_ptr.get().add(r * y_stride + q_col),
+                        head_dim,
+                    )
+                };
+            }
+        }
+    });
 }
+
+/// Below this many multiply-adds per score pass (`n_out * n_keys * n_head * head_dim`), the
+/// heads stay on one thread: as for the one-row products (`kernels::matmul`), a dispatch there
+/// would cost more than the half of the work it moves.
+const PARALLEL_MIN_WORK: usize = 1 << 14;
 
 /// Scaled, masked scores of one head. **The one place `batched-matmul` is read.**
 fn scores_of(
-    ctx: &Ctx,
+    opts: Optimizations,
     q: HeadRows,
     k: HeadRows,
     n_rows: usize,
@@ -196,18 +225,18 @@ fn scores_of(
     scores: &mut [f32],
 ) {
     let _span = tracing::trace_span!("attention_scores").entered();
-    if ctx.opts.batched_matmul {
-        kernels::scores_batched_gemm(q, k, n_rows, start_pos, scale, scores, ctx.threads);
+    if opts.batched_matmul {
+        kernels::scores_batched_gemm(q, k, n_rows, start_pos, scale, scores);
     } else {
         kernels::scores_per_pair_dot(q, k, n_rows, start_pos, scale, scores);
     }
 }
 
 /// Causal softmax of one head's scores, in place. **The one place `fused-softmax` is read.**
-fn softmax_of(ctx: &Ctx, scores: &mut [f32], n_rows: usize, start_pos: usize) {
+fn softmax_of(opts: Optimizations, scores: &mut [f32], n_rows: usize, start_pos: usize) {
     let _span = tracing::trace_span!("softmax").entered();
     let n_keys = start_pos + n_rows;
-    if ctx.opts.fused_softmax {
+    if opts.fused_softmax {
         softmax::softmax_causal_fused(scores, n_rows, n_keys, start_pos);
     } else {
         softmax::softmax_full_then_mask(scores, n_rows, n_keys, start_pos);
@@ -217,8 +246,7 @@ fn softmax_of(ctx: &Ctx, scores: &mut [f32], n_rows: usize, start_pos: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::parallel::Threads;
-    use crate::optimizations::Optimizations;
+    use crate::kernels::parallel::WorkerPool;
     use crate::pool::TensorPool;
 
     fn data(len: usize, seed: u32) -> Vec<f32> {
@@ -228,46 +256,57 @@ mod tests {
     }
 
     /// Grouped-query attention equals multi-head attention over key/value heads repeated
-    /// `n_head / n_kv_head` times, under every combination of the toggles.
+    /// `n_head / n_kv_head` times, under every combination of the toggles; and the heads split
+    /// between threads give the very bits of one thread (each head is computed as on one).
     #[test]
-    fn grouped_query_attention_equals_repeated_kv_heads() {
-        let (n_head, n_kv_head, head_dim, n_out, q_start) = (4, 2, 8, 3, 5);
-        let n_keys = q_start + n_out;
+    fn grouped_query_attention_equals_repeated_kv_heads_on_any_thread_count() {
+        // Big enough to be split: 24 * 64 * 6 * 16 multiply-adds >= PARALLEL_MIN_WORK.
+        let (n_head, n_kv_head, head_dim, n_out, q_start) = (6, 3, 16, 24, 40);
+        let (n_keys, group) = (q_start + n_out, n_head / n_kv_head);
+        assert!(n_out * n_keys * n_head * head_dim >= PARALLEL_MIN_WORK);
         let (q_stride, kv_stride) = (n_head * head_dim, n_kv_head * head_dim);
         let q = data(n_out * q_stride, 1);
         let (k, v) = (data(n_keys * kv_stride, 2), data(n_keys * kv_stride, 3));
-        // Each row's kv heads repeated: head h of the wide layout is kv head h / 2.
+        // Each row's kv heads repeated: head h of the wide layout is kv head h / group.
         let repeat = |x: &[f32]| -> Vec<f32> {
             x.chunks_exact(kv_stride)
                 .flat_map(|row| {
-                    (0..n_head).flat_map(move |h| row[(h / 2) * head_dim..(h / 2 + 1) * head_dim].to_vec())
+                    (0..n_head)
+                        .flat_map(move |h| row[(h / group) * head_dim..(h / group + 1) * head_dim].to_vec())
                 })
                 .collect()
         };
         let (k_wide, v_wide) = (repeat(&k), repeat(&v));
         let pool = TensorPool::new();
+        let workers = [WorkerPool::new(2).unwrap(), WorkerPool::new(4).unwrap()];
         let mut reference = None;
         for opts in Optimizations::every_combination() {
-            let ctx = Ctx { opts, pool: &pool, threads: Threads::One };
-            let (mut gqa, mut mha) = (vec![0.0; n_out * q_stride], vec![0.0; n_out * q_stride]);
-            let heads = Heads { n_head, n_kv_head, head_dim, scale: 1.0 / (head_dim as f32).sqrt() };
-            attend(&ctx, heads, (&q, q_stride), (&k, &v, kv_stride), n_out, q_start, (&mut gqa, q_stride));
-            let wide = Heads { n_kv_head: n_head, ..heads };
-            attend(
-                &ctx,
-                wide,
-                (&q, q_stride),
-                (&k_wide, &v_wide, q_stride),
-                n_out,
-                q_start,
-                (&mut mha, q_stride),
-            );
-            for (a, b) in gqa.iter().zip(&mha) {
-                assert!((a - b).abs() < 1e-6, "{opts}: {a} vs {b}");
-            }
-            let reference = reference.get_or_insert_with(|| gqa.clone());
-            for (a, b) in gqa.iter().zip(reference.iter()) {
-                assert!((a - b).abs() < 1e-5, "{opts} differs from the first combination: {a} vs {b}");
+            let mut one_thread = None;
+            for threads in [Threads::One, Threads::Pool(&workers[0]), Threads::Pool(&workers[1])] {
+                let ctx = Ctx { opts, pool: &pool, threads };
+                let (mut gqa, mut mha) = (vec![f32::NAN; n_out * q_stride], vec![f32::NAN; n_out * q_stride]);
+                let heads = Heads { n_head, n_kv_head, head_dim, scale: 1.0 / (head_dim as f32).sqrt() };
+                attend(
+                    &ctx,
+                    heads,
+                    (&q, q_stride),
+                    (&k, &v, kv_stride),
+                    n_out,
+                    q_start,
+                    (&mut gqa, q_stride),
+                );
+                let wide = Heads { n_kv_head: n_head, ..heads };
+                let kv_wide = (k_wide.as_slice(), v_wide.as_slice(), q_stride);
+                attend(&ctx, wide, (&q, q_stride), kv_wide, n_out, q_start, (&mut mha, q_stride));
+                for (a, b) in gqa.iter().zip(&mha) {
+                    assert!((a - b).abs() < 1e-6, "{opts}: {a} vs {b}");
+                }
+                let one_thread = one_thread.get_or_insert_with(|| gqa.clone());
+                assert_eq!(&gqa, one_thread, "{opts} on {} threads differs from one thread", threads.count());
+                let reference = reference.get_or_insert_with(|| gqa.clone());
+                for (a, b) in gqa.iter().zip(reference.iter()) {
+                    assert!((a - b).abs() < 1e-5, "{opts} differs from the first combination: {a} vs {b}");
+                }
             }
         }
     }

@@ -7,7 +7,8 @@
 //! run. [`install`] sets, once per process, a global subscriber that is off until switched to
 //! one of two modes between operations: timing phases ([`PhaseTimer::start`]) or recording a
 //! chrome trace ([`Trace::start`]). A global subscriber, not a scoped one, because with
-//! `--threads` above 1 the engine runs on a rayon worker thread.
+//! `--threads` above 1 the engine's workers open spans too; a phase counts only the time of
+//! the thread that runs the forward pass (a worker's share runs beside it).
 //!
 //! The names ([`PHASES`], [`FORWARD`], [`ATTENTION`]) are part of the results format and need
 //! no engine; the subscriber is `subscriber.rs` (the `engine` feature, its chrome trace the

@@ -127,6 +127,10 @@ static TOTALS_NS: [AtomicU64; PHASES.len() + 1] = [const { AtomicU64::new(0) }; 
 thread_local! {
     /// Spans entered on this thread and not yet exited: (phase index, entry time).
     static OPEN: RefCell<Vec<(usize, Instant)>> = RefCell::new(Vec::with_capacity(16));
+    /// Whether this thread is one of a `WorkerPool`'s workers.
+    static ON_WORKER: bool = std::thread::current()
+        .name()
+        .is_some_and(|name| name.starts_with(crate::kernels::parallel::WORKER_THREAD_PREFIX));
 }
 
 #[cfg(feature = "profilers")]
@@ -222,7 +226,10 @@ impl Subscriber for Switch {
             TRACE_MODE => self.chrome.exit(span),
             _ => {
                 let now = Instant::now();
-                if let Some((index, entered)) = OPEN.with(|open| open.borrow_mut().pop()) {
+                let closed = OPEN.with(|open| open.borrow_mut().pop());
+                // A pool worker's span runs beside the calling thread's own share of the same
+                // phase (attention's heads): only the calling thread's time counts.
+                if let Some((index, entered)) = closed.filter(|_| !ON_WORKER.with(|w| *w)) {
                     TOTALS_NS[index].fetch_add((now - entered).as_nanos() as u64, Ordering::Relaxed);
                 }
             }

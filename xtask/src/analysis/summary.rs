@@ -36,7 +36,8 @@ pub struct SpreadRow {
 pub struct RooflineRow {
     pub point: String,
     pub variant: String,
-    pub decode_tok_s: f64,
+    /// `None` when no run decoded (one new token per op: a prefill experiment).
+    pub decode_tok_s: Option<f64>,
     pub decode_bytes_per_token: f64,
     pub decode_fraction: Option<f64>,
     /// `memory` or `LLC`: which bandwidth bounds decode.
@@ -93,7 +94,7 @@ fn roofline(p: &PointResults, v: &VariantResults) -> Option<RooflineRow> {
     Some(RooflineRow {
         point: p.point.label.clone(),
         variant: v.name.clone(),
-        decode_tok_s: median(&v.values(Metric::DecodeTokS)),
+        decode_tok_s: Some(v.values(Metric::DecodeTokS)).filter(|xs| !xs.is_empty()).map(|xs| median(&xs)),
         decode_bytes_per_token: first.decode_bytes_per_token,
         decode_fraction: fraction(|r| r.decode_fraction_of_bandwidth),
         decode_bandwidth: first.decode_bandwidth.to_string(),

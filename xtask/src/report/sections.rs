@@ -66,7 +66,7 @@ pub fn roofline(md: &mut String, s: &Summary) {
             "| {} | `{}` | {} | {:.1} MB | {} of {} | {:.1} MFLOP | {} |",
             point_cell(&row.point),
             row.variant,
-            format_value(Metric::DecodeTokS, row.decode_tok_s),
+            row.decode_tok_s.map_or("n/a (no decode)".to_string(), |x| format_value(Metric::DecodeTokS, x)),
             row.decode_bytes_per_token / 1e6,
             fraction(row.decode_fraction),
             row.decode_bandwidth,

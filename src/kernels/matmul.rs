@@ -1,10 +1,13 @@
-//! Matrix products for the linear layers: `gemm` for several rows, our own kernels for one.
+//! Matrix products for the linear layers: our own kernels for one row, `gemm` or ours for
+//! several.
 //!
 //! Two weight layouts occur: GPT-2's Conv1D weights are stored `(n_in, n_out)` ("x·W"), while
-//! the LM head (the token embedding, or a separate `lm_head`) is `(n_out, n_in)` ("x·Wᵀ").
-//! Both have a GEMM path (`gemm` takes arbitrary strides, so no transpose is ever copied) and a
-//! one-row path written here, because decoding multiplies a single row and `gemm` is at its
-//! weakest on matrix-vector shapes (`cargo bench --bench kernels` compares the two).
+//! every Llama projection and the LM head are `(n_out, n_in)` ("x·Wᵀ"). Both have a one-row
+//! path written here, because decoding multiplies a single row and `gemm` is at its weakest on
+//! matrix-vector shapes (`cargo bench --bench kernels` compares the two). Several rows of
+//! "x·W" go to `gemm` (it takes arbitrary strides, so no transpose is ever copied); several
+//! rows of "x·Wᵀ" go to our tiled kernel on AVX-512 (it needs no packing, see
+//! `avx512::mat_mat_transposed`) and to `gemm` elsewhere.
 
 use super::parallel::Threads;
 use super::simd_dispatch;
@@ -53,6 +56,20 @@ pub fn matmul_transposed(
     if m == 1 {
         return vec_mat_transposed(&x[..k], w, n, &mut out[..n], threads);
     }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        let out_ptr = super::parallel::SyncPtr(out.as_mut_ptr());
+        // Blocks of whole tiles (4 weight rows) and whole cache lines of `out` (16 columns).
+        return threads.for_each_column_block(n, 48, |cols| {
+            // Safety: the CPU has AVX-512F (checked above); x holds m rows of k, this block's
+            // weight rows are within w (n rows of k), and its columns of out's m rows of n are
+            // written by this block alone (`out` is borrowed mutably for the whole call).
+            unsafe {
+                let w_block = &w[cols.start * k..cols.end * k];
+                avx512::mat_mat_transposed(&x[..m * k], m, w_block, out_ptr.get().add(cols.start), n)
+            }
+        });
+    }
     // rhs element (kk, j) is w[j * k + kk], within w's n * k elements.
     gemm_split(Product { m, k, n, x, w, rhs_strides: (1, k), accumulate: false }, out, threads);
 }
@@ -75,8 +92,9 @@ struct Product<'a> {
 ///
 /// # Performance
 /// `gemm`'s own threading (rayon) gained prefill little from a second core: a 64-token
-/// stories110m prefill took 204 ms at one thread and 160 ms at two (1.27x; llama.cpp's own
-/// threads gave it 1.77x), split this way 109 ms (1.88x), on the 2-core Zen 4 of
+/// stories110m prefill (then all on `gemm`; now on `avx512::mat_mat_transposed` where the CPU
+/// has it) took 204 ms at one thread and 160 ms at two (1.27x; llama.cpp's own threads gave
+/// it 1.77x), split this way 109 ms (1.88x), on the 2-core Zen 4 of
 /// [`super::parallel::WorkerPool`]'s figures (`smallmind bench --model stories110m
 /// --prompt-tokens 64 --max-new-tokens 1 --threads T --iterations 5`, medians, the two builds
 /// run alternately, three rounds). Each thread reads only its own columns' weights, on the
@@ -228,6 +246,128 @@ mod avx512 {
         for (o, row) in out8.into_remainder().iter_mut().zip(rows8.remainder().chunks_exact(k)) {
             // Safety: `row` holds 1 row of `k` floats and `x` holds `k`.
             *o = unsafe { dot_rows::<1>(x, row) }[0];
+        }
+    }
+
+    /// Rows of `x` and of `w` per tile of [`mat_mat_transposed`].
+    const TX: usize = 4;
+    const TW: usize = 4;
+
+    /// `out[i * out_stride + j] = dot(x[i], w[j])` for the `m` rows of `x` (`(m, k)`) and the
+    /// rows of `w` (`(w.len() / k, k)`): several rows times a transposed matrix, no packing.
+    ///
+    /// # Performance
+    /// Both operands are rows along `k`, as the one-row kernel reads them, so a tile needs no
+    /// packed copy: 4 rows of `x` by 4 rows of `w`, each 16-float step loading 8 vectors for
+    /// 16 fused multiply-adds into 16 accumulator registers. `gemm` spent about half of a
+    /// 64-token stories110m prefill packing the weights it then used 64 times (53% of the
+    /// profile in its `pack_generic_inner_loop`, 45% in its multiply-adds). `x` is taken 64
+    /// rows at a time (192 KiB at stories110m's k = 768: L2), and for each 4 weight rows
+    /// (12 KiB: L1) every 4 of those rows in turn. On the Zen 4 of
+    /// [`super::super::parallel::WorkerPool`]'s figures that prefill took 126-133 ms at one
+    /// thread against gemm's 203-211 (`smallmind bench --model stories110m --prompt-tokens 64
+    /// --max-new-tokens 1 --threads 1 --iterations 4`, medians, two rounds). Wider tiles ran
+    /// out of registers and spilled accumulators to the stack: 4x6 165-171 ms, 3x8 159-169,
+    /// 2x12 175-186, 6x4 165-168, 4x5 155-171, 5x4 195-254; 8x2 did not spill but loads 10
+    /// vectors per 16 multiply-adds: 162-164. Each output is the dot product the one-row
+    /// kernel [`dot_rows`] computes, in the same order: bit for bit the same.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `x.len()` must be `m * k` with `k > 0` and `w.len()` a
+    /// multiple of `k`; `out` must be valid for writes at `i * out_stride + j` for every row `i`
+    /// of `x` and row `j` of `w`.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn mat_mat_transposed(x: &[f32], m: usize, w: &[f32], out: *mut f32, out_stride: usize) {
+        assert!(m > 0 && x.len().is_multiple_of(m), "mat_mat_transposed: x rows");
+        let k = x.len() / m;
+        assert!(k > 0 && w.len().is_multiple_of(k), "mat_mat_transposed: w rows");
+        let n_w = w.len() / k;
+        for i0 in (0..m).step_by(64) {
+            let i_end = m.min(i0 + 64);
+            for j in (0..n_w).step_by(TW) {
+                let c = (n_w - j).min(TW);
+                for i in (i0..i_end).step_by(TX) {
+                    let r = (i_end - i).min(TX);
+                    // Safety: rows i..i + r of x and j..j + c of w are in bounds (the steps
+                    // above), and the caller vouches for out at those rows and columns.
+                    unsafe {
+                        let (xp, wp, op) =
+                            (x.as_ptr().add(i * k), w.as_ptr().add(j * k), out.add(i * out_stride + j));
+                        match (r, c) {
+                            (TX, TW) => tile::<TX, TW>(xp, wp, k, op, out_stride),
+                            (TX, _) => (0..c)
+                                .for_each(|b| tile::<TX, 1>(xp, wp.add(b * k), k, op.add(b), out_stride)),
+                            (_, TW) => (0..r).for_each(|a| {
+                                tile::<1, TW>(xp.add(a * k), wp, k, op.add(a * out_stride), out_stride)
+                            }),
+                            _ => (0..r).for_each(|a| {
+                                (0..c).for_each(|b| {
+                                    tile::<1, 1>(
+                                        xp.add(a * k),
+                                        wp.add(b * k),
+                                        k,
+                                        op.add(a * out_stride + b),
+                                        out_stride,
+                                    )
+                                })
+                            }),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One `X` by `R` tile: `out[a * out_stride + b] = dot(x[a], w[b])`, rows of `k` floats.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `x` must hold `X` rows of `k` floats and `w` `R` rows;
+    /// `out` must be valid for writes at `a * out_stride + b` for `a < X`, `b < R`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn tile<const X: usize, const R: usize>(
+        x: *const f32,
+        w: *const f32,
+        k: usize,
+        out: *mut f32,
+        out_stride: usize,
+    ) {
+        let full = k / 16 * 16;
+        let mut acc = [[_mm512_setzero_ps(); R]; X];
+        // The same steps as `dot_rows`: full vectors, then one masked vector for the tail.
+        let mut i = 0;
+        while i < full {
+            // Safety: i + 16 <= k, within each of the caller's rows.
+            unsafe {
+                let xv: [__m512; X] = std::array::from_fn(|a| _mm512_loadu_ps(x.add(a * k + i)));
+                for b in 0..R {
+                    let wv = _mm512_loadu_ps(w.add(b * k + i));
+                    for a in 0..X {
+                        acc[a][b] = _mm512_fmadd_ps(xv[a], wv, acc[a][b]);
+                    }
+                }
+            }
+            i += 16;
+        }
+        if full < k {
+            let mask = ((1u32 << (k - full)) - 1) as __mmask16;
+            // Safety: only the k - full lanes within each row are loaded.
+            unsafe {
+                let xv: [__m512; X] =
+                    std::array::from_fn(|a| _mm512_maskz_loadu_ps(mask, x.add(a * k + full)));
+                for b in 0..R {
+                    let wv = _mm512_maskz_loadu_ps(mask, w.add(b * k + full));
+                    for a in 0..X {
+                        acc[a][b] = _mm512_fmadd_ps(xv[a], wv, acc[a][b]);
+                    }
+                }
+            }
+        }
+        for (a, row) in acc.iter().enumerate() {
+            for (b, &v) in row.iter().enumerate() {
+                // Safety: a < X and b < R, within what the caller vouched for.
+                unsafe { *out.add(a * out_stride + b) = _mm512_reduce_add_ps(v) };
+            }
         }
     }
 
@@ -397,6 +537,36 @@ mod tests {
                 for pool in &pools {
                     let what = format!("{m}x{k}x{n} transposed={transposed} on {} threads", pool.threads());
                     assert_close(&run(Threads::Pool(pool), transposed), &one, 1e-5, &what);
+                }
+            }
+        }
+    }
+
+    /// Several rows times a transposed matrix give, row by row, what the one-row kernel gives:
+    /// bit for bit where both are ours (AVX-512), within rounding where `gemm` runs. Shapes
+    /// with partial tiles of rows and columns, a k that is no multiple of 16, more than one
+    /// 64-row block of x, and one thread or two.
+    #[test]
+    fn several_rows_transposed_equal_the_one_row_kernel_row_by_row() {
+        let pool = WorkerPool::new(2).unwrap();
+        #[cfg(target_arch = "x86_64")]
+        let ours = std::arch::is_x86_feature_detected!("avx512f");
+        #[cfg(not(target_arch = "x86_64"))]
+        let ours = false;
+        for (m, k, n) in [(2, 16, 4), (5, 33, 7), (67, 20, 130), (9, 768, 50)] {
+            let (x, w) = (test_data(m * k, 1), test_data(k * n, 2));
+            for threads in [Threads::One, Threads::Pool(&pool)] {
+                let mut got = vec![f32::NAN; m * n];
+                matmul_transposed(&x, m, k, &w, n, &mut got, threads);
+                for i in 0..m {
+                    let mut row = vec![f32::NAN; n];
+                    vec_mat_transposed(&x[i * k..(i + 1) * k], &w, n, &mut row, Threads::One);
+                    let what = format!("{m}x{k}x{n} row {i} on {} threads", threads.count());
+                    if ours {
+                        assert!(got[i * n..(i + 1) * n] == row[..], "{what}: not bit for bit");
+                    } else {
+                        assert_close(&got[i * n..(i + 1) * n], &row, 1e-5, &what);
+                    }
                 }
             }
         }

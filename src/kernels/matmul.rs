@@ -194,14 +194,18 @@ fn vec_mat_body(x: &[f32], w: &[f32], n: usize, col0: usize, out: &mut [f32]) {
 /// One row times the transpose of an `(n, k)` matrix: `out[j] = dot(x, w[j])`.
 ///
 /// # Performance
-/// Four output rows per pass share each load of `x`; partial sums live in 16 lanes per row
-/// (one AVX-512 register) and are reduced once per row. With several threads, rows are split.
 /// This is Llama's every decode-time product and both models' LM head, and it is memory-bound
 /// (stories15m's classifier alone is 37 MB per token), so on AVX-512 it is written with
-/// intrinsics ([`avx512::vec_mat_transposed`], eight rows per pass): fused multiply-adds and
-/// register-level reductions, where the auto-vectorised body reduced each row through memory.
-/// That took stories15m decode from 410 to 626 tok/s here (README, Speed). Weights should be
-/// cache-line aligned (`layers::Weights`), which took it on to 778.
+/// intrinsics ([`avx512::vec_mat_transposed`]): fused multiply-adds into one 16-lane register
+/// per row, reduced once per row. It reads the weights **one row at a time**, so that a
+/// thread's rows are one sequential stream. Eight rows per pass (sharing each load of `x`)
+/// was the kernel until 2026-12-01; on the Zen 4 of [`super::parallel::WorkerPool`]'s figures
+/// one row decoded stories15m at 374-408 tok/s against eight rows' 198-218 at one thread, and
+/// stories110m at 54-60 against 42-44 (`smallmind bench --model M --prompt-tokens 1
+/// --max-new-tokens 128 --threads 1 --iterations 3`, medians, alternating, three rounds);
+/// llama-tiny, whose weights stay in cache, 13.2k against 12.7k (six rounds). With several
+/// threads, rows are split. The other bodies (AVX2, baseline) take four rows per pass. Weights
+/// should be cache-line aligned (`layers::Weights`).
 pub fn vec_mat_transposed(x: &[f32], w: &[f32], n: usize, out: &mut [f32], threads: Threads<'_>) {
     let k = x.len();
     assert!(w.len() == k * n && out.len() == n, "vec_mat_transposed: buffer sizes");
@@ -229,7 +233,7 @@ fn vec_mat_transposed_rows(x: &[f32], w: &[f32], out: &mut [f32]) {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    /// `out[j] = dot(x, w[j])` for `w` of `(out.len(), x.len())`, eight rows per pass.
+    /// `out[j] = dot(x, w[j])` for `w` of `(out.len(), x.len())`, one row at a time.
     ///
     /// # Safety
     /// The CPU must support AVX-512F.
@@ -237,15 +241,9 @@ mod avx512 {
     pub unsafe fn vec_mat_transposed(x: &[f32], w: &[f32], out: &mut [f32]) {
         let k = x.len();
         assert_eq!(w.len(), k * out.len(), "vec_mat_transposed: buffer sizes");
-        let mut rows8 = w.chunks_exact(8 * k);
-        let mut out8 = out.chunks_exact_mut(8);
-        for (o, rows) in (&mut out8).zip(&mut rows8) {
-            // Safety: `rows` holds 8 rows of `k` floats and `x` holds `k`.
-            o.copy_from_slice(&unsafe { dot_rows::<8>(x, rows) });
-        }
-        for (o, row) in out8.into_remainder().iter_mut().zip(rows8.remainder().chunks_exact(k)) {
-            // Safety: `row` holds 1 row of `k` floats and `x` holds `k`.
-            *o = unsafe { dot_rows::<1>(x, row) }[0];
+        for (o, row) in out.iter_mut().zip(w.chunks_exact(k)) {
+            // Safety: `row` holds `k` floats, as `x` does.
+            *o = unsafe { dot(x, row) };
         }
     }
 
@@ -270,7 +268,7 @@ mod avx512 {
     /// out of registers and spilled accumulators to the stack: 4x6 165-171 ms, 3x8 159-169,
     /// 2x12 175-186, 6x4 165-168, 4x5 155-171, 5x4 195-254; 8x2 did not spill but loads 10
     /// vectors per 16 multiply-adds: 162-164. Each output is the dot product the one-row
-    /// kernel [`dot_rows`] computes, in the same order: bit for bit the same.
+    /// kernel [`dot`] computes, in the same order: bit for bit the same.
     ///
     /// # Safety
     /// The CPU must support AVX-512F; `x.len()` must be `m * k` with `k > 0` and `w.len()` a
@@ -334,7 +332,7 @@ mod avx512 {
     ) {
         let full = k / 16 * 16;
         let mut acc = [[_mm512_setzero_ps(); R]; X];
-        // The same steps as `dot_rows`: full vectors, then one masked vector for the tail.
+        // The same steps as `dot`: full vectors, then one masked vector for the tail.
         let mut i = 0;
         while i < full {
             // Safety: i + 16 <= k, within each of the caller's rows.
@@ -371,27 +369,23 @@ mod avx512 {
         }
     }
 
-    /// The dot products of `x` with each of the `R` rows of `rows`, `(R, x.len())`.
+    /// `dot(x, row)`: 16-float steps into one accumulator, then one masked step for the tail,
+    /// reduced once.
     ///
     /// # Safety
-    /// The CPU must support AVX-512F, and `rows.len()` must be `R * x.len()`.
+    /// The CPU must support AVX-512F, and `row.len()` must be `x.len()`.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn dot_rows<const R: usize>(x: &[f32], rows: &[f32]) -> [f32; R] {
+    unsafe fn dot(x: &[f32], row: &[f32]) -> f32 {
         let k = x.len();
-        debug_assert_eq!(rows.len(), R * k);
-        let (xp, wp) = (x.as_ptr(), rows.as_ptr());
+        debug_assert_eq!(row.len(), k);
+        let (xp, wp) = (x.as_ptr(), row.as_ptr());
         let full = k / 16 * 16;
-        let mut acc = [_mm512_setzero_ps(); R];
+        let mut acc = _mm512_setzero_ps();
         let mut i = 0;
         while i < full {
-            // Safety: i + 16 <= full <= k, so x[i..i + 16] and rows[r * k + i..][..16] are in bounds.
-            unsafe {
-                let xv = _mm512_loadu_ps(xp.add(i));
-                for (r, a) in acc.iter_mut().enumerate() {
-                    *a = _mm512_fmadd_ps(xv, _mm512_loadu_ps(wp.add(r * k + i)), *a);
-                }
-            }
+            // Safety: i + 16 <= full <= k, so x[i..i + 16] and row[i..i + 16] are in bounds.
+            unsafe { acc = _mm512_fmadd_ps(_mm512_loadu_ps(xp.add(i)), _mm512_loadu_ps(wp.add(i)), acc) };
             i += 16;
         }
         if full < k {
@@ -399,12 +393,10 @@ mod avx512 {
             // Safety: masked loads touch only the k - full lanes enabled, all within bounds.
             unsafe {
                 let xv = _mm512_maskz_loadu_ps(mask, xp.add(full));
-                for (r, a) in acc.iter_mut().enumerate() {
-                    *a = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, wp.add(r * k + full)), *a);
-                }
+                acc = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, wp.add(full)), acc);
             }
         }
-        acc.map(|a| _mm512_reduce_add_ps(a))
+        _mm512_reduce_add_ps(acc)
     }
 }
 

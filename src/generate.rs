@@ -177,12 +177,13 @@ impl<'m> Session<'m> {
     ///
     /// # Performance
     /// With several threads, every pass runs on the calling thread and the [`WorkerPool`]: a
-    /// prefill's products as column blocks of `gemm` (`kernels::matmul`), a decode step's as
-    /// column blocks of our one-row kernels. Until this, prefill ran inside a rayon pool where
-    /// `gemm` split its products: a 64-token stories110m prefill took 160 ms at two threads
-    /// against 109 ms now (1.47x; one thread 204 ms either way), on the 2-core Zen 4 of
-    /// [`WorkerPool`]'s figures. Decode had already left rayon's pool, whose idle thread spun
-    /// beside ours.
+    /// prefill's products as column blocks (of our tiled kernel, or of `gemm`;
+    /// `kernels::matmul`), a decode step's as blocks of our one-row kernels. Until `a25c808`,
+    /// prefill ran inside a rayon pool where `gemm` split its products: a 64-token stories110m
+    /// prefill took 160 ms at two threads against 109 ms with `gemm`'s column blocks on the
+    /// pool (one thread 204 ms either way), on the 2-core Zen 4 of [`WorkerPool`]'s figures;
+    /// the tiled kernel then took it to ~70 ms. Decode had already left rayon's pool, whose
+    /// idle thread spun beside ours.
     fn next_logits(&mut self, tokens: &[u32], logits: &mut [f32]) {
         let _span = tracing::trace_span!("forward").entered();
         let Session { model, opts, pool, cache, workers } = self;

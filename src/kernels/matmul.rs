@@ -4,7 +4,8 @@
 //! Two weight layouts occur: GPT-2's Conv1D weights are stored `(n_in, n_out)` ("x·W"), while
 //! every Llama projection and the LM head are `(n_out, n_in)` ("x·Wᵀ"). Both have a one-row
 //! path written here, because decoding multiplies a single row and `gemm` is at its weakest on
-//! matrix-vector shapes (`cargo bench --bench kernels` compares the two). Several rows of
+//! matrix-vector shapes (`cargo bench --bench kernels` compares the one-row kernel with the
+//! several-row path at two rows). Several rows of
 //! "x·W" go to `gemm` (it takes arbitrary strides, so no transpose is ever copied); several
 //! rows of "x·Wᵀ" go to our tiled kernel on AVX-512 (it needs no packing, see
 //! `avx512::mat_mat_transposed`) and to `gemm` elsewhere.
@@ -31,6 +32,9 @@ pub fn matmul(
 ) {
     assert!(x.len() >= m * k && w.len() == k * n && out.len() >= m * n, "matmul: buffer sizes");
     assert!(bias.is_none_or(|b| b.len() == n), "matmul: bias length");
+    if m == 0 || n == 0 {
+        return;
+    }
     if m == 1 {
         return vec_mat(&x[..k], w, n, bias, &mut out[..n], threads);
     }
@@ -38,11 +42,19 @@ pub fn matmul(
     if let Some(bias) = bias {
         out[..m * n].chunks_exact_mut(n).for_each(|row| row.copy_from_slice(bias));
     }
+    if k == 0 {
+        // An empty sum is 0: out is the bias (written above) or zeros.
+        if bias.is_none() {
+            out[..m * n].fill(0.0);
+        }
+        return;
+    }
     // x is (m, k) row-major, w is (k, n) row-major: rhs element (kk, j) is w[kk * n + j].
     gemm_split(Product { m, k, n, x, w, rhs_strides: (n, 1), accumulate: bias.is_some() }, out, threads);
 }
 
-/// `out (m, n) = x (m, k) · wᵀ` where `w` is `(n, k)` row-major (the LM head's layout).
+/// `out (m, n) = x (m, k) · wᵀ` where `w` is `(n, k)` row-major (every Llama projection's
+/// layout, and the LM head's).
 pub fn matmul_transposed(
     x: &[f32],
     m: usize,
@@ -53,6 +65,10 @@ pub fn matmul_transposed(
     threads: Threads<'_>,
 ) {
     assert!(x.len() >= m * k && w.len() == n * k && out.len() >= m * n, "matmul_transposed: sizes");
+    if m == 0 || n == 0 || k == 0 {
+        // An empty sum is 0; no kernel is asked about an empty shape.
+        return out[..m * n].fill(0.0);
+    }
     if m == 1 {
         return vec_mat_transposed(&x[..k], w, n, &mut out[..n], threads);
     }
@@ -60,13 +76,19 @@ pub fn matmul_transposed(
     if std::arch::is_x86_feature_detected!("avx512f") {
         let out_ptr = super::parallel::SyncPtr(out.as_mut_ptr());
         // Blocks of whole tiles (4 weight rows) and whole cache lines of `out` (16 columns).
-        return threads.for_each_column_block(n, 48, |cols| {
+        return threads.for_each_column_block(n, 16, |cols| {
             // Safety: the CPU has AVX-512F (checked above); x holds m rows of k, this block's
             // weight rows are within w (n rows of k), and its columns of out's m rows of n are
             // written by this block alone (`out` is borrowed mutably for the whole call).
             unsafe {
                 let w_block = &w[cols.start * k..cols.end * k];
-                avx512::mat_mat_transposed(&x[..m * k], m, w_block, out_ptr.get().add(cols.start), n)
+                avx512::mat_mat_transposed(
+                    &x[..m * k],
+                    m,
+                    w_block,
+                    out_ptr.get().add(cols.start),
+                    /* out_stride = */ n,
+                )
             }
         });
     }
@@ -87,8 +109,8 @@ struct Product<'a> {
     accumulate: bool,
 }
 
-/// Runs `p` with `gemm`, its columns split statically between `threads` (one block each, whole
-/// 64-byte lines of `out`), each block a single-threaded `gemm` call.
+/// Runs `p` with `gemm`, its columns split statically between `threads` (one block each, a
+/// multiple of 16 columns but the last), each block a single-threaded `gemm` call.
 ///
 /// # Performance
 /// `gemm`'s own threading (rayon) gained prefill little from a second core: a 64-token
@@ -561,6 +583,43 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The `gemm` path of several rows times a transposed matrix, which AVX-512 CPUs never
+    /// take through `matmul_transposed`: it still matches the naive twin, split or not.
+    #[test]
+    fn gemm_path_of_transposed_products_matches_naive_twin() {
+        let pool = WorkerPool::new(2).unwrap();
+        for threads in [Threads::One, Threads::Pool(&pool)] {
+            for (m, k, n) in [(2, 3, 5), (7, 33, 131), (64, 64, 100)] {
+                let (x, w) = (test_data(m * k, 1), test_data(k * n, 2));
+                let (mut got, mut want) = (vec![f32::NAN; m * n], vec![0.0; m * n]);
+                let p = Product { m, k, n, x: &x, w: &w, rhs_strides: (1, k), accumulate: false };
+                gemm_split(p, &mut got, threads);
+                matmul_transposed_naive(&x, m, k, &w, n, &mut want);
+                assert_close(&got, &want, 1e-5, &format!("gemm_split transposed {m}x{k}x{n}"));
+            }
+        }
+    }
+
+    /// Empty shapes: no rows or columns leave `out` alone; an empty sum (k = 0) gives zeros, or
+    /// the bias, on every CPU.
+    #[test]
+    fn empty_shapes_give_empty_sums() {
+        let pool = WorkerPool::new(2).unwrap();
+        for threads in [Threads::One, Threads::Pool(&pool)] {
+            for m in [1, 3] {
+                let mut out = vec![f32::NAN; m * 100];
+                matmul_transposed(&[], m, 0, &[], 100, &mut out, threads);
+                assert!(out.iter().all(|&v| v == 0.0), "transposed, k = 0, m = {m}");
+                let bias = test_data(100, 3);
+                matmul(&[], m, 0, &[], 100, Some(&bias), &mut out, threads);
+                assert!(out.chunks(100).all(|row| row == bias), "bias, k = 0, m = {m}");
+            }
+            let mut out: Vec<f32> = Vec::new();
+            matmul_transposed(&[], 0, 8, &[0.0; 8 * 100], 100, &mut out, threads);
+            matmul(&[], 0, 8, &[0.0; 8 * 100], 100, None, &mut out, threads);
         }
     }
 

@@ -70,9 +70,10 @@ impl Threads<'_> {
         });
     }
 
-    /// `f(cols)` for at most `self.count()` consecutive, non-empty ranges covering `0..n` (each
-    /// a multiple of `align` long but the last), one per thread: the static split of a
-    /// product's columns, so that each thread reads its own weights.
+    /// `f(cols)` for at most `self.count()` consecutive ranges covering `0..n` (each a multiple
+    /// of `align` long but the last; non-empty unless `n` is 0, which gives one call with
+    /// `0..0`), one per thread: the static split of a product's columns, so that each thread
+    /// reads its own weights.
     pub fn for_each_column_block(self, n: usize, align: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
         let width = n.div_ceil(self.count()).next_multiple_of(align.max(1));
         let block = |i: usize| (i * width).min(n)..((i + 1) * width).min(n);
@@ -94,7 +95,8 @@ impl<T> SyncPtr<T> {
 }
 
 // Safety: every user hands each thread a disjoint part of a buffer of `T: Send` values, borrowed
-// mutably for the whole dispatch (`for_each_chunk_mut`; the column blocks of `matmul`).
+// mutably for the whole dispatch (`for_each_chunk_mut`; the column blocks of `matmul`; the head
+// columns of `layers::attention::attend`).
 unsafe impl<T: Send> Sync for SyncPtr<T> {}
 
 /// `threads - 1` persistent workers that, with the calling thread, run a job's chunks.

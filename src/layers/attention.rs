@@ -166,10 +166,14 @@ pub fn attend(
     y: (&mut [f32], usize),
 ) {
     let Heads { n_head, n_kv_head, head_dim, scale } = heads;
+    assert!(n_out > 0 && n_head > 0 && head_dim > 0, "attention: empty rows or heads");
     assert!(n_kv_head > 0 && n_head.is_multiple_of(n_kv_head), "attention: n_kv_head must divide n_head");
     let (q_rows, q_stride) = q;
     let (k_rows, v_rows, kv_stride) = kv;
     let (y, y_stride) = y;
+    // Each head writes its own columns of each row: rows must not overlap, or two threads
+    // would write the same floats.
+    assert!(y_stride >= n_head * head_dim, "attention: output rows overlap");
     let n_keys = q_start + n_out;
     assert!(k_rows.len() >= (n_keys - 1) * kv_stride + n_kv_head * head_dim, "attention: key rows");
     assert!(v_rows.len() >= (n_keys - 1) * kv_stride + n_kv_head * head_dim, "attention: value rows");
@@ -180,6 +184,7 @@ pub fn attend(
     let threads =
         if n_out * n_keys * n_head * head_dim < PARALLEL_MIN_WORK { Threads::One } else { ctx.threads };
     let per_chunk = n_head.div_ceil(threads.count());
+    // Per chunk: scores (n_out, n_keys), then one head's output rows (n_out, head_dim).
     let scratch_len = n_out * n_keys + n_out * head_dim;
     let mut scratch = ctx.buf(n_head.div_ceil(per_chunk) * scratch_len);
     let (opts, y_ptr) = (ctx.opts, SyncPtr(y.as_mut_ptr()));
@@ -210,8 +215,8 @@ pub fn attend(
 }
 
 /// Below this many multiply-adds per score pass (`n_out * n_keys * n_head * head_dim`), the
-/// heads stay on one thread: as for the one-row products (`kernels::matmul`), a dispatch there
-/// would cost more than the half of the work it moves.
+/// heads stay on one thread. The one-row products' threshold (`kernels::matmul`, measured
+/// there), taken over unmeasured for attention: a dispatch costs about the same either way.
 const PARALLEL_MIN_WORK: usize = 1 << 14;
 
 /// Scaled, masked scores of one head. **The one place `batched-matmul` is read.**

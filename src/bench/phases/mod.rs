@@ -43,5 +43,8 @@ pub const PHASES: [&str; 12] = [
 pub const FORWARD: &str = "forward";
 
 /// The phases SmallMind's plan calls "attention" (45% of the forward pass before, 15% after):
-/// scores, softmax and the weighted sum of values; the projections are counted apart.
+/// scores, softmax and the weighted sum of values; the projections are counted apart. With
+/// several threads the heads are split between them and only the calling thread's heads are
+/// timed: its wait for a slower worker falls in no phase (only in [`FORWARD`]), so the
+/// attention share is then a lower bound.
 pub const ATTENTION: [&str; 3] = ["attention_scores", "softmax", "attention_values"];

@@ -163,7 +163,9 @@ pub struct Roofline {
     /// decode tok/s × bytes per token ÷ the bandwidth that serves them (1.0 = the roofline).
     pub decode_fraction_of_bandwidth: Option<f64>,
     /// Which bandwidth: `memory` (the probe's triad), or `LLC` when a token's bytes fit in half
-    /// the last-level cache and stay there from one token to the next (the LLC triad).
+    /// the last-level cache and stay there from one token to the next (the LLC triad); on
+    /// several threads, that triad on the run's threads (`memory on 2 threads`), and one
+    /// core's in results without that reading (before 2026-12-01).
     #[serde(default = "memory")]
     pub decode_bandwidth: String,
     /// Floating-point operations per prompt token of the prefill (2 per multiply-add; see
@@ -188,14 +190,20 @@ impl Roofline {
         llc_bytes: Option<u64>,
     ) -> Roofline {
         let in_llc = llc_bytes.is_some_and(|llc| decode_bytes_per_token <= llc as f64 / 2.0);
-        let bandwidth = if in_llc { probe.llc_triad_gb_s() } else { probe.triad_gb_s() } * 1e9;
+        let mut which = if in_llc { "LLC" } else { "memory" }.to_string();
+        let mut bandwidth = if in_llc { probe.llc_triad_gb_s() } else { probe.triad_gb_s() } * 1e9;
+        // Several threads stream from several cores: their triad is the ceiling.
+        if let Some((memory, llc)) = probe.threads_triad_gb_s().filter(|_| threads > 1) {
+            bandwidth = if in_llc { llc } else { memory } * 1e9;
+            which = format!("{which} on {threads} threads");
+        }
         let peak = probe.fma_gflop_s() * 1e9 * threads as f64;
         Roofline {
             decode_bytes_per_token,
             decode_fraction_of_bandwidth: decode_tok_s
                 .filter(|_| bandwidth > 0.0)
                 .map(|t| t * decode_bytes_per_token / bandwidth),
-            decode_bandwidth: if in_llc { "LLC" } else { "memory" }.to_string(),
+            decode_bandwidth: which,
             prefill_flop_per_token,
             prefill_fraction_of_fma_peak: (peak > 0.0).then(|| prefill_tok_s * prefill_flop_per_token / peak),
         }
@@ -263,6 +271,47 @@ fn involuntary_context_switches() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A decode on two threads is held to the triad on two threads, when the probe read one.
+    #[test]
+    fn the_roofline_of_several_threads_uses_their_triad() {
+        use crate::bench::probe::{ProbeReading, ProbeReport, ThreadsReading};
+        let reading = |threads| ProbeReading {
+            triad_gb_s: 10.0,
+            llc_triad_gb_s: 40.0,
+            fma_gflop_s: 100.0,
+            took_ms: 1.0,
+            threads,
+        };
+        let probe = |threads| ProbeReport {
+            start: reading(threads),
+            end: reading(threads),
+            source: "measured".into(),
+            triad_array_bytes: 0,
+            llc_array_bytes: 0,
+        };
+        let two = Some(ThreadsReading { threads: 2, triad_gb_s: 16.0, llc_triad_gb_s: 64.0 });
+        // 100 MB per token at 128 tok/s: 12.8 GB/s, beyond one core's 10 but not two cores' 16.
+        let of = |threads, p: &ProbeReport, llc| Roofline::of(1e8, 1e6, Some(128.0), 100.0, threads, p, llc);
+        let roof = of(2, &probe(two), None);
+        assert_eq!(
+            (roof.decode_fraction_of_bandwidth, roof.decode_bandwidth.as_str()),
+            (Some(0.8), "memory on 2 threads")
+        );
+        let roof = of(2, &probe(two), Some(1 << 30));
+        assert_eq!(
+            (roof.decode_fraction_of_bandwidth, roof.decode_bandwidth.as_str()),
+            (Some(0.2), "LLC on 2 threads")
+        );
+        // Without the reading (older files, or a fixed probe), one core's triad, as before.
+        let roof = of(2, &probe(None), None);
+        assert_eq!(
+            (roof.decode_fraction_of_bandwidth, roof.decode_bandwidth.as_str()),
+            (Some(1.28), "memory")
+        );
+        let roof = of(1, &probe(two), None);
+        assert_eq!(roof.decode_bandwidth, "memory");
+    }
 
     #[test]
     fn flags_name_what_exceeded_its_threshold() {

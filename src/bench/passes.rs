@@ -32,7 +32,7 @@ pub fn run(
     // The last-level cache sizes the probe's buffers and decides the roofline's bandwidth.
     let l3_bytes = env::Hardware::capture().l3_bytes;
     let probe = match spec.probe {
-        true => Some(probe::Probe::new(l3_bytes)?),
+        true => Some(probe::Probe::new(l3_bytes, spec.threads)?),
         false => None,
     };
     let load_at_start = machine::load_1m();

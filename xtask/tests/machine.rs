@@ -5,7 +5,7 @@
 
 use smallmind::bench::env::Hardware;
 use smallmind::bench::machine::{Contamination, MachineReport, Roofline};
-use smallmind::bench::probe::{ProbeReading, ProbeReport};
+use smallmind::bench::probe::{ProbeReading, ProbeReport, ThreadsReading};
 use std::path::Path;
 use std::process::{Command, Output};
 use xtask::analysis::baseline::{self, NoiseUse};
@@ -39,6 +39,7 @@ fn reading(triad: f64, scale: f64) -> ProbeReading {
         llc_triad_gb_s: 70.0 * scale,
         fma_gflop_s: 110.0 * scale,
         took_ms: 300.0,
+        threads: None,
     }
 }
 
@@ -218,6 +219,25 @@ fn the_report_shows_the_probe_contaminated_runs_and_roofline_fractions() {
     let busy = format!("**2 of {runs} runs ran while the machine was busy**: `all-off` round 1: load 3.10");
     assert!(md.contains(&busy), "{md}");
     assert!(md.contains("### Roofline") && md.contains("| 42% of LLC | 1.5 MFLOP | 25% |"), "{md}");
+}
+
+/// Runs on two threads carry the probe's triad on two threads, and the report says what that
+/// is against one core's: the ceiling of a memory-bound decode's gain from the second core.
+#[test]
+fn the_report_names_the_triad_on_the_runs_threads_against_one_cores() {
+    let mut r = run_on(zen5(), 20.0, 0);
+    let two = |triad_gb_s| Some(ThreadsReading { threads: 2, triad_gb_s, llc_triad_gb_s: 90.0 });
+    for run in r.points.iter_mut().flat_map(|p| &mut p.variants).flat_map(|v| &mut v.runs) {
+        let probe = &mut run.machine.as_mut().unwrap().probe;
+        (probe.start.threads, probe.end.threads) = (two(30.0), two(30.3));
+    }
+    let summary = MachineSummary::of(&r).unwrap();
+    assert_eq!(summary.threads_triad_gb_s.len(), 1, "{summary:?}");
+    let line = summary.probe_line();
+    assert!(line.ends_with("; memory triad on 2 threads 30.1 GB/s (noise 1%), 1.50x one core's"), "{line}");
+    // Runs on one thread, or recorded before the reading existed, add nothing to the line.
+    let one = MachineSummary::of(&run_on(zen5(), 20.0, 0)).unwrap();
+    assert!(one.threads_triad_gb_s.is_empty() && one.probe_line().ends_with("per core"), "{one:?}");
 }
 
 fn xtask(args: &[&str], probe: &str) -> Output {

@@ -1,7 +1,7 @@
 //! The probe's measurement: the triads and the FMA peak on this core, or what
 //! `SMALLMIND_PROBE` puts in their place ([`super::PROBE_ENV`]).
 
-use super::{PROBE_ENV, ProbeReading, ProbeReport};
+use super::{PROBE_ENV, ProbeReading, ProbeReport, ThreadsReading};
 use crate::error::{Error, Result};
 use crate::kernels::simd_dispatch;
 use std::time::{Duration, Instant};
@@ -34,29 +34,32 @@ impl Override {
                 llc_triad_gb_s,
                 fma_gflop_s,
                 took_ms: 0.0,
+                threads: None,
             }));
         }
         Err(bad())
     }
 }
 
-/// The probe of one run: how it reads (measured, scaled or fixed) and the cache it sizes its
-/// buffers from.
+/// The probe of one run: how it reads (measured, scaled or fixed), the cache it sizes its
+/// buffers from and the run's thread count.
 #[derive(Debug, Clone, Copy)]
 pub struct Probe {
     how: Override,
     llc_bytes: usize,
+    threads: usize,
 }
 
 impl Probe {
-    /// A probe sized from the last-level cache (`llc_bytes`; 32 MiB when unknown).
+    /// A probe sized from the last-level cache (`llc_bytes`; 32 MiB when unknown), for a run on
+    /// `threads` threads (above one, the triads are read on that many threads too).
     ///
     /// # Errors
     /// [`Error::Input`] when `SMALLMIND_PROBE` is set to something else than its two forms.
-    pub fn new(llc_bytes: Option<u64>) -> Result<Probe> {
+    pub fn new(llc_bytes: Option<u64>, threads: usize) -> Result<Probe> {
         let how = Override::from_env()?;
         let llc_bytes = llc_bytes.filter(|&b| b >= 1 << 20).unwrap_or(32 << 20) as usize;
-        Ok(Probe { how, llc_bytes })
+        Ok(Probe { how, llc_bytes, threads: threads.max(1) })
     }
 
     /// Bytes of each array of the memory triad: 4x the last-level cache.
@@ -69,24 +72,39 @@ impl Probe {
         self.llc_bytes / 6
     }
 
-    /// One reading, ~0.3 s. Its buffers (3x the memory triad's array, ~400 MB with a 32 MiB
-    /// L3) are allocated here and freed before it returns, so that no measured op runs beside
-    /// them and no peak-heap figure counts them.
+    /// One reading, ~0.3 s (more where the arrays are large: it took 2.3-3.9 s with a 300 MiB
+    /// L3). Its buffers (3x the memory triad's array, ~400 MB with a 32 MiB L3) are allocated
+    /// here and freed before it returns, so that no measured op runs beside them and no
+    /// peak-heap figure counts them.
     pub fn read(&self) -> ProbeReading {
         let start = Instant::now();
         let mut reading = match self.how {
             Override::Fixed(r) => return r,
-            _ => ProbeReading {
-                triad_gb_s: best_triad(self.triad_array_bytes(), Duration::from_millis(60), 3),
-                llc_triad_gb_s: best_triad(self.llc_array_bytes(), Duration::from_millis(30), 5),
-                fma_gflop_s: fma_peak(Duration::from_millis(30)),
-                took_ms: 0.0,
-            },
+            _ => {
+                let memory =
+                    best_triads(self.triad_array_bytes(), Duration::from_millis(60), 3, self.threads);
+                let llc = best_triads(self.llc_array_bytes(), Duration::from_millis(30), 5, self.threads);
+                ProbeReading {
+                    triad_gb_s: memory.0,
+                    llc_triad_gb_s: llc.0,
+                    fma_gflop_s: fma_peak(Duration::from_millis(30)),
+                    took_ms: 0.0,
+                    threads: memory.1.zip(llc.1).map(|(triad_gb_s, llc_triad_gb_s)| ThreadsReading {
+                        threads: self.threads,
+                        triad_gb_s,
+                        llc_triad_gb_s,
+                    }),
+                }
+            }
         };
         if let Override::Scale(f) = self.how {
             reading.triad_gb_s *= f;
             reading.llc_triad_gb_s *= f;
             reading.fma_gflop_s *= f;
+            if let Some(t) = &mut reading.threads {
+                t.triad_gb_s *= f;
+                t.llc_triad_gb_s *= f;
+            }
         }
         reading.took_ms = start.elapsed().as_secs_f64() * 1e3;
         reading
@@ -110,22 +128,65 @@ impl Probe {
 }
 
 /// The best triad bandwidth, GB/s, over three arrays of `array_bytes` each, with passes until
-/// `budget` has passed (at least `min_passes`).
-fn best_triad(array_bytes: usize, budget: Duration, min_passes: usize) -> f64 {
+/// `budget` has passed (at least `min_passes`): on one thread, and (when `threads` > 1) on
+/// `threads` threads at once over the same arrays.
+fn best_triads(
+    array_bytes: usize,
+    budget: Duration,
+    min_passes: usize,
+    threads: usize,
+) -> (f64, Option<f64>) {
     let n = array_bytes / size_of::<f32>();
     // Written once here, which also faults every page in before the timed passes.
     let (mut a, b, c) = (vec![1.0f32; n], vec![2.0f32; n], vec![0.5f32; n]);
+    let bytes = (3 * n * size_of::<f32>()) as f64;
+    let one = best_of(budget, min_passes, &mut || {
+        let t = Instant::now();
+        triad(&mut a, &b, &c, 3.0);
+        t.elapsed()
+    });
+    let several =
+        (threads > 1).then(|| best_of(budget, min_passes, &mut || triad_split(&mut a, &b, &c, threads)));
+    std::hint::black_box(&mut a);
+    (bytes / one / 1e9, several.map(|t| bytes / t / 1e9))
+}
+
+/// The shortest of `pass`'s times, s, over passes until `budget` has passed (at least
+/// `min_passes`).
+fn best_of(budget: Duration, min_passes: usize, pass: &mut dyn FnMut() -> Duration) -> f64 {
     let start = Instant::now();
     let mut best = f64::INFINITY;
     let mut passes = 0;
     while passes < min_passes || start.elapsed() < budget {
-        let t = Instant::now();
-        triad(&mut a, &b, &c, 3.0);
-        best = best.min(t.elapsed().as_secs_f64());
-        std::hint::black_box(&mut a);
+        best = best.min(pass().as_secs_f64());
         passes += 1;
     }
-    (3 * n * size_of::<f32>()) as f64 / best / 1e9
+    best
+}
+
+/// One triad over the arrays split into `threads` contiguous shares, one per thread (this one
+/// and `threads - 1` scoped ones): the time from the moment all of them are ready to the end
+/// of the last.
+fn triad_split(a: &mut [f32], b: &[f32], c: &[f32], threads: usize) -> Duration {
+    let share = a.len().div_ceil(threads).max(1);
+    let ready = std::sync::Barrier::new(threads);
+    let started = std::sync::OnceLock::new();
+    let run = |(a, (b, c)): (&mut [f32], (&[f32], &[f32]))| {
+        ready.wait();
+        started.get_or_init(Instant::now);
+        triad(a, b, c, 3.0);
+        Instant::now()
+    };
+    let run = &run;
+    let mut shares = a.chunks_mut(share).zip(b.chunks(share).zip(c.chunks(share)));
+    let mine = shares.next().expect("a non-empty array");
+    std::thread::scope(|s| {
+        let others: Vec<_> = shares.map(|share| s.spawn(move || run(share))).collect();
+        // Fewer shares than threads (a tiny array) would leave the barrier short of one.
+        assert_eq!(others.len() + 1, threads, "triad_split: one share per thread");
+        let end = others.into_iter().map(|h| h.join().expect("a triad thread")).fold(run(mine), Instant::max);
+        end.duration_since(*started.get().expect("set by the first thread past the barrier"))
+    })
 }
 
 simd_dispatch!(fn triad(a: &mut [f32], b: &[f32], c: &[f32], s: f32) => triad_body);
@@ -247,6 +308,9 @@ mod tests {
         let (mut a, b, c) = (vec![0.0; 5], vec![1.0, 2.0, 3.0, 4.0, 5.0], vec![1.0; 5]);
         triad(&mut a, &b, &c, 3.0);
         assert_eq!(a, [4.0, 5.0, 6.0, 7.0, 8.0]);
+        let mut a = vec![0.0; 5];
+        triad_split(&mut a, &b, &c, 2);
+        assert_eq!(a, [4.0, 5.0, 6.0, 7.0, 8.0], "split across two threads");
         let want = ((1.0f32 * 0.999 + 0.001) * 0.999 + 0.001) * 0.999 + 0.001;
         let mut acc = [[1.0f32; FMA_LANES]; FMA_CHAINS];
         fma_chains(&mut acc, 3);

@@ -28,6 +28,10 @@ pub struct MachineSummary {
     pub triad_gb_s: ProbeSpread,
     pub llc_triad_gb_s: ProbeSpread,
     pub fma_gflop_s: ProbeSpread,
+    /// The memory triad on several threads, per thread count, from the runs on that many
+    /// threads (empty when every run had one, and in files written before 2026-12-01).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub threads_triad_gb_s: Vec<(usize, ProbeSpread)>,
     /// Processes with probe readings.
     pub runs: usize,
     /// `(point, variant, round, flags)` of every run flagged as contaminated.
@@ -72,7 +76,7 @@ impl MachineSummary {
         if readings.is_empty() {
             return None;
         }
-        let spread = |f: fn(&ProbeReading) -> f64| {
+        let spread = |readings: &[(ProbeReading, ProbeReading)], f: &dyn Fn(&ProbeReading) -> f64| {
             let all: Vec<f64> = readings.iter().flat_map(|(s, e)| [f(s), f(e)]).collect();
             let median = crate::stats::median(&all);
             let deviations: Vec<f64> = all.iter().map(|x| (x - median).abs()).collect();
@@ -83,10 +87,23 @@ impl MachineSummary {
             let mad = if median > 0.0 { crate::stats::median(&deviations) / median } else { 0.0 };
             ProbeSpread { median, noise: mad.max(crate::stats::median(&drifts)) }
         };
+        let mut thread_counts: Vec<usize> =
+            readings.iter().filter_map(|(s, _)| s.threads.map(|t| t.threads)).collect();
+        thread_counts.sort_unstable();
+        thread_counts.dedup();
+        let threads_triad_gb_s = thread_counts
+            .into_iter()
+            .map(|n| {
+                let with = |r: &ProbeReading| r.threads.is_some_and(|t| t.threads == n);
+                let these: Vec<_> = readings.iter().copied().filter(|(s, e)| with(s) && with(e)).collect();
+                (n, spread(&these, &|r| r.threads.map_or(0.0, |t| t.triad_gb_s)))
+            })
+            .collect();
         Some(MachineSummary {
-            triad_gb_s: spread(|r| r.triad_gb_s),
-            llc_triad_gb_s: spread(|r| r.llc_triad_gb_s),
-            fma_gflop_s: spread(|r| r.fma_gflop_s),
+            triad_gb_s: spread(&readings, &|r| r.triad_gb_s),
+            llc_triad_gb_s: spread(&readings, &|r| r.llc_triad_gb_s),
+            fma_gflop_s: spread(&readings, &|r| r.fma_gflop_s),
+            threads_triad_gb_s,
             runs: readings.len(),
             contaminated,
             overridden,
@@ -94,13 +111,27 @@ impl MachineSummary {
         })
     }
 
-    /// `memory triad 21.2 GB/s (noise 3%), LLC triad 65.4 GB/s (2%), FMA 118 GFLOP/s (1%) per core`.
+    /// `memory triad 21.2 GB/s (noise 3%), LLC triad 65.4 GB/s (2%), FMA 118 GFLOP/s (1%) per
+    /// core`, then for runs on several threads `; memory triad on 2 threads 30.1 GB/s (noise
+    /// 2%), 1.42x one core's` (the most a memory-bound decode can gain from them).
     pub fn probe_line(&self) -> String {
         let one = |name: &str, s: ProbeSpread, unit: &str| {
             format!("{name} {} {unit} (noise {:.0}%)", crate::report::format::two(s.median), s.noise * 100.0)
         };
+        let threads: String = self
+            .threads_triad_gb_s
+            .iter()
+            .map(|&(n, s)| {
+                let ratio =
+                    if self.triad_gb_s.median > 0.0 { s.median / self.triad_gb_s.median } else { f64::NAN };
+                format!(
+                    "; {}, {ratio:.2}x one core's",
+                    one(&format!("memory triad on {n} threads"), s, "GB/s")
+                )
+            })
+            .collect();
         format!(
-            "{}, {}, {} per core{}",
+            "{}, {}, {} per core{threads}{}",
             one("memory triad", self.triad_gb_s, "GB/s"),
             one("LLC triad", self.llc_triad_gb_s, "GB/s"),
             one("FMA", self.fma_gflop_s, "GFLOP/s"),

@@ -24,9 +24,22 @@ use std::time::{Duration, Instant};
 /// from those gaps, not swept.
 pub const SPIN: Duration = Duration::from_micros(100);
 
-/// The name of every worker thread starts with this (`smallmind-worker-1`, ...): profiles show
-/// it, and the phase timer leaves workers' spans out.
+/// The name of every worker thread starts with this (`smallmind-worker-1`, ...): profiles and
+/// traces show it.
 pub const WORKER_THREAD_PREFIX: &str = "smallmind-worker-";
+
+thread_local! {
+    /// Set by a worker thread before it runs any job (see [`on_worker_thread`]).
+    static IS_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread is one of a [`WorkerPool`]'s workers: the phase timer leaves
+/// their spans out, which the calling thread's own spans already cover. Set by the pool on
+/// each worker as it starts, so a thread of another pool given a similar name is not taken
+/// for one.
+pub fn on_worker_thread() -> bool {
+    IS_WORKER.with(|w| w.get())
+}
 
 /// The threads a kernel may use.
 #[derive(Debug, Clone, Copy)]
@@ -180,9 +193,11 @@ impl WorkerPool {
         for i in 1..threads {
             let shared = Arc::clone(&pool.shared);
             // On an error, dropping `pool` stops and joins the workers started so far.
-            let handle = thread::Builder::new()
-                .name(format!("{WORKER_THREAD_PREFIX}{i}"))
-                .spawn(move || worker_loop(&shared, i, threads, oversubscribed))?;
+            let handle =
+                thread::Builder::new().name(format!("{WORKER_THREAD_PREFIX}{i}")).spawn(move || {
+                    IS_WORKER.with(|w| w.set(true));
+                    worker_loop(&shared, i, threads, oversubscribed)
+                })?;
             pool.workers.push(handle.thread().clone());
             pool.handles.push(handle);
         }
@@ -352,6 +367,31 @@ mod tests {
             });
             assert!(seen.iter().all(|c| c.load(Ordering::Relaxed) == 1));
         }
+    }
+
+    /// The pool's workers know they are workers; the calling thread, and another thread that
+    /// merely has a worker's name, do not.
+    #[test]
+    fn workers_and_only_workers_are_on_a_worker_thread() {
+        let pool = WorkerPool::new(3).unwrap();
+        let seen = Mutex::new(Vec::new());
+        for _ in 0..20 {
+            pool.run(3, &|_| {
+                let name = thread::current().name().map(str::to_string);
+                seen.lock().unwrap().push((on_worker_thread(), name));
+            });
+        }
+        let seen = seen.into_inner().unwrap();
+        // Chunk i runs on worker i (chunk 0 on the caller): 40 of the 60 on workers.
+        assert_eq!(seen.iter().filter(|(worker, _)| *worker).count(), 40);
+        for (worker, name) in &seen {
+            let named = name.as_deref().is_some_and(|n| n.starts_with(WORKER_THREAD_PREFIX));
+            assert_eq!(*worker, named, "{name:?}");
+        }
+        assert!(!on_worker_thread());
+        let impostor =
+            thread::Builder::new().name(format!("{WORKER_THREAD_PREFIX}9")).spawn(on_worker_thread);
+        assert!(!impostor.unwrap().join().unwrap());
     }
 
     #[test]

@@ -127,10 +127,9 @@ static TOTALS_NS: [AtomicU64; PHASES.len() + 1] = [const { AtomicU64::new(0) }; 
 thread_local! {
     /// Spans entered on this thread and not yet exited: (phase index, entry time).
     static OPEN: RefCell<Vec<(usize, Instant)>> = RefCell::new(Vec::with_capacity(16));
-    /// Whether this thread is one of a `WorkerPool`'s workers.
-    static ON_WORKER: bool = std::thread::current()
-        .name()
-        .is_some_and(|name| name.starts_with(crate::kernels::parallel::WORKER_THREAD_PREFIX));
+    /// Whether this thread is one of a `WorkerPool`'s workers (read once: a thread does not
+    /// become one after it starts).
+    static ON_WORKER: bool = crate::kernels::parallel::on_worker_thread();
 }
 
 #[cfg(feature = "profilers")]

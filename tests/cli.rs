@@ -258,3 +258,67 @@ fn an_output_that_cannot_be_written_exits_1() {
         assert!(error_lines[0].contains("cannot write /proc/"), "{stderr}");
     }
 }
+
+/// `SMALLMIND_SIMD` lowers every kernel to AVX2 or the baseline build, so that this machine
+/// runs (and tests) what a machine without AVX-512 runs: each level the CPU has generates the
+/// same tokens, with every step's logits within 2e-4 of the CPU's best level (the toggles'
+/// tolerance, `tests/equivalence.rs`), for a GPT-2 and a Llama, with a prompt (prefill) and
+/// at one and two threads.
+#[test]
+fn every_simd_level_this_cpu_has_generates_the_same_tokens() {
+    use smallmind::kernels::SimdLevel;
+    let dir = tempfile::tempdir().unwrap();
+    let levels = [SimdLevel::Avx512, SimdLevel::Avx2, SimdLevel::Baseline];
+    let levels: Vec<SimdLevel> = levels.into_iter().filter(|&l| l <= SimdLevel::detected()).collect();
+    for model in ["small", "llama-tiny-gqa"] {
+        for threads in ["1", "2"] {
+            let run = |level: SimdLevel| {
+                let path = dir.path().join(format!("{model}-{threads}-{}.json", level.name()));
+                let args = [
+                    "generate",
+                    "--model",
+                    model,
+                    "--prompt-ids",
+                    "1,2,3,4,5,6,7,8,9",
+                    "--max-new-tokens",
+                    "12",
+                    "--threads",
+                    threads,
+                    "--json",
+                    "--logits-out",
+                    path.to_str().unwrap(),
+                ];
+                let simd = match level {
+                    SimdLevel::Avx512 => "avx512",
+                    SimdLevel::Avx2 => "avx2",
+                    SimdLevel::Baseline => "baseline",
+                };
+                let v = json(&smallmind_env(&args, &[("SMALLMIND_SIMD", simd)]));
+                let logits: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+                (v["generated_ids"].clone(), logits)
+            };
+            let (best_ids, best_logits) = run(levels[0]);
+            for &level in &levels[1..] {
+                let what =
+                    format!("{model} at {threads} thread(s), {} against {}", level.name(), levels[0].name());
+                let (ids, logits) = run(level);
+                assert_eq!(ids, best_ids, "{what}: tokens");
+                let diff =
+                    logits.iter().flatten().zip(best_logits.iter().flatten()).map(|(a, b)| (a - b).abs());
+                let diff = diff.fold(0.0f32, f32::max);
+                assert!(diff <= 2e-4, "{what}: logits differ by {diff}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_bad_or_unavailable_simd_level_is_refused() {
+    let args = ["generate", "--model", "tiny", "--prompt", "a", "--max-new-tokens", "1"];
+    let out = smallmind_env(&args, &[("SMALLMIND_SIMD", "avx9")]);
+    assert_usage_error(&out, &["SMALLMIND_SIMD=\"avx9\"", "expected avx512, avx2 or baseline"]);
+    if smallmind::kernels::SimdLevel::detected() < smallmind::kernels::SimdLevel::Avx512 {
+        let out = smallmind_env(&args, &[("SMALLMIND_SIMD", "avx512")]);
+        assert_usage_error(&out, &["SMALLMIND_SIMD=avx512: this CPU runs"]);
+    }
+}

@@ -67,7 +67,7 @@ impl Environment {
             hostname: read_trimmed("/proc/sys/kernel/hostname"),
             os: os_name(),
             kernel: read_trimmed("/proc/sys/kernel/osrelease"),
-            simd_level: crate::kernels::simd_level().into(),
+            simd_level: crate::kernels::simd_level(),
             rustc: env!("SMALLMIND_RUSTC_VERSION").into(),
             build_profile: env!("SMALLMIND_BUILD_PROFILE").into(),
             opt_level: env!("SMALLMIND_OPT_LEVEL").into(),

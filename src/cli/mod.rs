@@ -152,6 +152,8 @@ pub fn run() -> Result<()> {
             bail!("{} (see --help)", message.strip_prefix("error: ").unwrap_or(&message));
         }
     };
+    // A bad SMALLMIND_SIMD is refused before anything runs, not silently ignored.
+    smallmind::kernels::requested_simd_level()?;
     match cli.command {
         Command::Generate(args) => generate::run(args),
         Command::Bench(args) => bench::run(*args),

@@ -73,7 +73,7 @@ pub fn matmul_transposed(
         return vec_mat_transposed(&x[..k], w, n, &mut out[..n], threads);
     }
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if super::simd() == super::SimdLevel::Avx512 {
         let out_ptr = super::parallel::SyncPtr(out.as_mut_ptr());
         // Blocks of whole tiles (4 weight rows) and whole cache lines of `out` (16 columns).
         return threads.for_each_column_block(n, 16, |cols| {
@@ -244,7 +244,7 @@ pub fn vec_mat_transposed(x: &[f32], w: &[f32], n: usize, out: &mut [f32], threa
 /// `out[j] = dot(x, w[j])` on this thread: the AVX-512 kernel where the CPU has it.
 fn vec_mat_transposed_rows(x: &[f32], w: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if super::simd() == super::SimdLevel::Avx512 {
         // Safety: the CPU has AVX-512F (checked above); sizes are checked inside.
         return unsafe { avx512::vec_mat_transposed(x, w, out) };
     }
@@ -619,7 +619,7 @@ mod tests {
     fn several_rows_transposed_equal_the_one_row_kernel_row_by_row() {
         let pool = WorkerPool::new(2).unwrap();
         #[cfg(target_arch = "x86_64")]
-        let ours = std::arch::is_x86_feature_detected!("avx512f");
+        let ours = crate::kernels::simd() == crate::kernels::SimdLevel::Avx512;
         #[cfg(not(target_arch = "x86_64"))]
         let ours = false;
         for (m, k, n) in [(2, 16, 4), (5, 33, 7), (67, 20, 130), (9, 768, 50)] {

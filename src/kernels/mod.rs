@@ -32,17 +32,14 @@ macro_rules! simd_dispatch {
                 unsafe fn avx2($($arg: $ty),*) {
                     $body($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                    && std::arch::is_x86_feature_detected!("avx512dq")
-                {
-                    // Safety: the CPU has every feature `avx512` was compiled for (checked above).
+                let level = $crate::kernels::simd();
+                if level == $crate::kernels::SimdLevel::Avx512 {
+                    // Safety: the CPU has every feature `avx512` was compiled for (`simd` is
+                    // never above `SimdLevel::detected`).
                     return unsafe { avx512($($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // Safety: the CPU has every feature `avx2` was compiled for (checked above).
+                if level == $crate::kernels::SimdLevel::Avx2 {
+                    // Safety: the CPU has every feature `avx2` was compiled for (as above).
                     return unsafe { avx2($($arg),*) };
                 }
             }
@@ -52,19 +49,96 @@ macro_rules! simd_dispatch {
 }
 pub(crate) use simd_dispatch;
 
-/// Which copy [`simd_dispatch!`] picks on this CPU: `"avx512"`, `"avx2+fma"` or `"baseline"`.
-pub fn simd_level() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::is_x86_feature_detected as has;
-        if has!("avx512f") && has!("avx512vl") && has!("avx512dq") {
-            return "avx512";
-        }
-        if has!("avx2") && has!("fma") {
-            return "avx2+fma";
+/// The instruction sets the kernels use, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SimdLevel {
+    /// The build's target (SSE2 on x86-64).
+    Baseline,
+    /// AVX2 and FMA.
+    Avx2,
+    /// AVX-512 F, VL and DQ (and AVX2 and FMA).
+    Avx512,
+}
+
+impl SimdLevel {
+    /// `"avx512"`, `"avx2+fma"` or `"baseline"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimdLevel::Avx512 => "avx512",
+            SimdLevel::Avx2 => "avx2+fma",
+            SimdLevel::Baseline => "baseline",
         }
     }
-    "baseline"
+
+    /// The best level this CPU has.
+    pub fn detected() -> SimdLevel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512vl") && has!("avx512dq") {
+                return SimdLevel::Avx512;
+            }
+            if has!("avx2") && has!("fma") {
+                return SimdLevel::Avx2;
+            }
+        }
+        SimdLevel::Baseline
+    }
+}
+
+/// `avx2` or `baseline` (or `avx512`) runs every kernel at that level at most, so that a
+/// machine with AVX-512 can measure and test what an AVX2 machine runs. Read once per process;
+/// the command line refuses a value it does not know, or one above the CPU
+/// ([`requested_simd_level`]).
+pub const SIMD_ENV: &str = "SMALLMIND_SIMD";
+
+/// What `SMALLMIND_SIMD` asks for: `None` when unset.
+///
+/// # Errors
+/// [`Error::Input`](crate::Error::Input) for a value other than `avx512`, `avx2` and
+/// `baseline`, or a level this CPU does not have.
+pub fn requested_simd_level() -> crate::error::Result<Option<SimdLevel>> {
+    let Some(value) = std::env::var_os(SIMD_ENV).filter(|v| !v.is_empty()) else { return Ok(None) };
+    let level = match value.to_str() {
+        Some("avx512") => SimdLevel::Avx512,
+        Some("avx2") => SimdLevel::Avx2,
+        Some("baseline") => SimdLevel::Baseline,
+        _ => {
+            return Err(crate::Error::Input(format!(
+                "{SIMD_ENV}={value:?}: expected avx512, avx2 or baseline (or unset it for the CPU's best)"
+            )));
+        }
+    };
+    let detected = SimdLevel::detected();
+    if level > detected {
+        return Err(crate::Error::Input(format!(
+            "{SIMD_ENV}={}: this CPU runs {} at most; ask for that or lower, or unset it",
+            level.name(),
+            detected.name()
+        )));
+    }
+    Ok(Some(level))
+}
+
+/// The level every kernel runs at: the CPU's best, or what `SMALLMIND_SIMD` asks for when it
+/// is lower (a value [`requested_simd_level`] refuses is ignored here: the command line has
+/// already refused it).
+pub fn simd() -> SimdLevel {
+    static LEVEL: std::sync::OnceLock<SimdLevel> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let detected = SimdLevel::detected();
+        requested_simd_level().ok().flatten().map_or(detected, |asked| asked.min(detected))
+    })
+}
+
+/// Which copy [`simd_dispatch!`] picks: `"avx512"`, `"avx2+fma"` or `"baseline"`, followed by
+/// ` (SMALLMIND_SIMD)` when that variable lowered it.
+pub fn simd_level() -> String {
+    let level = simd();
+    match level < SimdLevel::detected() {
+        true => format!("{} ({SIMD_ENV})", level.name()),
+        false => level.name().to_string(),
+    }
 }
 
 /// `dst[i] += src[i]`: the residual connection.

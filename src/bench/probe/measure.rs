@@ -228,18 +228,19 @@ fn fma_peak(budget: Duration) -> f64 {
     (2 * FMA_LANES * FMA_CHAINS * iterations) as f64 / best / 1e9
 }
 
-/// `acc = acc * m + a`, `iterations` times, as fused multiply-adds of the widest vectors this
-/// CPU runs: written with intrinsics, because a peak measured through the autovectoriser is a
+/// `acc = acc * m + a`, `iterations` times, as fused multiply-adds of the widest vectors the
+/// kernels run (`kernels::simd`): written with intrinsics, because a peak measured through the autovectoriser is a
 /// measurement of the autovectoriser. Values stay finite (m < 1 pulls toward a / (1 - m)).
 fn fma_chains(acc: &mut [[f32; FMA_LANES]; FMA_CHAINS], iterations: usize) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // Safety: the CPU has AVX-512F (checked above).
+        use crate::kernels::{SimdLevel, simd};
+        if simd() == SimdLevel::Avx512 {
+            // Safety: the CPU has AVX-512F (`simd` is never above what it has).
             return unsafe { fma_avx512(acc, iterations) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // Safety: the CPU has AVX2 and FMA (checked above).
+        if simd() == SimdLevel::Avx2 {
+            // Safety: the CPU has AVX2 and FMA (as above).
             return unsafe { fma_avx2(acc, iterations) };
         }
     }

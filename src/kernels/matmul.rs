@@ -226,8 +226,11 @@ fn vec_mat_body(x: &[f32], w: &[f32], n: usize, col0: usize, out: &mut [f32]) {
 /// stories110m at 54-60 against 42-44 (`smallmind bench --model M --prompt-tokens 1
 /// --max-new-tokens 128 --threads 1 --iterations 3`, medians, alternating, three rounds);
 /// llama-tiny, whose weights stay in cache, 13.2k against 12.7k (six rounds). With several
-/// threads, rows are split. The other bodies (AVX2, baseline) take four rows per pass. Weights
-/// should be cache-line aligned (`layers::Weights`).
+/// threads, rows are split. The other bodies (AVX2, baseline) take four rows per pass: held to
+/// AVX2 (`SMALLMIND_SIMD=avx2`) on a 2-core Intel Xeon (family 6 model 207), four rows decoded
+/// stories15m at 346-370 tok/s against one row's 324-333, and stories110m at 25-28 against
+/// 23-25 (the same command, two or three rounds; that is not an AVX2 CPU's memory system,
+/// but the only comparison we have). Weights should be cache-line aligned (`layers::Weights`).
 pub fn vec_mat_transposed(x: &[f32], w: &[f32], n: usize, out: &mut [f32], threads: Threads<'_>) {
     let k = x.len();
     assert!(w.len() == k * n && out.len() == n, "vec_mat_transposed: buffer sizes");

@@ -72,8 +72,8 @@ impl Probe {
         self.llc_bytes / 6
     }
 
-    /// One reading, ~0.3 s (more where the arrays are large: it took 2.3-3.9 s with a 300 MiB
-    /// L3). Its buffers (3x the memory triad's array, ~400 MB with a 32 MiB L3) are allocated
+    /// One reading, ~0.3 s (more where the arrays are large: 2.3-7.5 s, the two-thread triads
+    /// included, with a 300 MiB L3). Its buffers (3x the memory triad's array, ~400 MB with a 32 MiB L3) are allocated
     /// here and freed before it returns, so that no measured op runs beside them and no
     /// peak-heap figure counts them.
     pub fn read(&self) -> ProbeReading {
@@ -229,8 +229,8 @@ fn fma_peak(budget: Duration) -> f64 {
 }
 
 /// `acc = acc * m + a`, `iterations` times, as fused multiply-adds of the widest vectors the
-/// kernels run (`kernels::simd`): written with intrinsics, because a peak measured through the autovectoriser is a
-/// measurement of the autovectoriser. Values stay finite (m < 1 pulls toward a / (1 - m)).
+/// kernels run (`kernels::simd`): written with intrinsics, because a peak measured through the
+/// autovectoriser is a measurement of the autovectoriser. Values stay finite (m < 1 pulls toward a / (1 - m)).
 fn fma_chains(acc: &mut [[f32; FMA_LANES]; FMA_CHAINS], iterations: usize) {
     #[cfg(target_arch = "x86_64")]
     {

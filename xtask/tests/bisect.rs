@@ -4,19 +4,19 @@
 //! exits 0, and the reference against itself (`calibrate`) shows no significant change; and the
 //! report's CPU profile diff of fused softmax on against off names a softmax function first.
 
+mod common;
+
+use common::FIXED_PROBE;
 use std::path::Path;
 use std::process::Output;
 
 const EXPERIMENT: &str = include_str!("../test_data/all_off_all_on.toml");
 
-/// Runs xtask in `root`, the probe's readings fixed (`SMALLMIND_PROBE`, test-only). On a shared
-/// machine the measured probe can move beyond its tolerance between the baseline and the check
-/// (the FMA peak read 177 and then 159 GFLOP/s on a 2-core Intel Xeon, family 6 model 207),
-/// and `check` then rightly judges nothing and exits 0: `tests/machine.rs` proves that path.
-/// This test is about finding a slowed toggle, so it holds the machine still.
+/// Runs xtask in `root` under [`FIXED_PROBE`]: this test is about finding a slowed toggle, so it
+/// holds the machine still (a measured probe that moved would make `check` judge nothing).
 fn xtask(args: &[&str], root: &Path) -> Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.env("SMALLMIND_PROBE", "fixed=20,70,110");
+    cmd.env(FIXED_PROBE.0, FIXED_PROBE.1);
     cmd.args(args);
     for dir in ["experiments", "reports", "baselines"] {
         cmd.arg(format!("--{dir}-dir")).arg(root.join(dir));

@@ -10,14 +10,17 @@
 
 mod common;
 
-use common::{commit_with, git};
+use common::{FIXED_PROBE, commit_with, git};
 use std::path::Path;
 use std::process::{Command, Output};
 
 const EXPERIMENT: &str = include_str!("../test_data/all_off_all_on.toml");
 
+/// `xtask compare ARGS` in `root` under [`FIXED_PROBE`]: this test is about finding a slowed
+/// revision, so it holds the machine still.
 fn compare(args: &[&str], root: &Path) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    cmd.env(FIXED_PROBE.0, FIXED_PROBE.1);
     cmd.arg("compare").args(args);
     if !args.contains(&"--experiment") {
         cmd.args(["--experiment", "comparetest"]);

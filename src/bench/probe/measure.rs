@@ -41,6 +41,11 @@ impl Override {
     }
 }
 
+/// The largest array of the memory triad, bytes. A 2-core Intel Xeon VM (family 6 model 207)
+/// reports a 300 MiB L3: uncapped, its arrays were 1.2 GB each and a reading took 2.3-7.5 s,
+/// twice in every bench process.
+pub const MAX_TRIAD_ARRAY_BYTES: usize = 512 << 20;
+
 /// The probe of one run: how it reads (measured, scaled or fixed), the cache it sizes its
 /// buffers from and the run's thread count.
 #[derive(Debug, Clone, Copy)]
@@ -62,9 +67,11 @@ impl Probe {
         Ok(Probe { how, llc_bytes, threads: threads.max(1) })
     }
 
-    /// Bytes of each array of the memory triad: 4x the last-level cache.
+    /// Bytes of each array of the memory triad: 4x the last-level cache, at most
+    /// [`MAX_TRIAD_ARRAY_BYTES`] (512 MiB), so that the three arrays stay at least 5x any L3
+    /// up to 300 MiB without a reading taking seconds where the VM reports such an L3.
     pub fn triad_array_bytes(&self) -> usize {
-        4 * self.llc_bytes
+        (4 * self.llc_bytes).min(MAX_TRIAD_ARRAY_BYTES)
     }
 
     /// Bytes of each array of the LLC triad: the three fit in half the last-level cache.
@@ -72,9 +79,9 @@ impl Probe {
         self.llc_bytes / 6
     }
 
-    /// One reading, ~0.3 s (more where the arrays are large: 2.3-7.5 s, the two-thread triads
-    /// included, with a 300 MiB L3). Its buffers (3x the memory triad's array, ~400 MB with a 32 MiB L3) are allocated
-    /// here and freed before it returns, so that no measured op runs beside them and no
+    /// One reading, ~0.3 s with a 32 MiB L3 (more where the arrays are larger, and more again
+    /// when the triads are read on several threads too). Its buffers (3x the memory triad's
+    /// array: ~400 MB with a 32 MiB L3, 1.5 GiB at most) are allocated here and freed before it returns, so that no measured op runs beside them and no
     /// peak-heap figure counts them.
     pub fn read(&self) -> ProbeReading {
         let start = Instant::now();
@@ -319,5 +326,15 @@ mod tests {
         let mut acc = [[1.0f32; FMA_LANES]; FMA_CHAINS];
         fma_portable(&mut acc, 3);
         assert!(acc.iter().flatten().all(|&v| (v - want).abs() < 1e-6));
+    }
+
+    #[test]
+    fn the_memory_triad_is_four_times_the_l3_up_to_its_cap() {
+        let probe =
+            |llc_mib: u64| Probe { how: Override::Measure, llc_bytes: (llc_mib << 20) as usize, threads: 1 };
+        assert_eq!(probe(32).triad_array_bytes(), 128 << 20);
+        assert_eq!(probe(128).triad_array_bytes(), 512 << 20);
+        assert_eq!(probe(300).triad_array_bytes(), MAX_TRIAD_ARRAY_BYTES, "capped");
+        assert_eq!(probe(300).llc_array_bytes(), 50 << 20, "the LLC triad is not capped");
     }
 }

@@ -1,10 +1,19 @@
 //! Commits made for a test from `HEAD` with `git commit-tree`: no branch, index or working file
-//! changes, and git collects them later. Shared by the tests that build other revisions.
+//! changes, and git collects them later. Shared by the tests that build other revisions, with the
+//! fixed probe those tests run under.
 
 #![allow(dead_code, reason = "each test binary uses some of these helpers")]
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+
+/// The probe's readings fixed (`SMALLMIND_PROBE`, test-only), for tests about finding a slowed
+/// revision or toggle rather than about the machine. On a shared machine the measured probe can
+/// move beyond its tolerance between two runs (the FMA peak read 177 and then 159 GFLOP/s on a
+/// 2-core Intel Xeon, family 6 model 207), and the workbench then rightly judges nothing:
+/// `tests/machine.rs` proves that path. A fixed probe also takes no time, where a measured one
+/// took 1.1-1.7 s per reading there, twice in every bench process.
+pub const FIXED_PROBE: (&str, &str) = ("SMALLMIND_PROBE", "fixed=20,70,110");
 
 /// `git ARGS` in the project, with `input` on stdin; its trimmed output.
 pub fn git(args: &[&str], input: Option<&str>) -> String {

@@ -268,8 +268,7 @@ fn an_output_that_cannot_be_written_exits_1() {
 fn every_simd_level_this_cpu_has_generates_the_same_tokens() {
     use smallmind::kernels::SimdLevel;
     let dir = tempfile::tempdir().unwrap();
-    let levels = [SimdLevel::Avx512, SimdLevel::Avx2, SimdLevel::Baseline];
-    let levels: Vec<SimdLevel> = levels.into_iter().filter(|&l| l <= SimdLevel::detected()).collect();
+    let levels: Vec<SimdLevel> = SimdLevel::ALL.into_iter().filter(|&l| l <= SimdLevel::detected()).collect();
     for model in ["small", "llama-tiny-gqa"] {
         for threads in ["1", "2"] {
             let run = |level: SimdLevel| {
@@ -288,12 +287,7 @@ fn every_simd_level_this_cpu_has_generates_the_same_tokens() {
                     "--logits-out",
                     path.to_str().unwrap(),
                 ];
-                let simd = match level {
-                    SimdLevel::Avx512 => "avx512",
-                    SimdLevel::Avx2 => "avx2",
-                    SimdLevel::Baseline => "baseline",
-                };
-                let v = json(&smallmind_env(&args, &[("SMALLMIND_SIMD", simd)]));
+                let v = json(&smallmind_env(&args, &[("SMALLMIND_SIMD", level.env_value())]));
                 let logits: Vec<Vec<f32>> = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
                 (v["generated_ids"].clone(), logits)
             };

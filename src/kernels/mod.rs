@@ -61,6 +61,18 @@ pub enum SimdLevel {
 }
 
 impl SimdLevel {
+    /// Every level, best first.
+    pub const ALL: [SimdLevel; 3] = [SimdLevel::Avx512, SimdLevel::Avx2, SimdLevel::Baseline];
+
+    /// The value of [`SIMD_ENV`] that asks for this level: `"avx512"`, `"avx2"` or `"baseline"`.
+    pub fn env_value(self) -> &'static str {
+        match self {
+            SimdLevel::Avx512 => "avx512",
+            SimdLevel::Avx2 => "avx2",
+            SimdLevel::Baseline => "baseline",
+        }
+    }
+
     /// `"avx512"`, `"avx2+fma"` or `"baseline"`.
     pub fn name(self) -> &'static str {
         match self {
@@ -99,22 +111,17 @@ pub const SIMD_ENV: &str = "SMALLMIND_SIMD";
 /// `baseline`, or a level this CPU does not have.
 pub fn requested_simd_level() -> crate::error::Result<Option<SimdLevel>> {
     let Some(value) = std::env::var_os(SIMD_ENV).filter(|v| !v.is_empty()) else { return Ok(None) };
-    let level = match value.to_str() {
-        Some("avx512") => SimdLevel::Avx512,
-        Some("avx2") => SimdLevel::Avx2,
-        Some("baseline") => SimdLevel::Baseline,
-        _ => {
-            return Err(crate::Error::Input(format!(
-                "{SIMD_ENV}={value:?}: expected avx512, avx2 or baseline (or unset it for the CPU's best)"
-            )));
-        }
+    let Some(level) = SimdLevel::ALL.into_iter().find(|l| value.to_str() == Some(l.env_value())) else {
+        return Err(crate::Error::Input(format!(
+            "{SIMD_ENV}={value:?}: expected avx512, avx2 or baseline (or unset it for the CPU's best)"
+        )));
     };
     let detected = SimdLevel::detected();
     if level > detected {
         return Err(crate::Error::Input(format!(
             "{SIMD_ENV}={}: this CPU runs {} at most; ask for that or lower, or unset it",
-            level.name(),
-            detected.name()
+            level.env_value(),
+            detected.env_value()
         )));
     }
     Ok(Some(level))

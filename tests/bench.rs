@@ -305,18 +305,38 @@ fn bad_input_exits_2_and_leaves_no_file() {
     assert_eq!(files_in(dir.path()), ["plain-file"], "no results and no temporary file left behind");
 }
 
-/// Builds the binary with the `dhat-heap` feature (in a target directory of its own, so that
-/// the binary the other tests run is not replaced), once per test run.
+/// Builds the binary with the `dhat-heap` feature once per test run, as the workbench builds its
+/// heap-profiling engine: release, in `target/engine-features/` under that folder's lock, copied
+/// to `smallmind+dhat-heap` (`xtask/src/runner/engine.rs`). The binary the other tests run is
+/// not replaced, and the workbench's tests reuse this build instead of compiling the dependencies
+/// once more in a folder of their own.
 fn dhat_binary() -> PathBuf {
-    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dhat-heap");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("CARGO_TARGET_TMPDIR is target/tmp");
+    let dir = target.join("engine-features");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lock = std::fs::File::create(dir.join(".xtask.lock")).unwrap();
+    lock.lock().unwrap();
     let out: Output = Command::new(env!("CARGO"))
-        .args(["build", "--locked", "--features", "dhat-heap", "--bin", "smallmind", "--target-dir"])
-        .arg(&target_dir)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--features",
+            "dhat-heap",
+            "--bin",
+            "smallmind",
+            "--target-dir",
+        ])
+        .arg(&dir)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo runs");
     assert!(out.status.success(), "building with dhat-heap failed: {}", String::from_utf8_lossy(&out.stderr));
-    target_dir.join("debug").join("smallmind")
+    let named = dir.join("release").join("smallmind+dhat-heap");
+    let temp = named.with_extension("tmp");
+    std::fs::copy(dir.join("release").join("smallmind"), &temp).unwrap();
+    std::fs::rename(&temp, &named).unwrap();
+    named
 }
 
 #[test]

@@ -83,16 +83,18 @@ impl Counters {
 }
 
 impl Contamination {
-    /// The contamination of a run whose ops were measured between `before` and now, over
-    /// `measured_ms`, on `cores` logical cores.
+    /// The contamination of a run whose ops were measured between the counters `before` and
+    /// `after`, over `measured_ms`, on `cores` logical cores. `after` must be read as the ops
+    /// end: read later, the window would take in the end probe, whose threads on a run of
+    /// several have exited by then and would count as other processes' CPU (a 2-core Intel
+    /// Xeon flagged every two-thread run of the `threads` experiment so, ~250 ms each).
     pub fn measure(
         load_1m_at_start: Option<f64>,
-        before: Counters,
+        (before, after): (Counters, Counters),
         measured_ms: f64,
         probe_drift: f64,
         cores: usize,
     ) -> Contamination {
-        let after = Counters::read();
         // USER_HZ is 100 on every Linux this runs on: a tick is 10 ms.
         let steal_ms =
             before.steal_ticks.zip(after.steal_ticks).map(|(b, a)| a.saturating_sub(b) as f64 * 10.0);
@@ -375,7 +377,7 @@ mod tests {
             .expect("timeout and sh run");
         assert_eq!(status.code(), Some(124), "timeout ends the loop");
         let measured_ms = started.elapsed().as_secs_f64() * 1e3;
-        let c = Contamination::measure(None, before, measured_ms, 0.0, 2);
+        let c = Contamination::measure(None, (before, Counters::read()), measured_ms, 0.0, 2);
         let other = c.other_cpu_ms.expect("Linux has the counters");
         assert!(other >= 250.0, "a 500 ms spin counted as {other} ms of other processes' CPU");
         assert!(c.flags.iter().any(|f| f.starts_with("other processes used")), "{:?}", c.flags);

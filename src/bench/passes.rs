@@ -145,18 +145,19 @@ fn measured_pass(
     spec: &BenchSpec,
     op: &mut dyn FnMut() -> Result<OpRecord>,
     progress: &mut dyn FnMut(&str),
-) -> Result<(Vec<OpRecord>, machine::Counters, f64)> {
+) -> Result<(Vec<OpRecord>, (machine::Counters, machine::Counters), f64)> {
     progress(&format!("warm-up: {} op(s)", spec.warmup));
     for _ in 0..spec.warmup {
         op()?;
     }
     progress(&format!("measuring: {} op(s)", spec.iterations));
     let mut measured = Vec::with_capacity(spec.iterations);
-    let (counters, measuring) = (machine::Counters::read(), Instant::now());
+    let (before, measuring) = (machine::Counters::read(), Instant::now());
     for _ in 0..spec.iterations {
         measured.push(op()?);
     }
-    Ok((measured, counters, measuring.elapsed().as_secs_f64() * 1e3))
+    let measured_ms = measuring.elapsed().as_secs_f64() * 1e3;
+    Ok((measured, (before, machine::Counters::read()), measured_ms))
 }
 
 /// The phase pass: `spec.phase_iterations` ops with the engine's spans timed (none: no pass).

@@ -221,8 +221,9 @@ fn vec_mat_body(x: &[f32], w: &[f32], n: usize, col0: usize, out: &mut [f32]) {
 /// intrinsics ([`avx512::vec_mat_transposed`]): fused multiply-adds into one 16-lane register
 /// per row, reduced once per row. It reads the weights **one row at a time**, so that a
 /// thread's rows are one sequential stream, and asks for them 4 KiB ahead of its loads
-/// (`avx512::PREFETCH_FLOATS`: +20-35% on stories110m's decode on an Intel Xeon). Eight rows per pass (sharing each load of `x`)
-/// was the kernel until 2026-12-01; on the Zen 4 of [`super::parallel::WorkerPool`]'s figures
+/// (`avx512::PREFETCH_FLOATS`: +20-35% on stories110m's decode on a 2-core Intel Xeon, family
+/// 6 model 207). Eight rows per pass (sharing each load of `x`) was the kernel until 2026-12-01;
+/// on the Zen 4 of [`super::parallel::WorkerPool`]'s figures
 /// one row decoded stories15m at 374-408 tok/s against eight rows' 198-218 at one thread, and
 /// stories110m at 54-60 against 42-44 (`smallmind bench --model M --prompt-tokens 1
 /// --max-new-tokens 128 --threads 1 --iterations 3`, medians, alternating, three rounds);

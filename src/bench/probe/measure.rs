@@ -81,8 +81,8 @@ impl Probe {
 
     /// One reading, ~0.3 s with a 32 MiB L3 (more where the arrays are larger, and more again
     /// when the triads are read on several threads too). Its buffers (3x the memory triad's
-    /// array: ~400 MB with a 32 MiB L3, 1.5 GiB at most) are allocated here and freed before it returns, so that no measured op runs beside them and no
-    /// peak-heap figure counts them.
+    /// array: ~400 MB with a 32 MiB L3, 1.5 GiB at most) are allocated here and freed before
+    /// it returns, so that no measured op runs beside them and no peak-heap figure counts them.
     pub fn read(&self) -> ProbeReading {
         let start = Instant::now();
         let mut reading = match self.how {

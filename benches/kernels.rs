@@ -6,7 +6,8 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use smallmind::kernels::attention::{HeadRows, scores_batched_gemm, scores_per_pair_dot};
-use smallmind::kernels::matmul::{matmul_transposed, vec_mat, vec_mat_transposed};
+use smallmind::kernels::matmul::{matmul_transposed, vec_mat_transposed};
+use smallmind::kernels::panel;
 use smallmind::kernels::parallel::Threads;
 use smallmind::kernels::softmax::{softmax_causal_fused, softmax_full_then_mask};
 use std::hint::black_box;
@@ -15,7 +16,7 @@ fn data(len: usize) -> Vec<f32> {
     (0..len).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect()
 }
 
-/// `x (1, k) · w (k, n)` through gemm, for comparison with `vec_mat`.
+/// `x (1, k) · w (k, n)` through gemm, for comparison with `panel::matmul` on `w` packed.
 fn gemm_row(x: &[f32], w: &[f32], n: usize, out: &mut [f32]) {
     let k = x.len();
     // Safety: x is (1, k), w is (k, n), out is (1, n), all row-major and in bounds.
@@ -45,26 +46,28 @@ fn gemm_row(x: &[f32], w: &[f32], n: usize, out: &mut [f32]) {
 }
 
 fn one_row_products(c: &mut Criterion) {
-    let mut group = c.benchmark_group("vec_mat");
+    let mut group = c.benchmark_group("panel_one_row");
     for (k, n) in [(128, 384), (128, 512), (768, 2304), (768, 3072), (3072, 768)] {
         let x = data(k);
         let w = data(k * n);
+        let packed = panel::pack(&w, k, n);
         let mut out = vec![0.0; n];
         group.throughput(Throughput::Elements((k * n) as u64));
         let shape = format!("{k}x{n}");
         group.bench_function(BenchmarkId::new("ours", &shape), |b| {
-            b.iter(|| vec_mat(black_box(&x), black_box(&w), n, None, &mut out, Threads::One))
+            b.iter(|| panel::matmul(black_box(&x), 1, k, black_box(&packed), n, None, &mut out, Threads::One))
         });
         group.bench_function(BenchmarkId::new("gemm", &shape), |b| {
             b.iter(|| gemm_row(black_box(&x), black_box(&w), n, &mut out))
         });
         let copies = (256 << 20) / (k * n * 4) + 1;
         let ws: Vec<Vec<f32>> = (0..copies).map(|_| data(k * n)).collect();
+        let packed: Vec<Vec<f32>> = ws.iter().map(|w| panel::pack(w, k, n)).collect();
         let mut i = 0;
         group.bench_function(BenchmarkId::new("ours-cold", &shape), |b| {
             b.iter(|| {
                 i = (i + 1) % copies;
-                vec_mat(black_box(&x), &ws[i], n, None, &mut out, Threads::One)
+                panel::matmul(black_box(&x), 1, k, &packed[i], n, None, &mut out, Threads::One)
             })
         });
         group.bench_function(BenchmarkId::new("gemm-cold", &shape), |b| {

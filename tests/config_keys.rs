@@ -73,7 +73,7 @@ fn gpt2_reference_logits(m: &Gpt2, prompt: &[u32]) -> Vec<f32> {
             .map(|x| {
                 conv1d(
                     &ln(x, &b.ln_1.weight, &b.ln_1.bias),
-                    &b.attn.c_attn.weight,
+                    &b.attn.c_attn.conv1d_weight(),
                     &b.attn.c_attn.bias,
                     3 * d,
                 )
@@ -104,16 +104,20 @@ fn gpt2_reference_logits(m: &Gpt2, prompt: &[u32]) -> Vec<f32> {
                     }
                 }
             }
-            let attn = conv1d(&y, &b.attn.c_proj.weight, &b.attn.c_proj.bias, d);
+            let attn = conv1d(&y, &b.attn.c_proj.conv1d_weight(), &b.attn.c_proj.bias, d);
             xs[i].iter_mut().zip(attn).for_each(|(x, a)| *x += a);
         }
         for x in xs.iter_mut() {
-            let hidden: Vec<f64> =
-                conv1d(&ln(x, &b.ln_2.weight, &b.ln_2.bias), &b.mlp.c_fc.weight, &b.mlp.c_fc.bias, c.n_inner)
-                    .into_iter()
-                    .map(gelu)
-                    .collect();
-            let out = conv1d(&hidden, &b.mlp.c_proj.weight, &b.mlp.c_proj.bias, d);
+            let hidden: Vec<f64> = conv1d(
+                &ln(x, &b.ln_2.weight, &b.ln_2.bias),
+                &b.mlp.c_fc.conv1d_weight(),
+                &b.mlp.c_fc.bias,
+                c.n_inner,
+            )
+            .into_iter()
+            .map(gelu)
+            .collect();
+            let out = conv1d(&hidden, &b.mlp.c_proj.conv1d_weight(), &b.mlp.c_proj.bias, d);
             x.iter_mut().zip(out).for_each(|(x, o)| *x += o);
         }
     }

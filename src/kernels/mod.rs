@@ -12,6 +12,7 @@ pub mod activation;
 pub mod attention;
 pub mod matmul;
 pub mod norm;
+pub mod panel;
 pub mod parallel;
 pub mod rope;
 pub mod softmax;

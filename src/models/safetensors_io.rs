@@ -71,8 +71,8 @@ pub(crate) fn unread_tensors_warning(path: &Path, mut names: Vec<String>) -> Opt
 /// [`Error::Input`] naming the first tensor, index and value that `dtype` cannot hold: F16's
 /// largest finite value is 65504, and a larger one would silently become infinity (and the
 /// exported model's logits NaN).
-pub(crate) fn encode_safetensors(
-    tensors: &[(TensorSpec, &[f32])],
+pub(crate) fn encode_safetensors<T: AsRef<[f32]>>(
+    tensors: &[(TensorSpec, T)],
     dtype: Dtype,
     path: &Path,
 ) -> Result<Vec<u8>> {
@@ -94,7 +94,7 @@ pub(crate) fn encode_safetensors(
     if let Some((overflows, name, max, instead)) = overflows {
         for (spec, data) in tensors {
             if let Some((index, value)) =
-                data.iter().enumerate().find(|(_, v)| v.is_finite() && overflows(**v))
+                data.as_ref().iter().enumerate().find(|(_, v)| v.is_finite() && overflows(**v))
             {
                 return Err(Error::Input(format!(
                     "cannot export {} as {name}: tensor `{}` holds {value} at index {index}, beyond {name}'s largest \
@@ -107,10 +107,10 @@ pub(crate) fn encode_safetensors(
     }
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
-        .map(|(_, data)| match dtype {
-            Dtype::F16 => data.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
-            Dtype::BF16 => data.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect(),
-            _ => data.iter().flat_map(|&v| v.to_le_bytes()).collect(),
+        .map(|(_, data)| match (dtype, data.as_ref()) {
+            (Dtype::F16, data) => data.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
+            (Dtype::BF16, data) => data.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect(),
+            (_, data) => data.iter().flat_map(|&v| v.to_le_bytes()).collect(),
         })
         .collect();
     let dtype = if matches!(dtype, Dtype::F16 | Dtype::BF16) { dtype } else { Dtype::F32 };

@@ -12,6 +12,7 @@ pub use crate::layers::KvSource;
 use crate::layers::{CausalSelfAttention, Ctx, KvCache, LayerNorm, Linear, Mlp};
 use crate::models::safetensors_io::TensorSpec;
 use config::Gpt2Config;
+use std::borrow::Cow;
 
 /// A GPT-2 model's weights.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,11 +150,11 @@ impl Gpt2 {
         let mut h = Vec::with_capacity(config.n_layer);
         for layer_idx in 0..config.n_layer {
             let ln_1 = LayerNorm { weight: next()?, bias: next()?, eps };
-            let c_attn = Linear { weight: next()?, bias: next()?, n_in: c, n_out: 3 * c };
-            let c_proj = Linear { weight: next()?, bias: next()?, n_in: c, n_out: c };
+            let c_attn = Linear::from_conv1d(&next()?, next()?, c, 3 * c);
+            let c_proj = Linear::from_conv1d(&next()?, next()?, c, c);
             let ln_2 = LayerNorm { weight: next()?, bias: next()?, eps };
-            let c_fc = Linear { weight: next()?, bias: next()?, n_in: c, n_out: inner };
-            let mlp_proj = Linear { weight: next()?, bias: next()?, n_in: inner, n_out: c };
+            let c_fc = Linear::from_conv1d(&next()?, next()?, c, inner);
+            let mlp_proj = Linear::from_conv1d(&next()?, next()?, inner, c);
             h.push(Block {
                 ln_1,
                 attn: CausalSelfAttention {
@@ -171,28 +172,27 @@ impl Gpt2 {
         Ok(Gpt2 { config, wte, wpe, h, ln_f, lm_head })
     }
 
-    /// Every tensor with its spec, in [`Gpt2::tensor_specs`] order (for export).
-    pub fn tensors(&self) -> Vec<(TensorSpec, &[f32])> {
-        let mut data: Vec<&[f32]> = vec![&self.wte, &self.wpe];
-        for b in &self.h {
-            data.extend([
-                &b.ln_1.weight[..],
-                &b.ln_1.bias,
-                &b.attn.c_attn.weight,
-                &b.attn.c_attn.bias,
-                &b.attn.c_proj.weight,
-                &b.attn.c_proj.bias,
-                &b.ln_2.weight,
-                &b.ln_2.bias,
-                &b.mlp.c_fc.weight,
-                &b.mlp.c_fc.bias,
-                &b.mlp.c_proj.weight,
-                &b.mlp.c_proj.bias,
-            ]);
+    /// Every tensor with its spec, in [`Gpt2::tensor_specs`] order and checkpoint layout (for
+    /// export): the Conv1D weights, held transposed, are transposed back into new buffers.
+    pub fn tensors(&self) -> Vec<(TensorSpec, Cow<'_, [f32]>)> {
+        fn linear(l: &Linear) -> [Cow<'_, [f32]>; 2] {
+            [Cow::from(l.conv1d_weight()), Cow::from(&l.bias[..])]
         }
-        data.extend([&self.ln_f.weight[..], &self.ln_f.bias]);
+        fn norm(n: &LayerNorm) -> [Cow<'_, [f32]>; 2] {
+            [Cow::from(&n.weight[..]), Cow::from(&n.bias[..])]
+        }
+        let mut data: Vec<Cow<'_, [f32]>> = vec![Cow::from(&self.wte[..]), Cow::from(&self.wpe[..])];
+        for b in &self.h {
+            data.extend(norm(&b.ln_1));
+            data.extend(linear(&b.attn.c_attn));
+            data.extend(linear(&b.attn.c_proj));
+            data.extend(norm(&b.ln_2));
+            data.extend(linear(&b.mlp.c_fc));
+            data.extend(linear(&b.mlp.c_proj));
+        }
+        data.extend([Cow::from(&self.ln_f.weight[..]), Cow::from(&self.ln_f.bias[..])]);
         if let Some(head) = &self.lm_head {
-            data.push(head);
+            data.push(Cow::from(&head[..]));
         }
         Self::tensor_specs(&self.config).into_iter().zip(data).collect()
     }

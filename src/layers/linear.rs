@@ -10,9 +10,9 @@ use crate::kernels::{matmul, norm, panel};
 /// # Performance
 /// In panels, a thread's columns are one contiguous stream at decode and prefill multiplies
 /// each loaded weight vector into six rows of `x` in registers (see `kernels::panel`). On a
-/// 2-core Intel Xeon (lscpu family 6 model 207) the `gpt2` preset decoded 1.17x faster at one
-/// thread and 1.2x at two than with the checkpoint's layout, and prefilled about as fast as
-/// `gemm` did (README, Speed: "GPT-2's weights in panels").
+/// 2-core Intel Xeon (lscpu family 6 model 207) the `gpt2` preset decoded 1.06x faster at one
+/// thread (already near the memory bandwidth) and 1.23x at two than in the checkpoint's layout,
+/// and prefilled as fast as `gemm` did (README, Speed: "GPT-2's weights in panels").
 #[derive(Debug, Clone, PartialEq)]
 pub struct Linear {
     /// `W` packed, `kernels::panel::packed_len(n_in, n_out)` floats.

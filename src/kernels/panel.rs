@@ -153,7 +153,9 @@ impl Block<'_> {
     }
 }
 
-simd_dispatch!(fn portable_row(x: &[f32], panels: &[f32], bias: Option<&[f32]>, out: &mut [f32]) => portable_row_body);
+simd_dispatch!(
+    fn portable_row(x: &[f32], panels: &[f32], bias: Option<&[f32]>, out: &mut [f32]) => portable_row_body
+);
 
 /// One row of a block on any CPU: `out[j] = bias[j] + Σ x[kk] · W[kk][j]`, one panel at a time,
 /// the panel's 16 sums in a local array that LLVM keeps in vector registers.

@@ -472,18 +472,7 @@ pub fn matmul_transposed_naive(x: &[f32], m: usize, k: usize, w: &[f32], n: usiz
 mod tests {
     use super::*;
     use crate::kernels::parallel::WorkerPool;
-    use crate::kernels::{assert_close, test_data};
-
-    const SHAPES: [(usize, usize, usize); 8] = [
-        (1, 1, 1),
-        (1, 3, 5),
-        (1, 64, 192),
-        (1, 77, 131),
-        (2, 16, 16),
-        (5, 33, 17),
-        (17, 64, 256),
-        (32, 130, 50),
-    ];
+    use crate::kernels::{ODD_PRODUCT_SHAPES as SHAPES, assert_close, test_data};
 
     /// Prefill's column blocks: a product split between threads agrees with one thread's, on a
     /// shape of stories110m's (its 64-token prompt through w1) and an odd one. Within rounding,

@@ -190,6 +190,20 @@ pub fn embed_tokens(embedding: &[f32], dim: usize, tokens: &[u32], out: &mut [f3
     }
 }
 
+/// `(m, k, n)` product shapes the matrix kernels' unit tests share: one row and several, sizes
+/// that are and are not multiples of the vector widths and tiles, and 1 everywhere.
+#[cfg(test)]
+pub(crate) const ODD_PRODUCT_SHAPES: [(usize, usize, usize); 8] = [
+    (1, 1, 1),
+    (1, 3, 5),
+    (1, 64, 192),
+    (1, 77, 131),
+    (2, 16, 16),
+    (5, 33, 17),
+    (17, 64, 256),
+    (32, 130, 50),
+];
+
 /// Deterministic pseudo-random test data, shared by the kernels' unit tests.
 #[cfg(test)]
 pub(crate) fn test_data(len: usize, seed: u64) -> Vec<f32> {

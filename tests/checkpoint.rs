@@ -40,7 +40,7 @@ fn f16_and_bf16_exports_load_as_the_rounded_weights() {
         gpt2::hf::export_dir(&model, Some(&Tokenizer::Bytes), dir.path(), dtype).unwrap();
         let loaded = gpt2::hf::load_dir(dir.path()).unwrap().0;
         let rounded = Gpt2::from_tensors(model.config.clone(), |spec| {
-            let (_, data) = model.tensors().into_iter().find(|(s, _)| s == spec).unwrap();
+            let (_, data) = model.tensors().find(|(s, _)| s == spec).unwrap();
             Ok::<_, ()>(data.iter().map(|&v| round(v)).collect())
         })
         .unwrap();
@@ -69,7 +69,7 @@ fn presets_round_trip_through_the_cli_loader_with_their_tokenizer() {
 #[test]
 fn transformer_prefixed_names_load_too() {
     let model = odd_model();
-    let tensors = model.tensors();
+    let tensors: Vec<_> = model.tensors().collect();
     let bytes: Vec<Vec<u8>> =
         tensors.iter().map(|(_, d)| d.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
     let mut views: Vec<(String, safetensors::tensor::TensorView)> = tensors

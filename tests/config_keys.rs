@@ -360,7 +360,6 @@ fn tensors_smallmind_does_not_read_are_named() {
     let c = &model.config;
     let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = model
         .tensors()
-        .into_iter()
         .map(|(spec, data)| (format!("transformer.{}", spec.name), spec.shape, data.to_vec()))
         .collect();
     let mask: Vec<f32> = (0..c.n_ctx * c.n_ctx).map(|i| f32::from(i % c.n_ctx <= i / c.n_ctx)).collect();

@@ -113,7 +113,7 @@ fn export_carries_the_tokenizer_and_never_mixes_two_models() {
 fn a_tensor_stored_under_both_names_is_refused() {
     let model = preset("tiny");
     let dir = gpt2_dir("tiny");
-    let mut tensors = model.tensors();
+    let mut tensors: Vec<_> = model.tensors().collect();
     let wte = tensors[0].clone();
     tensors.push((
         smallmind::models::safetensors_io::TensorSpec { name: "transformer.wte.weight".into(), ..wte.0 },

@@ -2,7 +2,8 @@
 //!
 //! Kernels know nothing about models, layers or optimizations: a toggle never reaches this
 //! module, it only chooses which kernel a layer calls. Every fast kernel has a naive twin
-//! (`*_naive` or the "off" path of a toggle) and a unit test against it at the bottom of its file.
+//! (`*_naive` or the "off" path of a toggle) and a unit test against it at the bottom of its file;
+//! `panel`'s tests compare with the exact sum (in f64) within its rounding-error bound.
 //!
 //! Hot kernels are written as plain element-wise Rust that LLVM vectorises; [`simd_dispatch!`]
 //! compiles each one a second time with AVX-512 (and a third with AVX2 + FMA) enabled and picks

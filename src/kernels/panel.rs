@@ -15,11 +15,11 @@
 //! horizontal sum is ever taken.
 //!
 //! # Invariant
-//! Each output is `bias[j]` (or 0), then `x[i][kk] · W[kk][j]` added for `kk` in order, one
-//! rounding per step: the same for one row and for many, on one thread and on several
-//! (`tests` below hold it bit for bit), so decode and prefill agree exactly. The AVX-512 body
-//! fuses each multiply-add; the portable one (every other CPU) rounds the product and the sum
-//! separately, so the two differ within rounding.
+//! Each output is `bias[j]` (or 0), then `x[i][kk] · W[kk][j]` added for `kk` in order: the
+//! same operations for one row and for many, on one thread and on several (`tests` below hold
+//! it bit for bit), so decode and prefill agree exactly. The AVX-512 body fuses each
+//! multiply-add (one rounding per step); the portable one (every other CPU) rounds the product
+//! and the sum separately (two), so the two bodies differ within rounding.
 
 use super::parallel::{SyncPtr, Threads};
 use super::simd_dispatch;
@@ -36,8 +36,11 @@ const BLOCK_PANELS: usize = 4;
 const PARALLEL_MIN_WEIGHTS: usize = 1 << 14;
 
 /// Floats in the packed form of a `(k, n)` matrix: `n` rounded up to whole panels, times `k`.
+///
+/// # Panics
+/// If that overflows `usize`.
 pub fn packed_len(k: usize, n: usize) -> usize {
-    n.div_ceil(PANEL) * PANEL * k
+    n.div_ceil(PANEL).checked_mul(PANEL * k).expect("panel::packed_len: size overflows usize")
 }
 
 /// `w` `(k, n)` row-major, packed into panels: element `(kk, j)` at
@@ -46,15 +49,26 @@ pub fn packed_len(k: usize, n: usize) -> usize {
 /// # Panics
 /// If `w.len() != k * n`.
 pub fn pack(w: &[f32], k: usize, n: usize) -> Vec<f32> {
-    assert_eq!(w.len(), k * n, "panel::pack: w is not (k, n)");
     let mut packed = vec![0.0; packed_len(k, n)];
+    pack_into(w, k, n, &mut packed);
+    packed
+}
+
+/// [`pack`] into `packed` (a buffer the caller aligned, say), which must be
+/// `packed_len(k, n)` floats; its padding columns are set to 0.
+///
+/// # Panics
+/// If `w.len() != k * n` or `packed.len() != packed_len(k, n)`.
+pub fn pack_into(w: &[f32], k: usize, n: usize, packed: &mut [f32]) {
+    assert_eq!(w.len(), k * n, "panel::pack: w is not (k, n)");
+    assert_eq!(packed.len(), packed_len(k, n), "panel::pack: packed is not packed_len(k, n)");
     for (q, panel) in packed.chunks_exact_mut(PANEL * k.max(1)).enumerate().take(n.div_ceil(PANEL)) {
         let (c0, width) = (q * PANEL, PANEL.min(n - q * PANEL));
         for (kk, dst) in panel.chunks_exact_mut(PANEL).enumerate() {
             dst[..width].copy_from_slice(&w[kk * n + c0..kk * n + c0 + width]);
+            dst[width..].fill(0.0);
         }
     }
-    packed
 }
 
 /// The `(k, n)` row-major matrix that [`pack`] packed into `packed`.
@@ -81,7 +95,7 @@ pub fn unpack(packed: &[f32], k: usize, n: usize) -> Vec<f32> {
 ///
 /// # Panics
 /// If `x` holds fewer than `m * k` floats, `packed` is not `packed_len(k, n)`, `out` holds
-/// fewer than `m * n`, or `bias` is not `n` long.
+/// fewer than `m * n`, or `bias` is not `n` long (sizes that overflow `usize` included).
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
     x: &[f32],
@@ -93,7 +107,30 @@ pub fn matmul(
     out: &mut [f32],
     threads: Threads<'_>,
 ) {
-    assert!(x.len() >= m * k && out.len() >= m * n, "panel::matmul: x or out too short");
+    product(x, [m, k, n], packed, bias, out, threads, Body::Best)
+}
+
+/// Which body a [`Block`] runs: the CPU's best, or the portable one (for its tests on CPUs
+/// with AVX-512).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Body {
+    Best,
+    #[cfg_attr(not(test), allow(dead_code))]
+    Portable,
+}
+
+/// [`matmul`] on the given body; `mkn` is `[m, k, n]`.
+fn product(
+    x: &[f32],
+    [m, k, n]: [usize; 3],
+    packed: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    threads: Threads<'_>,
+    body: Body,
+) {
+    let fits = |len: usize, rows: usize, cols: usize| rows.checked_mul(cols).is_some_and(|size| len >= size);
+    assert!(fits(x.len(), m, k) && fits(out.len(), m, n), "panel::matmul: x or out too short");
     assert_eq!(packed.len(), packed_len(k, n), "panel::matmul: weights not a packed (k, n)");
     assert!(bias.is_none_or(|b| b.len() == n), "panel::matmul: bias length");
     if m == 0 || n == 0 {
@@ -109,6 +146,7 @@ pub fn matmul(
             panels: &packed[cols.start * k..cols.end.div_ceil(PANEL) * PANEL * k],
             width: cols.len(),
             bias: bias.map(|b| &b[cols.clone()]),
+            body,
         };
         // Safety: blocks are disjoint column ranges of `out`'s m rows of n (borrowed mutably
         // for the whole call), and `block` writes only its own columns of those rows.
@@ -127,6 +165,7 @@ struct Block<'a> {
     width: usize,
     /// The block's `width` biases.
     bias: Option<&'a [f32]>,
+    body: Body,
 }
 
 impl Block<'_> {
@@ -140,7 +179,7 @@ impl Block<'_> {
             return;
         }
         #[cfg(target_arch = "x86_64")]
-        if super::simd() == super::SimdLevel::Avx512 {
+        if self.body == Body::Best && super::simd() == super::SimdLevel::Avx512 {
             // Safety: the CPU has AVX-512F (checked above); the caller vouches for `out`.
             return unsafe { avx512::block(self, out, out_stride) };
         }
@@ -220,15 +259,16 @@ mod avx512 {
             unsafe {
                 let out = out.add(q0 * PANEL);
                 if b.m == 1 {
-                    let ahead = w.wrapping_add(PREFETCH_ROWS * PANEL);
+                    let ahead = (w.wrapping_add(PREFETCH_ROWS * PANEL), panels);
                     tile_n::<1>(b.x.as_ptr(), k, w, panels, cols, bias, out, out_stride, Some(ahead));
                     continue;
                 }
                 // The next group's panels, streamed into L2 by this group's first tile.
                 let next = b.panels.as_ptr().wrapping_add((g + 1) * group_len);
+                let next_panels = n_panels.saturating_sub(q0 + BLOCK_PANELS).min(BLOCK_PANELS);
                 let mut i0 = 0;
                 while i0 + MR <= b.m {
-                    let ahead = (i0 == 0 && (g + 1) * group_len < b.panels.len()).then_some(next);
+                    let ahead = (i0 == 0 && next_panels > 0).then_some((next, next_panels));
                     let x = b.x.as_ptr().add(i0 * k);
                     tile_n::<MR>(x, k, w, panels, cols, bias, out.add(i0 * out_stride), out_stride, ahead);
                     i0 += MR;
@@ -257,7 +297,7 @@ mod avx512 {
         bias: Option<&[f32]>,
         out: *mut f32,
         out_stride: usize,
-        ahead: Option<*const f32>,
+        ahead: Option<(*const f32, usize)>,
     ) {
         // Safety: passed on from the caller.
         unsafe {
@@ -272,8 +312,9 @@ mod avx512 {
 
     /// `X` rows of `x` times `R` panels: `out[a * out_stride + j] = bias[j] + Σ_kk x[a][kk] ·
     /// W[kk][j]` for the group's `cols` columns (`R` panels, the last possibly partial), each
-    /// sum fused multiply-adds in `kk` order. With `ahead`, also asks for the `R` panels'
-    /// worth of weights from `ahead` on, one cache line per weight row and panel.
+    /// sum fused multiply-adds in `kk` order. With `ahead` `(from, panels)`, also asks for
+    /// `panels` (at most `R`) panels' worth of weights from `from` on, one cache line per weight
+    /// row and panel (a hint: the addresses need not be within anything).
     ///
     /// # Safety
     /// The CPU must support AVX-512F; `x` must hold `X` rows of `k` floats (`k` apart) and `w`
@@ -290,7 +331,7 @@ mod avx512 {
         bias: Option<&[f32]>,
         out: *mut f32,
         out_stride: usize,
-        ahead: Option<*const f32>,
+        ahead: Option<(*const f32, usize)>,
     ) {
         let panel_len = PANEL * k;
         // Lanes of panel r that are real columns: all 16 but in the last panel.
@@ -307,9 +348,9 @@ mod avx512 {
         for kk in 0..k {
             // Safety: kk < k, within each panel and each row of x.
             unsafe {
-                if let Some(ahead) = ahead {
-                    for r in 0..R {
-                        let line = ahead.wrapping_add(r * panel_len + kk * PANEL);
+                if let Some((from, panels)) = ahead {
+                    for r in 0..R.min(panels) {
+                        let line = from.wrapping_add(r * panel_len + kk * PANEL);
                         _mm_prefetch::<_MM_HINT_T1>(line as *const i8);
                     }
                 }
@@ -370,6 +411,24 @@ mod tests {
         ODD_PRODUCT_SHAPES.into_iter().chain([(7, 0, 40), (64, 768, 200)])
     }
 
+    /// `product` into an `out` with a canary after its `m * n` floats, which must survive.
+    fn run(
+        x: &[f32],
+        mkn: [usize; 3],
+        packed: &[f32],
+        bias: Option<&[f32]>,
+        threads: Threads,
+        body: Body,
+    ) -> Vec<f32> {
+        let [m, _, n] = mkn;
+        let mut out = vec![f32::NAN; m * n + PANEL];
+        out[m * n..].fill(7.0);
+        product(x, mkn, packed, bias, &mut out, threads, body);
+        assert!(out[m * n..].iter().all(|&v| v == 7.0), "{mkn:?}: written past (m, n)");
+        out.truncate(m * n);
+        out
+    }
+
     #[test]
     fn pack_then_unpack_gives_the_matrix_back() {
         for (_, k, n) in shapes() {
@@ -394,48 +453,35 @@ mod tests {
                 let (x, w, b) = (test_data(m * k, 1), test_data(k * n, 2), test_data(n, 3));
                 let packed = pack(&w, k, n);
                 for bias in [None, Some(b.as_slice())] {
-                    let mut got = vec![f32::NAN; m * n];
-                    matmul(&x, m, k, &packed, n, bias, &mut got, threads);
-                    assert_within_summation_bound(&got, &x, &w, bias, [m, n, k]);
+                    for body in [Body::Best, Body::Portable] {
+                        let got = run(&x, [m, k, n], &packed, bias, threads, body);
+                        assert_within_summation_bound(&got, &x, &w, bias, [m, n, k]);
+                    }
                 }
             }
         }
     }
 
     /// The invariant: each row of a several-row product is, bit for bit, the one-row product of
-    /// that row, on one thread or several (so decode and prefill agree exactly).
+    /// that row, on one thread or several (so decode and prefill agree exactly), for either
+    /// body.
     #[test]
     fn several_rows_equal_one_row_bit_for_bit_on_any_thread_count() {
         let pools = [WorkerPool::new(2).unwrap(), WorkerPool::new(3).unwrap()];
         for (m, k, n) in [(13, 64, 256), (64, 768, 200), (7, 33, 131), (8, 288, 1152)] {
             let (x, w, b) = (test_data(m * k, 1), test_data(k * n, 2), test_data(n, 3));
             let packed = pack(&w, k, n);
-            let mut all = vec![f32::NAN; m * n];
-            matmul(&x, m, k, &packed, n, Some(&b), &mut all, Threads::One);
-            for threads in [Threads::One, Threads::Pool(&pools[0]), Threads::Pool(&pools[1])] {
-                let mut split = vec![f32::NAN; m * n];
-                matmul(&x, m, k, &packed, n, Some(&b), &mut split, threads);
-                assert!(split == all, "{m}x{k}x{n} on {} threads differs from one", threads.count());
-                for i in 0..m {
-                    let mut row = vec![f32::NAN; n];
-                    matmul(&x[i * k..(i + 1) * k], 1, k, &packed, n, Some(&b), &mut row, threads);
-                    assert!(row[..] == all[i * n..(i + 1) * n], "{m}x{k}x{n} row {i}: not bit for bit");
+            for body in [Body::Best, Body::Portable] {
+                let all = run(&x, [m, k, n], &packed, Some(&b), Threads::One, body);
+                for threads in [Threads::One, Threads::Pool(&pools[0]), Threads::Pool(&pools[1])] {
+                    let what = format!("{m}x{k}x{n} on {} threads, {body:?} body", threads.count());
+                    let split = run(&x, [m, k, n], &packed, Some(&b), threads, body);
+                    assert!(split == all, "{what}: differs from one thread");
+                    for i in 0..m {
+                        let row = run(&x[i * k..(i + 1) * k], [1, k, n], &packed, Some(&b), threads, body);
+                        assert!(row[..] == all[i * n..(i + 1) * n], "{what}: row {i} not bit for bit");
+                    }
                 }
-            }
-        }
-    }
-
-    /// The portable body, which `matmul` takes only where the CPU lacks AVX-512: within the
-    /// same bound.
-    #[test]
-    fn portable_body_is_within_the_summation_bound() {
-        for (m, k, n) in shapes() {
-            let (x, w, b) = (test_data(m * k, 1), test_data(k * n, 2), test_data(n, 3));
-            let packed = pack(&w, k, n);
-            for i in 0..m {
-                let (x, mut got) = (&x[i * k..(i + 1) * k], vec![f32::NAN; n]);
-                portable_row(x, &packed, Some(&b), &mut got);
-                assert_within_summation_bound(&got, x, &w, Some(&b), [1, n, k]);
             }
         }
     }

@@ -31,7 +31,15 @@ impl Linear {
     /// If the lengths are not `n_in * n_out` and `n_out` (loaders check shapes first).
     pub fn from_conv1d(weight: &[f32], bias: Vec<f32>, n_in: usize, n_out: usize) -> Linear {
         assert!(weight.len() == n_in * n_out && bias.len() == n_out, "Linear::from_conv1d: shapes");
-        Linear { weight: aligned(&panel::pack(weight, n_in, n_out)), bias, n_in, n_out }
+        let mut packed = Weights::from_iter(64, std::iter::repeat_n(0.0, panel::packed_len(n_in, n_out)));
+        panel::pack_into(weight, n_in, n_out, &mut packed);
+        Linear { weight: packed, bias, n_in, n_out }
+    }
+
+    /// Floats the packed weight holds: `n_in * n_out` and the zero columns padding its last
+    /// panel.
+    pub fn stored_weight_len(&self) -> usize {
+        self.weight.len()
     }
 
     /// The weight as checkpoints store it, `(n_in, n_out)` (for export).

@@ -65,14 +65,16 @@ pub(crate) fn unread_tensors_warning(path: &Path, mut names: Vec<String>) -> Opt
 }
 
 /// The bytes of a safetensors file holding `tensors` in `dtype` (F16, BF16, else F32), to be
-/// written at `path` (named in errors).
+/// written at `path` (named in errors). Each tensor is taken from the iterator, checked and
+/// encoded before the next, so a tensor made for the export (GPT-2's unpacked weights) is
+/// dropped before the next one is made.
 ///
 /// # Errors
 /// [`Error::Input`] naming the first tensor, index and value that `dtype` cannot hold: F16's
 /// largest finite value is 65504, and a larger one would silently become infinity (and the
 /// exported model's logits NaN).
 pub(crate) fn encode_safetensors<T: AsRef<[f32]>>(
-    tensors: &[(TensorSpec, T)],
+    tensors: impl IntoIterator<Item = (TensorSpec, T)>,
     dtype: Dtype,
     path: &Path,
 ) -> Result<Vec<u8>> {
@@ -91,33 +93,31 @@ pub(crate) fn encode_safetensors<T: AsRef<[f32]>>(
         )),
         _ => None,
     };
-    if let Some((overflows, name, max, instead)) = overflows {
-        for (spec, data) in tensors {
-            if let Some((index, value)) =
-                data.as_ref().iter().enumerate().find(|(_, v)| v.is_finite() && overflows(**v))
-            {
-                return Err(Error::Input(format!(
-                    "cannot export {} as {name}: tensor `{}` holds {value} at index {index}, beyond {name}'s largest \
-                     finite value ({max}); export as {instead}",
-                    path.display(),
-                    spec.name,
-                )));
-            }
+    let mut encoded: Vec<(TensorSpec, Vec<u8>)> = Vec::new();
+    for (spec, data) in tensors {
+        let data = data.as_ref();
+        if let Some((overflows, name, max, instead)) = &overflows
+            && let Some((index, value)) =
+                data.iter().enumerate().find(|(_, v)| v.is_finite() && overflows(**v))
+        {
+            return Err(Error::Input(format!(
+                "cannot export {} as {name}: tensor `{}` holds {value} at index {index}, beyond {name}'s largest \
+                 finite value ({max}); export as {instead}",
+                path.display(),
+                spec.name,
+            )));
         }
+        let bytes = match dtype {
+            Dtype::F16 => data.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
+            Dtype::BF16 => data.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect(),
+            _ => data.iter().flat_map(|&v| v.to_le_bytes()).collect(),
+        };
+        encoded.push((spec, bytes));
     }
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, data)| match (dtype, data.as_ref()) {
-            (Dtype::F16, data) => data.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
-            (Dtype::BF16, data) => data.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect(),
-            (_, data) => data.iter().flat_map(|&v| v.to_le_bytes()).collect(),
-        })
-        .collect();
     let dtype = if matches!(dtype, Dtype::F16 | Dtype::BF16) { dtype } else { Dtype::F32 };
-    let views = tensors
+    let views = encoded
         .iter()
-        .zip(&bytes)
-        .map(|((spec, _), b)| {
+        .map(|(spec, b)| {
             let view = TensorView::new(dtype, spec.shape.clone(), b).expect("sizes match by construction");
             (spec.name.clone(), view)
         })

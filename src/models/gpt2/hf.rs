@@ -52,7 +52,7 @@ pub fn load_dir(dir: &Path) -> Result<(Gpt2, Vec<String>)> {
 /// [`Error::Input`] when a weight does not fit `dtype` (F16 holds magnitudes up to 65504), before
 /// anything is written.
 pub fn export_dir(model: &Gpt2, tokenizer: Option<&Tokenizer>, dir: &Path, dtype: Dtype) -> Result<()> {
-    let weights = encode_safetensors(&model.tensors(), dtype, &dir.join(WEIGHTS_FILE))?;
+    let weights = encode_safetensors(model.tensors(), dtype, &dir.join(WEIGHTS_FILE))?;
     write_model_dir(dir, weights, config_json(&model.config), tokenizer)
 }
 

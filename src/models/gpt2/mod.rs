@@ -89,9 +89,14 @@ impl Gpt2 {
         KvCache::new(self.config.n_layer, self.config.n_ctx, self.config.n_embd)
     }
 
-    /// Bytes of the weights as stored in memory (f32), counting a tied LM head once.
+    /// Bytes of the weights as stored in memory (f32), counting a tied LM head once and the
+    /// zero columns that pad each Conv1D weight's last panel (none when `n_embd` and `n_inner`
+    /// are multiples of 16, as in every preset).
     pub fn weight_bytes(&self) -> usize {
-        self.config.parameter_count().saturating_mul(size_of::<f32>())
+        let linears =
+            self.h.iter().flat_map(|b| [&b.attn.c_attn, &b.attn.c_proj, &b.mlp.c_fc, &b.mlp.c_proj]);
+        let padding: usize = linears.map(|l| l.stored_weight_len() - l.n_in * l.n_out).sum();
+        self.config.parameter_count().saturating_add(padding).saturating_mul(size_of::<f32>())
     }
 }
 
@@ -173,27 +178,32 @@ impl Gpt2 {
     }
 
     /// Every tensor with its spec, in [`Gpt2::tensor_specs`] order and checkpoint layout (for
-    /// export): the Conv1D weights, held transposed, are transposed back into new buffers.
-    pub fn tensors(&self) -> Vec<(TensorSpec, Cow<'_, [f32]>)> {
-        fn linear(l: &Linear) -> [Cow<'_, [f32]>; 2] {
-            [Cow::from(l.conv1d_weight()), Cow::from(&l.bias[..])]
-        }
-        fn norm(n: &LayerNorm) -> [Cow<'_, [f32]>; 2] {
-            [Cow::from(&n.weight[..]), Cow::from(&n.bias[..])]
-        }
-        let mut data: Vec<Cow<'_, [f32]>> = vec![Cow::from(&self.wte[..]), Cow::from(&self.wpe[..])];
-        for b in &self.h {
-            data.extend(norm(&b.ln_1));
-            data.extend(linear(&b.attn.c_attn));
-            data.extend(linear(&b.attn.c_proj));
-            data.extend(norm(&b.ln_2));
-            data.extend(linear(&b.mlp.c_fc));
-            data.extend(linear(&b.mlp.c_proj));
-        }
-        data.extend([Cow::from(&self.ln_f.weight[..]), Cow::from(&self.ln_f.bias[..])]);
-        if let Some(head) = &self.lm_head {
-            data.push(Cow::from(&head[..]));
-        }
-        Self::tensor_specs(&self.config).into_iter().zip(data).collect()
+    /// export). The Conv1D weights, held in panels, are unpacked into new buffers one at a
+    /// time, as the iterator reaches them.
+    pub fn tensors(&self) -> impl Iterator<Item = (TensorSpec, Cow<'_, [f32]>)> {
+        /// One of a block's tensors, borrowed or unpacked.
+        type Get = for<'a> fn(&'a Block) -> Cow<'a, [f32]>;
+        /// A block's tensors in checkpoint order.
+        const PER_BLOCK: [Get; 12] = [
+            |b| Cow::from(&b.ln_1.weight[..]),
+            |b| Cow::from(&b.ln_1.bias[..]),
+            |b| Cow::from(b.attn.c_attn.conv1d_weight()),
+            |b| Cow::from(&b.attn.c_attn.bias[..]),
+            |b| Cow::from(b.attn.c_proj.conv1d_weight()),
+            |b| Cow::from(&b.attn.c_proj.bias[..]),
+            |b| Cow::from(&b.ln_2.weight[..]),
+            |b| Cow::from(&b.ln_2.bias[..]),
+            |b| Cow::from(b.mlp.c_fc.conv1d_weight()),
+            |b| Cow::from(&b.mlp.c_fc.bias[..]),
+            |b| Cow::from(b.mlp.c_proj.conv1d_weight()),
+            |b| Cow::from(&b.mlp.c_proj.bias[..]),
+        ];
+        let blocks = self.h.iter().flat_map(|b| PER_BLOCK.iter().map(move |f| f(b)));
+        let data = [Cow::from(&self.wte[..]), Cow::from(&self.wpe[..])]
+            .into_iter()
+            .chain(blocks)
+            .chain([Cow::from(&self.ln_f.weight[..]), Cow::from(&self.ln_f.bias[..])])
+            .chain(self.lm_head.as_deref().map(Cow::from));
+        Self::tensor_specs(&self.config).into_iter().zip(data)
     }
 }

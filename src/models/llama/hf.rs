@@ -318,8 +318,7 @@ pub fn export_dir(model: &Llama, tokenizer: Option<&Tokenizer>, dir: &Path, dtyp
     }
     data.push(model.rms_final.weight.clone());
     data.extend(model.classifier.as_deref().map(<[f32]>::to_vec));
-    let tensors: Vec<(TensorSpec, &[f32])> =
-        tensor_specs(c).into_iter().zip(data.iter().map(Vec::as_slice)).collect();
-    let weights = st_io::encode_safetensors(&tensors, dtype, &dir.join(WEIGHTS_FILE))?;
+    let tensors = tensor_specs(c).into_iter().zip(data.iter().map(Vec::as_slice));
+    let weights = st_io::encode_safetensors(tensors, dtype, &dir.join(WEIGHTS_FILE))?;
     write_model_dir(dir, weights, config_json(c), tokenizer)
 }

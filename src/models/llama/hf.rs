@@ -8,9 +8,9 @@
 //! permuted to suit; loading reorders them onto llama2.c's adjacent pairs
 //! ([`rope::rotate_half_rows_to_adjacent_pairs`]), writing reorders them back.
 
-use super::Llama;
 use super::config::LlamaConfig;
 use super::llama2c::LlamaWeights;
+use super::{Llama, LlamaBlock};
 use crate::error::{Error, Result};
 use crate::kernels::rope;
 use crate::models::config_keys;
@@ -18,6 +18,7 @@ use crate::models::model_dir::{CONFIG_FILE, write_model_dir};
 use crate::models::safetensors_io::{self as st_io, TensorSpec, WEIGHTS_FILE};
 use crate::tokenizer::Tokenizer;
 use safetensors::{Dtype, SafeTensors};
+use std::borrow::Cow;
 use std::path::Path;
 
 /// Whether the directory's `config.json` describes a Llama model (`model_type` "llama", or no
@@ -299,26 +300,34 @@ pub fn load_dir(dir: &Path) -> Result<(Llama, Vec<String>)> {
 /// Hugging Face Llama directory (created if needed); each file goes to a temporary name first
 /// and is renamed, after every destination was checked ([`crate::models::model_dir::check_destination`]). A weight that `dtype` cannot hold is refused before
 /// anything is written (see [`st_io::encode_safetensors`]).
-pub fn export_dir(model: &Llama, tokenizer: Option<&Tokenizer>, dir: &Path, dtype: Dtype) -> Result<()> {
+pub fn export_dir<'a>(
+    model: &'a Llama,
+    tokenizer: Option<&Tokenizer>,
+    dir: &Path,
+    dtype: Dtype,
+) -> Result<()> {
     let c = &model.config;
     let (hs, d) = (c.head_size(), c.dim);
-    let mut data: Vec<Vec<f32>> = vec![model.token_embedding.to_vec()];
-    for l in &model.layers {
-        data.extend([
-            l.rms_att.weight.clone(),
-            rope::adjacent_pairs_to_rotate_half_rows(&l.attn.wq.weight, c.n_heads, hs, d),
-            rope::adjacent_pairs_to_rotate_half_rows(&l.attn.wk.weight, c.n_kv_heads, hs, d),
-            l.attn.wv.weight.to_vec(),
-            l.attn.wo.weight.to_vec(),
-            l.rms_ffn.weight.clone(),
-            l.ffn.w1.weight.to_vec(),
-            l.ffn.w3.weight.to_vec(),
-            l.ffn.w2.weight.to_vec(),
-        ]);
-    }
-    data.push(model.rms_final.weight.clone());
-    data.extend(model.classifier.as_deref().map(<[f32]>::to_vec));
-    let tensors = tensor_specs(c).into_iter().zip(data.iter().map(Vec::as_slice));
+    // Borrowed where the layout is the checkpoint's; the q and k rows reordered for Hugging
+    // Face's rotate-half RoPE one layer at a time, as the encoder reaches them.
+    let per_layer = |l: &'a LlamaBlock| -> [Cow<'a, [f32]>; 9] {
+        [
+            Cow::from(&l.rms_att.weight[..]),
+            Cow::from(rope::adjacent_pairs_to_rotate_half_rows(&l.attn.wq.weight, c.n_heads, hs, d)),
+            Cow::from(rope::adjacent_pairs_to_rotate_half_rows(&l.attn.wk.weight, c.n_kv_heads, hs, d)),
+            Cow::from(&l.attn.wv.weight[..]),
+            Cow::from(&l.attn.wo.weight[..]),
+            Cow::from(&l.rms_ffn.weight[..]),
+            Cow::from(&l.ffn.w1.weight[..]),
+            Cow::from(&l.ffn.w3.weight[..]),
+            Cow::from(&l.ffn.w2.weight[..]),
+        ]
+    };
+    let data = std::iter::once(Cow::from(&model.token_embedding[..]))
+        .chain(model.layers.iter().flat_map(per_layer))
+        .chain([Cow::from(&model.rms_final.weight[..])])
+        .chain(model.classifier.as_deref().map(Cow::from));
+    let tensors = tensor_specs(c).into_iter().zip(data);
     let weights = st_io::encode_safetensors(tensors, dtype, &dir.join(WEIGHTS_FILE))?;
     write_model_dir(dir, weights, config_json(c), tokenizer)
 }

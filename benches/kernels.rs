@@ -6,7 +6,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use smallmind::kernels::attention::{HeadRows, scores_batched_gemm, scores_per_pair_dot};
-use smallmind::kernels::matmul::{matmul_transposed, vec_mat_transposed};
+use smallmind::kernels::matmul::{matmul_transposed, vec_mat, vec_mat_transposed};
 use smallmind::kernels::panel;
 use smallmind::kernels::parallel::Threads;
 use smallmind::kernels::softmax::{softmax_causal_fused, softmax_full_then_mask};
@@ -16,7 +16,8 @@ fn data(len: usize) -> Vec<f32> {
     (0..len).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect()
 }
 
-/// `x (1, k) · w (k, n)` through gemm, for comparison with `panel::matmul` on `w` packed.
+/// `x (1, k) · w (k, n)` through gemm, for comparison with `vec_mat` and with `panel::matmul`
+/// on `w` packed.
 fn gemm_row(x: &[f32], w: &[f32], n: usize, out: &mut [f32]) {
     let k = x.len();
     // Safety: x is (1, k), w is (k, n), out is (1, n), all row-major and in bounds.
@@ -46,7 +47,9 @@ fn gemm_row(x: &[f32], w: &[f32], n: usize, out: &mut [f32]) {
 }
 
 fn one_row_products(c: &mut Criterion) {
-    let mut group = c.benchmark_group("panel_one_row");
+    // GPT-2's Conv1D products: "ours" is `vec_mat` on the checkpoint's layout (CPUs without
+    // AVX-512), "panels" `panel::matmul` on the packed weights (AVX-512).
+    let mut group = c.benchmark_group("vec_mat");
     for (k, n) in [(128, 384), (128, 512), (768, 2304), (768, 3072), (3072, 768)] {
         let x = data(k);
         let w = data(k * n);
@@ -55,6 +58,9 @@ fn one_row_products(c: &mut Criterion) {
         group.throughput(Throughput::Elements((k * n) as u64));
         let shape = format!("{k}x{n}");
         group.bench_function(BenchmarkId::new("ours", &shape), |b| {
+            b.iter(|| vec_mat(black_box(&x), black_box(&w), n, None, &mut out, Threads::One))
+        });
+        group.bench_function(BenchmarkId::new("panels", &shape), |b| {
             b.iter(|| panel::matmul(black_box(&x), 1, k, black_box(&packed), n, None, &mut out, Threads::One))
         });
         group.bench_function(BenchmarkId::new("gemm", &shape), |b| {
@@ -65,6 +71,12 @@ fn one_row_products(c: &mut Criterion) {
         let packed: Vec<Vec<f32>> = ws.iter().map(|w| panel::pack(w, k, n)).collect();
         let mut i = 0;
         group.bench_function(BenchmarkId::new("ours-cold", &shape), |b| {
+            b.iter(|| {
+                i = (i + 1) % copies;
+                vec_mat(black_box(&x), &ws[i], n, None, &mut out, Threads::One)
+            })
+        });
+        group.bench_function(BenchmarkId::new("panels-cold", &shape), |b| {
             b.iter(|| {
                 i = (i + 1) % copies;
                 panel::matmul(black_box(&x), 1, k, &packed[i], n, None, &mut out, Threads::One)

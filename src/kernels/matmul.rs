@@ -1,11 +1,15 @@
-//! Products `x · wᵀ` with `w` stored `(n_out, n_in)`: every Llama projection, and both
-//! models' LM head. (GPT-2's Conv1D projections, `(n_in, n_out)` in their checkpoints, are
-//! packed into panels at load and multiplied by [`super::panel`].)
+//! Matrix products for the linear layers: our own kernels for one row, `gemm` or ours for
+//! several.
 //!
-//! One row (decode) goes to our one-row kernel, because `gemm` is at its weakest on
-//! matrix-vector shapes (`cargo bench --bench kernels` compares the one-row kernel with the
-//! several-row path at two rows); several rows go to our tiled kernel on AVX-512 (it needs no
-//! packing, see `avx512::mat_mat_transposed`) and to `gemm` elsewhere.
+//! Two weight layouts occur: GPT-2's Conv1D weights are stored `(n_in, n_out)` ("x·W") on CPUs
+//! without AVX-512 (with it, they are packed into panels at load and multiplied by
+//! [`super::panel`]), while every Llama projection and the LM head are `(n_out, n_in)`
+//! ("x·Wᵀ"). Both have a one-row path written here, because decoding multiplies a single row
+//! and `gemm` is at its weakest on matrix-vector shapes (`cargo bench --bench kernels`
+//! compares the one-row kernel with the several-row path at two rows). Several rows of "x·W"
+//! go to `gemm` (it takes arbitrary strides, so no transpose is ever copied); several rows of
+//! "x·Wᵀ" go to our tiled kernel on AVX-512 (it needs no packing, see
+//! `avx512::mat_mat_transposed`) and to `gemm` elsewhere.
 
 use super::parallel::Threads;
 use super::simd_dispatch;
@@ -15,6 +19,40 @@ use super::simd_dispatch;
 /// 0.63 us on one thread and 0.60 us on two, a 128x512 one 2.61 and 1.68 us (back to back, the
 /// weights in L2; the machine of [`super::parallel::WorkerPool`]'s figures).
 const PARALLEL_MIN_WEIGHTS: usize = 1 << 14;
+
+/// `out (m, n) = x (m, k) · w (k, n) + bias`, all row-major; `bias` is `(n,)` or absent.
+pub fn matmul(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &[f32],
+    n: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    threads: Threads<'_>,
+) {
+    assert!(x.len() >= m * k && w.len() == k * n && out.len() >= m * n, "matmul: buffer sizes");
+    assert!(bias.is_none_or(|b| b.len() == n), "matmul: bias length");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if m == 1 {
+        return vec_mat(&x[..k], w, n, bias, &mut out[..n], threads);
+    }
+    // The bias is written first and the product accumulated onto it: one pass over `out`.
+    if let Some(bias) = bias {
+        out[..m * n].chunks_exact_mut(n).for_each(|row| row.copy_from_slice(bias));
+    }
+    if k == 0 {
+        // An empty sum is 0: out is the bias (written above) or zeros.
+        if bias.is_none() {
+            out[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // x is (m, k) row-major, w is (k, n) row-major: rhs element (kk, j) is w[kk * n + j].
+    gemm_split(Product { m, k, n, x, w, rhs_strides: (n, 1), accumulate: bias.is_some() }, out, threads);
+}
 
 /// `out (m, n) = x (m, k) · wᵀ` where `w` is `(n, k)` row-major (every Llama projection's
 /// layout, and the LM head's).
@@ -55,16 +93,21 @@ pub fn matmul_transposed(
             }
         });
     }
-    gemm_split(Product { m, k, n, x, w }, out, threads);
+    // rhs element (kk, j) is w[j * k + kk], within w's n * k elements.
+    gemm_split(Product { m, k, n, x, w, rhs_strides: (1, k), accumulate: false }, out, threads);
 }
 
-/// A product `out (m, n) = x (m, k) · wᵀ`, `w` `(n, k)` row-major.
+/// A product `out (m, n) = [out +] x (m, k) · rhs (k, n)`, rhs element `(kk, j)` at
+/// `w[kk * rhs_strides.0 + j * rhs_strides.1]`; every index within `x`, `w` and `out`.
 struct Product<'a> {
     m: usize,
     k: usize,
     n: usize,
     x: &'a [f32],
     w: &'a [f32],
+    rhs_strides: (usize, usize),
+    /// Whether `out` holds values the product is added onto (the bias).
+    accumulate: bool,
 }
 
 /// Runs `p` with `gemm`, its columns split statically between `threads` (one block each, a
@@ -81,8 +124,9 @@ struct Product<'a> {
 /// pool decode already keeps warm. A block's sums may be ordered differently from one thread's
 /// (within rounding; `tests/equivalence.rs` holds the tokens identical at 2 and 3 threads).
 fn gemm_split(p: Product, out: &mut [f32], threads: Threads<'_>) {
-    let Product { m, k, n, x, w } = p;
-    assert!(x.len() >= m * k && w.len() >= n * k && out.len() >= m * n, "gemm_split: sizes");
+    let Product { m, k, n, x, w, rhs_strides: (rs, cs), accumulate } = p;
+    assert!(x.len() >= m * k && out.len() >= m * n, "gemm_split: sizes");
+    assert!(m == 0 || n == 0 || k == 0 || (k - 1) * rs + (n - 1) * cs < w.len(), "gemm_split: rhs");
     let out_ptr = super::parallel::SyncPtr(out.as_mut_ptr());
     threads.for_each_column_block(n, 16, |cols| {
         // Safety: the assertions above bound every element of x, w and out that this block
@@ -96,15 +140,14 @@ fn gemm_split(p: Product, out: &mut [f32], threads: Threads<'_>) {
                 out_ptr.get().add(cols.start),
                 /* dst_cs = */ 1,
                 /* dst_rs = */ n as isize,
-                /* read_dst = */ false,
+                /* read_dst = */ accumulate,
                 x.as_ptr(),
                 /* lhs_cs = */ 1,
                 /* lhs_rs = */ k as isize,
-                // rhs element (kk, j) is w[j * k + kk]: this block's rows of w.
-                w.as_ptr().add(cols.start * k),
-                /* rhs_cs = */ k as isize,
-                /* rhs_rs = */ 1,
-                /* alpha = */ 0.0,
+                w.as_ptr().add(cols.start * cs),
+                /* rhs_cs = */ cs as isize,
+                /* rhs_rs = */ rs as isize,
+                /* alpha = */ if accumulate { 1.0 } else { 0.0 },
                 /* beta = */ 1.0,
                 false,
                 false,
@@ -113,6 +156,62 @@ fn gemm_split(p: Product, out: &mut [f32], threads: Threads<'_>) {
             );
         }
     });
+}
+
+/// One row times a `(k, n)` matrix: `out = x · w + bias`.
+///
+/// # Performance
+/// Streams `w` row by row, four rows per pass: each pass reads four contiguous weight rows and
+/// updates `out` (which stays in L1 for n up to several thousand) with four multiply-adds per
+/// load and store of `out`. Contiguous streams keep the hardware prefetcher ahead, which is what
+/// matters once the weights no longer fit in cache (the `gpt2` shape is memory-bound).
+/// With several threads, columns are split between them (on the worker pool), each column
+/// computed as on one thread: the result does not depend on the thread count.
+pub fn vec_mat(x: &[f32], w: &[f32], n: usize, bias: Option<&[f32]>, out: &mut [f32], threads: Threads<'_>) {
+    let k = x.len();
+    assert!(w.len() == k * n && out.len() == n, "vec_mat: buffer sizes");
+    if threads.count() <= 1 || k * n < PARALLEL_MIN_WEIGHTS {
+        return vec_mat_cols(x, w, n, 0, bias, out);
+    }
+    let chunk = n.div_ceil(threads.count()).next_multiple_of(16);
+    threads.for_each_chunk_mut(out, chunk, |i, out_chunk| {
+        let col0 = i * chunk;
+        let bias = bias.map(|b| &b[col0..col0 + out_chunk.len()]);
+        vec_mat_cols(x, w, n, col0, bias, out_chunk);
+    });
+}
+
+/// Columns `col0 .. col0 + out.len()` of `x · w + bias`.
+fn vec_mat_cols(x: &[f32], w: &[f32], n: usize, col0: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+    match bias {
+        Some(b) => out.copy_from_slice(b),
+        None => out.fill(0.0),
+    }
+    vec_mat_simd(x, w, n, col0, out);
+}
+
+simd_dispatch!(fn vec_mat_simd(x: &[f32], w: &[f32], n: usize, col0: usize, out: &mut [f32]) => vec_mat_body);
+
+#[inline(always)]
+fn vec_mat_body(x: &[f32], w: &[f32], n: usize, col0: usize, out: &mut [f32]) {
+    let width = out.len();
+    let row = |i: usize| &w[i * n + col0..i * n + col0 + width];
+    let k = x.len();
+    let mut i = 0;
+    while i + 4 <= k {
+        let (a0, a1, a2, a3) = (x[i], x[i + 1], x[i + 2], x[i + 3]);
+        let (w0, w1, w2, w3) = (row(i), row(i + 1), row(i + 2), row(i + 3));
+        for j in 0..width {
+            out[j] += a0 * w0[j] + a1 * w1[j] + a2 * w2[j] + a3 * w3[j];
+        }
+        i += 4;
+    }
+    for i in i..k {
+        let (a, wi) = (x[i], row(i));
+        for j in 0..width {
+            out[j] += a * wi[j];
+        }
+    }
 }
 
 /// One row times the transpose of an `(n, k)` matrix: `out[j] = dot(x, w[j])`.
@@ -458,6 +557,24 @@ fn lane_tree_sum(mut a: [f32; LANES]) -> f32 {
     a[0]
 }
 
+/// The naive twin of [`matmul`]: a triple loop in f64.
+pub fn matmul_naive(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    w: &[f32],
+    n: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    for i in 0..m {
+        for j in 0..n {
+            let dot: f64 = (0..k).map(|kk| x[i * k + kk] as f64 * w[kk * n + j] as f64).sum();
+            out[i * n + j] = (dot + bias.map_or(0.0, |b| b[j] as f64)) as f32;
+        }
+    }
+}
+
 /// The naive twin of [`matmul_transposed`]: a triple loop in f64.
 pub fn matmul_transposed_naive(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, out: &mut [f32]) {
     for i in 0..m {
@@ -483,15 +600,21 @@ mod tests {
         let pools = [WorkerPool::new(2).unwrap(), WorkerPool::new(3).unwrap()];
         for (m, k, n) in [(64, 768, 2048), (7, 33, 131)] {
             let (x, w) = (test_data(m * k, 1), test_data(k * n, 2));
-            let run = |threads| {
+            let run = |threads, transposed: bool| {
                 let mut out = vec![f32::NAN; m * n];
-                matmul_transposed(&x, m, k, &w, n, &mut out, threads);
+                if transposed {
+                    matmul_transposed(&x, m, k, &w, n, &mut out, threads);
+                } else {
+                    matmul(&x, m, k, &w, n, None, &mut out, threads);
+                }
                 out
             };
-            let one = run(Threads::One);
-            for pool in &pools {
-                let what = format!("{m}x{k}x{n} on {} threads", pool.threads());
-                assert_close(&run(Threads::Pool(pool)), &one, 1e-5, &what);
+            for transposed in [false, true] {
+                let one = run(Threads::One, transposed);
+                for pool in &pools {
+                    let what = format!("{m}x{k}x{n} transposed={transposed} on {} threads", pool.threads());
+                    assert_close(&run(Threads::Pool(pool), transposed), &one, 1e-5, &what);
+                }
             }
         }
     }
@@ -535,7 +658,7 @@ mod tests {
             for (m, k, n) in [(2, 3, 5), (7, 33, 131), (64, 64, 100)] {
                 let (x, w) = (test_data(m * k, 1), test_data(k * n, 2));
                 let (mut got, mut want) = (vec![f32::NAN; m * n], vec![0.0; m * n]);
-                let p = Product { m, k, n, x: &x, w: &w };
+                let p = Product { m, k, n, x: &x, w: &w, rhs_strides: (1, k), accumulate: false };
                 gemm_split(p, &mut got, threads);
                 matmul_transposed_naive(&x, m, k, &w, n, &mut want);
                 assert_close(&got, &want, 1e-5, &format!("gemm_split transposed {m}x{k}x{n}"));
@@ -543,8 +666,8 @@ mod tests {
         }
     }
 
-    /// Empty shapes: no rows or columns leave `out` alone; an empty sum (k = 0) gives zeros on
-    /// every CPU.
+    /// Empty shapes: no rows or columns leave `out` alone; an empty sum (k = 0) gives zeros, or
+    /// the bias, on every CPU.
     #[test]
     fn empty_shapes_give_empty_sums() {
         let pool = WorkerPool::new(2).unwrap();
@@ -553,19 +676,30 @@ mod tests {
                 let mut out = vec![f32::NAN; m * 100];
                 matmul_transposed(&[], m, 0, &[], 100, &mut out, threads);
                 assert!(out.iter().all(|&v| v == 0.0), "transposed, k = 0, m = {m}");
+                let bias = test_data(100, 3);
+                matmul(&[], m, 0, &[], 100, Some(&bias), &mut out, threads);
+                assert!(out.chunks(100).all(|row| row == bias), "bias, k = 0, m = {m}");
             }
             let mut out: Vec<f32> = Vec::new();
             matmul_transposed(&[], 0, 8, &[0.0; 8 * 100], 100, &mut out, threads);
+            matmul(&[], 0, 8, &[0.0; 8 * 100], 100, None, &mut out, threads);
         }
     }
 
     #[test]
-    fn matmul_transposed_matches_naive_twin_on_odd_shapes() {
+    fn matmul_matches_naive_twin_on_odd_shapes() {
         let pool = WorkerPool::new(2).unwrap();
         for threads in [Threads::One, Threads::Pool(&pool)] {
             for (m, k, n) in SHAPES {
                 let x = test_data(m * k, 1);
                 let w = test_data(k * n, 2);
+                let b = test_data(n, 3);
+                for bias in [None, Some(b.as_slice())] {
+                    let (mut got, mut want) = (vec![f32::NAN; m * n], vec![0.0; m * n]);
+                    matmul(&x, m, k, &w, n, bias, &mut got, threads);
+                    matmul_naive(&x, m, k, &w, n, bias, &mut want);
+                    assert_close(&got, &want, 1e-5, &format!("matmul {m}x{k}x{n} bias={}", bias.is_some()));
+                }
                 let (mut got, mut want) = (vec![f32::NAN; m * n], vec![0.0; m * n]);
                 matmul_transposed(&x, m, k, &w, n, &mut got, threads);
                 matmul_transposed_naive(&x, m, k, &w, n, &mut want);
@@ -605,10 +739,14 @@ mod tests {
         for (k, n) in [(512, 1029), (288, 32000 / 8), (PARALLEL_MIN_WEIGHTS / 97 + 1, 97)] {
             let x = test_data(k, 4);
             let w = test_data(k * n, 5);
-            let mut one_t = vec![0.0; n];
+            let b = test_data(n, 6);
+            let (mut one, mut one_t) = (vec![0.0; n], vec![0.0; n]);
+            vec_mat(&x, &w, n, Some(&b), &mut one, Threads::One);
             vec_mat_transposed(&x, &w, n, &mut one_t, Threads::One);
             for pool in &pools {
-                let mut many_t = vec![f32::NAN; n];
+                let (mut many, mut many_t) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+                vec_mat(&x, &w, n, Some(&b), &mut many, Threads::Pool(pool));
+                assert_eq!(one, many, "vec_mat {k}x{n} on {} threads", pool.threads());
                 vec_mat_transposed(&x, &w, n, &mut many_t, Threads::Pool(pool));
                 assert_eq!(one_t, many_t, "vec_mat_transposed {k}x{n} on {} threads", pool.threads());
             }

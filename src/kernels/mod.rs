@@ -21,6 +21,36 @@ pub mod softmax;
 /// Defines `$name` as a run-time dispatch over copies of the `#[inline(always)]` body `$body`
 /// compiled for AVX-512, for AVX2 + FMA, and for the baseline target.
 macro_rules! simd_dispatch {
+    // `=> body with fma`: `body::<true>` where FMA is enabled (AVX-512 and AVX2), for bodies that
+    // fuse their multiply-adds (`f32::mul_add`, one instruction there), `body::<false>` on the
+    // baseline, where `mul_add` would be a library call.
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident with fma) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) {
+                    $body::<true>($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    $body::<true>($($arg),*)
+                }
+                let level = $crate::kernels::simd();
+                if level == $crate::kernels::SimdLevel::Avx512 {
+                    // Safety: the CPU has every feature `avx512` was compiled for (`simd` is
+                    // never above `SimdLevel::detected`).
+                    return unsafe { avx512($($arg),*) };
+                }
+                if level == $crate::kernels::SimdLevel::Avx2 {
+                    // Safety: the CPU has every feature `avx2` was compiled for (as above).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body::<false>($($arg),*)
+        }
+    };
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
         $(#[$meta])*
         $vis fn $name($($arg: $ty),*) {

@@ -1,5 +1,7 @@
 //! Products against a `(k, n)` weight matrix packed into column panels: GPT-2's Conv1D
-//! projections (`x · W + bias`, `W` stored `(n_in, n_out)` in its checkpoints).
+//! projections (`x · W + bias`, `W` stored `(n_in, n_out)` in its checkpoints) on CPUs with
+//! AVX-512 (`layers::Linear` keeps the checkpoint's layout elsewhere, where the portable body
+//! below lost to `gemm` and `vec_mat`; README, "GPT-2's weights in panels").
 //!
 //! A panel is [`PANEL`] consecutive columns of `W`, stored `(k, PANEL)` row-major; panels follow
 //! each other, the last padded with zero columns. [`pack`] makes that layout from the
@@ -18,8 +20,9 @@
 //! Each output is `bias[j]` (or 0), then `x[i][kk] · W[kk][j]` added for `kk` in order: the
 //! same operations for one row and for many, on one thread and on several (`tests` below hold
 //! it bit for bit), so decode and prefill agree exactly. The AVX-512 body fuses each
-//! multiply-add (one rounding per step); the portable one (every other CPU) rounds the product
-//! and the sum separately (two), so the two bodies differ within rounding.
+//! multiply-add (one rounding per step), as the portable body does where the CPU has FMA;
+//! without FMA the portable body rounds the product and the sum separately (two), so the
+//! bodies agree within rounding, and bit for bit only within one CPU and SIMD level.
 
 use super::parallel::{SyncPtr, Threads};
 use super::simd_dispatch;
@@ -183,23 +186,94 @@ impl Block<'_> {
             // Safety: the CPU has AVX-512F (checked above); the caller vouches for `out`.
             return unsafe { avx512::block(self, out, out_stride) };
         }
-        // Safety: as the caller vouches, each row's `width` floats are ours alone.
-        let rows = (0..self.m)
-            .map(|i| unsafe { std::slice::from_raw_parts_mut(out.add(i * out_stride), self.width) });
-        for (i, row) in rows.enumerate() {
-            portable_row(&self.x[i * self.k..(i + 1) * self.k], self.panels, self.bias, row);
+        // Safety: as the caller vouches, row i's `width` floats are ours alone.
+        let row = |i: usize| unsafe { std::slice::from_raw_parts_mut(out.add(i * out_stride), self.width) };
+        if self.m == 1 {
+            return portable_row(self.x, self.panels, self.bias, row(0));
+        }
+        let k = self.k;
+        for q in 0..self.width.div_ceil(PANEL) {
+            let panel = &self.panels[q * PANEL * k..(q + 1) * PANEL * k];
+            let cols = q * PANEL..self.width.min((q + 1) * PANEL);
+            let mut bias = [0.0; PANEL];
+            if let Some(b) = self.bias {
+                bias[..cols.len()].copy_from_slice(&b[cols.clone()]);
+            }
+            // The panel stays in cache while every tile of rows reads it.
+            for i0 in (0..self.m).step_by(PORTABLE_ROWS) {
+                let rows = PORTABLE_ROWS.min(self.m - i0);
+                // Missing rows of the last tile repeat its first; their sums are dropped.
+                let x: [&[f32]; PORTABLE_ROWS] = std::array::from_fn(|a| {
+                    let i = i0 + if a < rows { a } else { 0 };
+                    &self.x[i * k..(i + 1) * k]
+                });
+                let mut sums = [bias; PORTABLE_ROWS];
+                portable_tile(&x, panel, &mut sums);
+                for (a, sums) in sums.iter().enumerate().take(rows) {
+                    row(i0 + a)[cols.clone()].copy_from_slice(&sums[..cols.len()]);
+                }
+            }
         }
     }
 }
 
+/// `a · w + s`: fused, one rounding, with `FMA` (the CPU has the instruction); else the
+/// product and the sum rounded each.
+#[inline(always)]
+fn mul_add<const FMA: bool>(a: f32, w: f32, s: f32) -> f32 {
+    if FMA { a.mul_add(w, s) } else { s + a * w }
+}
+
+/// Rows of `x` per tile of the portable several-row body: 4 rows of 16 sums are 8 AVX2
+/// registers (or 4 AVX-512 ones), all kept in registers. 5 and 6 rows spilled to the stack and
+/// ran a 64-token `gpt2` prefill under `SMALLMIND_SIMD=avx2` slower (285-315 and 348-380 ms
+/// against 4 rows' 206-281, on a 2-core Intel Xeon, family 6 model 207).
+const PORTABLE_ROWS: usize = 4;
+
 simd_dispatch!(
-    fn portable_row(x: &[f32], panels: &[f32], bias: Option<&[f32]>, out: &mut [f32]) => portable_row_body
+    fn portable_tile(
+        x: &[&[f32]; PORTABLE_ROWS],
+        panel: &[f32],
+        sums: &mut [[f32; PANEL]; PORTABLE_ROWS]
+    ) => portable_tile_body with fma
+);
+
+/// [`PORTABLE_ROWS`] rows of `x` (each `k` long) times one panel (`(k, PANEL)`), added onto
+/// `sums`: `sums[a][j] += Σ x[a][kk] · panel[kk][j]`, the products and sums rounded as
+/// [`portable_row_body`] rounds them, in the same order (so bit for bit its result).
+#[inline(always)]
+fn portable_tile_body<const FMA: bool>(
+    x: &[&[f32]; PORTABLE_ROWS],
+    panel: &[f32],
+    sums: &mut [[f32; PANEL]; PORTABLE_ROWS],
+) {
+    let k = panel.len() / PANEL;
+    assert!(x.iter().all(|row| row.len() == k), "portable_tile: rows of x are not k long");
+    let mut acc = *sums;
+    for (kk, w) in panel.chunks_exact(PANEL).enumerate() {
+        for (acc, row) in acc.iter_mut().zip(x) {
+            let a = row[kk];
+            for (s, &w) in acc.iter_mut().zip(w) {
+                *s = mul_add::<FMA>(a, w, *s);
+            }
+        }
+    }
+    *sums = acc;
+}
+
+simd_dispatch!(
+    fn portable_row(
+        x: &[f32],
+        panels: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32]
+    ) => portable_row_body with fma
 );
 
 /// One row of a block on any CPU: `out[j] = bias[j] + Σ x[kk] · W[kk][j]`, one panel at a time,
 /// the panel's 16 sums in a local array that LLVM keeps in vector registers.
 #[inline(always)]
-fn portable_row_body(x: &[f32], panels: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+fn portable_row_body<const FMA: bool>(x: &[f32], panels: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
     let k = x.len();
     for (q, out) in out.chunks_mut(PANEL).enumerate() {
         let mut acc = [0.0f32; PANEL];
@@ -209,7 +283,7 @@ fn portable_row_body(x: &[f32], panels: &[f32], bias: Option<&[f32]>, out: &mut 
         let panel = &panels[q * PANEL * k..(q + 1) * PANEL * k];
         for (&a, w) in x.iter().zip(panel.chunks_exact(PANEL)) {
             for (s, &w) in acc.iter_mut().zip(w) {
-                *s += a * w;
+                *s = mul_add::<FMA>(a, w, *s);
             }
         }
         out.copy_from_slice(&acc[..out.len()]);

@@ -1,7 +1,7 @@
 //! The worker pool: [`WorkerPool`] runs one job over `n` chunks on this thread and
 //! `threads - 1` persistent workers; [`Threads`] is what a kernel is told it may use.
 //!
-//! It owns every fork-join of the engine: the one-row products (`vec_mat_transposed`,
+//! It owns every fork-join of the engine: the one-row products (`vec_mat`, `vec_mat_transposed`,
 //! `panel::matmul`, dozens per decode token), the column blocks of prefill's products and
 //! attention's heads. `gemm` itself always runs single-threaded.
 

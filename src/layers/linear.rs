@@ -2,55 +2,81 @@
 //! `nn.Linear` layout without), LayerNorm (GPT-2) and RMSNorm (Llama).
 
 use super::Ctx;
-use crate::kernels::{matmul, norm, panel};
+use crate::kernels::{self, matmul, norm, panel};
+use std::borrow::Cow;
 
 /// `y = x · W + bias`, GPT-2's Conv1D. Checkpoints store `W` as `(n_in, n_out)`; it is held
-/// here packed into column panels (`kernels::panel`), cache-line aligned.
+/// packed into column panels (`kernels::panel`, cache-line aligned) where the kernels run on
+/// AVX-512, and as stored elsewhere ([`Conv1dWeight`]).
 ///
 /// # Performance
 /// In panels, a thread's columns are one contiguous stream at decode and prefill multiplies
 /// each loaded weight vector into six rows of `x` in registers (see `kernels::panel`). On a
 /// 2-core Intel Xeon (lscpu family 6 model 207) the `gpt2` preset decoded 1.06x faster at one
 /// thread (already near the memory bandwidth) and 1.23x at two than in the checkpoint's layout,
-/// and prefilled as fast as `gemm` did (README, Speed: "GPT-2's weights in panels").
+/// and prefilled as fast as `gemm` did. Held to AVX2 (`SMALLMIND_SIMD=avx2`) on the same
+/// machine, panels prefilled 1.5x slower than `gemm` on the checkpoint's layout and decoded
+/// 0.92-0.94x as fast at one thread, so below AVX-512 the layout stays the checkpoint's (README,
+/// Speed: "GPT-2's weights in panels").
 #[derive(Debug, Clone, PartialEq)]
 pub struct Linear {
-    /// `W` packed, `kernels::panel::packed_len(n_in, n_out)` floats.
-    weight: Weights,
+    weight: Conv1dWeight,
     /// `(n_out,)`.
     pub bias: Vec<f32>,
     pub n_in: usize,
     pub n_out: usize,
 }
 
+/// How a [`Linear`] holds its weight, chosen at load by the kernels' SIMD level.
+#[derive(Debug, Clone, PartialEq)]
+enum Conv1dWeight {
+    /// `kernels::panel::packed_len(n_in, n_out)` floats (AVX-512).
+    Panels(Weights),
+    /// `(n_in, n_out)`, as checkpoints store it (`kernels::matmul::matmul`).
+    Rows(Vec<f32>),
+}
+
 impl Linear {
-    /// A Conv1D layer from its checkpoint tensors: `weight` `(n_in, n_out)` (packed here) and
-    /// `bias` `(n_out,)`.
+    /// A Conv1D layer from its checkpoint tensors: `weight` `(n_in, n_out)` and `bias`
+    /// `(n_out,)`; the weight is packed into panels where the CPU runs AVX-512 kernels.
     ///
     /// # Panics
     /// If the lengths are not `n_in * n_out` and `n_out` (loaders check shapes first).
-    pub fn from_conv1d(weight: &[f32], bias: Vec<f32>, n_in: usize, n_out: usize) -> Linear {
+    pub fn from_conv1d(weight: Vec<f32>, bias: Vec<f32>, n_in: usize, n_out: usize) -> Linear {
         assert!(weight.len() == n_in * n_out && bias.len() == n_out, "Linear::from_conv1d: shapes");
-        let mut packed = Weights::from_iter(64, std::iter::repeat_n(0.0, panel::packed_len(n_in, n_out)));
-        panel::pack_into(weight, n_in, n_out, &mut packed);
-        Linear { weight: packed, bias, n_in, n_out }
+        let weight = if kernels::simd() == kernels::SimdLevel::Avx512 {
+            let mut packed = Weights::from_iter(64, std::iter::repeat_n(0.0, panel::packed_len(n_in, n_out)));
+            panel::pack_into(&weight, n_in, n_out, &mut packed);
+            Conv1dWeight::Panels(packed)
+        } else {
+            Conv1dWeight::Rows(weight)
+        };
+        Linear { weight, bias, n_in, n_out }
     }
 
-    /// Floats the packed weight holds: `n_in * n_out` and the zero columns padding its last
-    /// panel.
+    /// Floats the weight holds: `n_in * n_out`, and in panels the zero columns padding the last.
     pub fn stored_weight_len(&self) -> usize {
-        self.weight.len()
+        match &self.weight {
+            Conv1dWeight::Panels(packed) => packed.len(),
+            Conv1dWeight::Rows(w) => w.len(),
+        }
     }
 
     /// The weight as checkpoints store it, `(n_in, n_out)` (for export).
-    pub fn conv1d_weight(&self) -> Vec<f32> {
-        panel::unpack(&self.weight, self.n_in, self.n_out)
+    pub fn conv1d_weight(&self) -> Cow<'_, [f32]> {
+        match &self.weight {
+            Conv1dWeight::Panels(packed) => Cow::from(panel::unpack(packed, self.n_in, self.n_out)),
+            Conv1dWeight::Rows(w) => Cow::from(&w[..]),
+        }
     }
 
     /// `out (n_rows, n_out) = x (n_rows, n_in) · W + bias`.
     pub fn forward(&self, ctx: &Ctx, x: &[f32], n_rows: usize, out: &mut [f32]) {
-        let (k, n) = (self.n_in, self.n_out);
-        panel::matmul(x, n_rows, k, &self.weight, n, Some(&self.bias), out, ctx.threads);
+        let (k, n, bias) = (self.n_in, self.n_out, Some(&self.bias[..]));
+        match &self.weight {
+            Conv1dWeight::Panels(packed) => panel::matmul(x, n_rows, k, packed, n, bias, out, ctx.threads),
+            Conv1dWeight::Rows(w) => matmul::matmul(x, n_rows, k, w, n, bias, out, ctx.threads),
+        }
     }
 }
 

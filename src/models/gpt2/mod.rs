@@ -89,9 +89,9 @@ impl Gpt2 {
         KvCache::new(self.config.n_layer, self.config.n_ctx, self.config.n_embd)
     }
 
-    /// Bytes of the weights as stored in memory (f32), counting a tied LM head once and the
-    /// zero columns that pad each Conv1D weight's last panel (none when `n_embd` and `n_inner`
-    /// are multiples of 16, as in every preset).
+    /// Bytes of the weights as stored in memory (f32), counting a tied LM head once and, where
+    /// the Conv1D weights are packed into panels (AVX-512), the zero columns that pad each one's
+    /// last panel (none when `n_embd` and `n_inner` are multiples of 16, as in every preset).
     pub fn weight_bytes(&self) -> usize {
         let linears =
             self.h.iter().flat_map(|b| [&b.attn.c_attn, &b.attn.c_proj, &b.mlp.c_fc, &b.mlp.c_proj]);
@@ -155,11 +155,11 @@ impl Gpt2 {
         let mut h = Vec::with_capacity(config.n_layer);
         for layer_idx in 0..config.n_layer {
             let ln_1 = LayerNorm { weight: next()?, bias: next()?, eps };
-            let c_attn = Linear::from_conv1d(&next()?, next()?, c, 3 * c);
-            let c_proj = Linear::from_conv1d(&next()?, next()?, c, c);
+            let c_attn = Linear::from_conv1d(next()?, next()?, c, 3 * c);
+            let c_proj = Linear::from_conv1d(next()?, next()?, c, c);
             let ln_2 = LayerNorm { weight: next()?, bias: next()?, eps };
-            let c_fc = Linear::from_conv1d(&next()?, next()?, c, inner);
-            let mlp_proj = Linear::from_conv1d(&next()?, next()?, inner, c);
+            let c_fc = Linear::from_conv1d(next()?, next()?, c, inner);
+            let mlp_proj = Linear::from_conv1d(next()?, next()?, inner, c);
             h.push(Block {
                 ln_1,
                 attn: CausalSelfAttention {
@@ -178,7 +178,7 @@ impl Gpt2 {
     }
 
     /// Every tensor with its spec, in [`Gpt2::tensor_specs`] order and checkpoint layout (for
-    /// export). The Conv1D weights, held in panels, are unpacked into new buffers one at a
+    /// export). The Conv1D weights, where held in panels, are unpacked into new buffers one at a
     /// time, as the iterator reaches them.
     pub fn tensors(&self) -> impl Iterator<Item = (TensorSpec, Cow<'_, [f32]>)> {
         /// One of a block's tensors, borrowed or unpacked.
@@ -187,15 +187,15 @@ impl Gpt2 {
         const PER_BLOCK: [Get; 12] = [
             |b| Cow::from(&b.ln_1.weight[..]),
             |b| Cow::from(&b.ln_1.bias[..]),
-            |b| Cow::from(b.attn.c_attn.conv1d_weight()),
+            |b| b.attn.c_attn.conv1d_weight(),
             |b| Cow::from(&b.attn.c_attn.bias[..]),
-            |b| Cow::from(b.attn.c_proj.conv1d_weight()),
+            |b| b.attn.c_proj.conv1d_weight(),
             |b| Cow::from(&b.attn.c_proj.bias[..]),
             |b| Cow::from(&b.ln_2.weight[..]),
             |b| Cow::from(&b.ln_2.bias[..]),
-            |b| Cow::from(b.mlp.c_fc.conv1d_weight()),
+            |b| b.mlp.c_fc.conv1d_weight(),
             |b| Cow::from(&b.mlp.c_fc.bias[..]),
-            |b| Cow::from(b.mlp.c_proj.conv1d_weight()),
+            |b| b.mlp.c_proj.conv1d_weight(),
             |b| Cow::from(&b.mlp.c_proj.bias[..]),
         ];
         let blocks = self.h.iter().flat_map(|b| PER_BLOCK.iter().map(move |f| f(b)));

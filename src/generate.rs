@@ -178,7 +178,7 @@ impl<'m> Session<'m> {
     /// # Performance
     /// With several threads, every pass runs on the calling thread and the [`WorkerPool`]: a
     /// prefill's products as column blocks (of our tiled kernel, or of `gemm`,
-    /// `kernels::matmul`; of the panel kernel for GPT-2, `kernels::panel`), a decode step's as
+    /// `kernels::matmul`; of the panel kernel for GPT-2 on AVX-512, `kernels::panel`), a decode step's as
     /// blocks of our one-row kernels. Until `a25c808`,
     /// prefill ran inside a rayon pool where `gemm` split its products: a 64-token stories110m
     /// prefill took 160 ms at two threads against 109 ms with `gemm`'s column blocks on the

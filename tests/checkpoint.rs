@@ -39,8 +39,9 @@ fn f16_and_bf16_exports_load_as_the_rounded_weights() {
         let dir = tempfile::tempdir().unwrap();
         gpt2::hf::export_dir(&model, Some(&Tokenizer::Bytes), dir.path(), dtype).unwrap();
         let loaded = gpt2::hf::load_dir(dir.path()).unwrap().0;
+        let tensors: Vec<_> = model.tensors().collect();
         let rounded = Gpt2::from_tensors(model.config.clone(), |spec| {
-            let (_, data) = model.tensors().find(|(s, _)| s == spec).unwrap();
+            let (_, data) = tensors.iter().find(|(s, _)| s == spec).unwrap();
             Ok::<_, ()>(data.iter().map(|&v| round(v)).collect())
         })
         .unwrap();

@@ -23,7 +23,8 @@ pub mod softmax;
 macro_rules! simd_dispatch {
     // `=> body with fma`: `body::<true>` where FMA is enabled (AVX-512 and AVX2), for bodies that
     // fuse their multiply-adds (`f32::mul_add`, one instruction there), `body::<false>` on the
-    // baseline, where `mul_add` would be a library call.
+    // baseline, where `mul_add` would be a library call (x86-64; other targets always take
+    // `body::<false>`).
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident with fma) => {
         $(#[$meta])*
         $vis fn $name($($arg: $ty),*) {

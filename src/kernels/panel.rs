@@ -20,9 +20,10 @@
 //! Each output is `bias[j]` (or 0), then `x[i][kk] · W[kk][j]` added for `kk` in order: the
 //! same operations for one row and for many, on one thread and on several (`tests` below hold
 //! it bit for bit), so decode and prefill agree exactly. The AVX-512 body fuses each
-//! multiply-add (one rounding per step), as the portable body does where the CPU has FMA;
-//! without FMA the portable body rounds the product and the sum separately (two), so the
-//! bodies agree within rounding, and bit for bit only within one CPU and SIMD level.
+//! multiply-add (one rounding per step), as the portable body does where the kernels run
+//! AVX2 + FMA or AVX-512 (`kernels::simd()`); below that (and off x86-64) the portable body
+//! rounds the product and the sum separately (two), so the bodies agree within rounding, and
+//! bit for bit only within one SIMD level.
 
 use super::parallel::{SyncPtr, Threads};
 use super::simd_dispatch;
@@ -556,6 +557,52 @@ mod tests {
                         assert!(row[..] == all[i * n..(i + 1) * n], "{what}: row {i} not bit for bit");
                     }
                 }
+            }
+        }
+    }
+
+    /// The bodies without FMA (the baseline build's), called directly since this CPU's dispatch
+    /// would fuse: within the bound, and the tile bit for bit the one-row body.
+    #[test]
+    fn unfused_bodies_are_within_the_bound_and_agree_bit_for_bit() {
+        for (_, k, n) in shapes().filter(|&(_, k, _)| k > 0) {
+            let (x, w, b) = (test_data(PORTABLE_ROWS * k, 1), test_data(k * n, 2), test_data(n, 3));
+            let packed = pack(&w, k, n);
+            for q in 0..n.div_ceil(PANEL) {
+                let (panel, cols) =
+                    (&packed[q * PANEL * k..(q + 1) * PANEL * k], q * PANEL..n.min((q + 1) * PANEL));
+                let rows: [&[f32]; PORTABLE_ROWS] = std::array::from_fn(|a| &x[a * k..(a + 1) * k]);
+                let mut init = [0.0; PANEL];
+                init[..cols.len()].copy_from_slice(&b[cols.clone()]);
+                let mut tile = [init; PORTABLE_ROWS];
+                portable_tile_body::<false>(&rows, panel, &mut tile);
+                for (a, row) in rows.iter().enumerate() {
+                    let mut one = vec![f32::NAN; cols.len()];
+                    portable_row_body::<false>(row, panel, Some(&b[cols.clone()]), &mut one);
+                    assert!(one[..] == tile[a][..cols.len()], "{k}x{n} panel {q} row {a}: not bit for bit");
+                }
+            }
+            let mut got = vec![f32::NAN; PORTABLE_ROWS * n];
+            for (a, out) in got.chunks_exact_mut(n).enumerate() {
+                portable_row_body::<false>(&x[a * k..(a + 1) * k], &packed, Some(&b), out);
+            }
+            assert_within_summation_bound(&got, &x, &w, Some(&b), [PORTABLE_ROWS, n, k]);
+        }
+    }
+
+    /// The two layouts `layers::Linear` chooses between give the same products within the
+    /// bound: panels here, the checkpoint's `(k, n)` through `matmul::matmul` (gemm, `vec_mat`).
+    #[test]
+    fn panels_and_the_checkpoint_layout_agree() {
+        let pool = WorkerPool::new(2).unwrap();
+        for threads in [Threads::One, Threads::Pool(&pool)] {
+            for (m, k, n) in shapes().chain([(3, 60, 150), (1, 60, 150)]) {
+                let (x, w, b) = (test_data(m * k, 1), test_data(k * n, 2), test_data(n, 3));
+                let panels = run(&x, [m, k, n], &pack(&w, k, n), Some(&b), threads, Body::Best);
+                let mut rows = vec![f32::NAN; m * n];
+                super::super::matmul::matmul(&x, m, k, &w, n, Some(&b), &mut rows, threads);
+                assert_within_summation_bound(&panels, &x, &w, Some(&b), [m, n, k]);
+                assert_within_summation_bound(&rows, &x, &w, Some(&b), [m, n, k]);
             }
         }
     }

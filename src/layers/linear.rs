@@ -15,8 +15,9 @@ use std::borrow::Cow;
 /// 2-core Intel Xeon (lscpu family 6 model 207) the `gpt2` preset decoded 1.06x faster at one
 /// thread (already near the memory bandwidth) and 1.23x at two than in the checkpoint's layout,
 /// and prefilled as fast as `gemm` did. Held to AVX2 (`SMALLMIND_SIMD=avx2`) on the same
-/// machine, panels prefilled 1.5x slower than `gemm` on the checkpoint's layout and decoded
-/// 0.92-0.94x as fast at one thread, so below AVX-512 the layout stays the checkpoint's (README,
+/// machine, panels prefilled a 64-token `gpt2` prompt in 206-281 ms against `gemm`'s 128-176 on
+/// the checkpoint's layout and decoded 18.8-19.9 tok/s against 21.2-21.3 at one thread, so
+/// below AVX-512 the layout stays the checkpoint's (README,
 /// Speed: "GPT-2's weights in panels").
 #[derive(Debug, Clone, PartialEq)]
 pub struct Linear {
@@ -43,8 +44,14 @@ impl Linear {
     /// # Panics
     /// If the lengths are not `n_in * n_out` and `n_out` (loaders check shapes first).
     pub fn from_conv1d(weight: Vec<f32>, bias: Vec<f32>, n_in: usize, n_out: usize) -> Linear {
+        let panels = kernels::simd() == kernels::SimdLevel::Avx512;
+        Linear::with_layout(weight, bias, n_in, n_out, panels)
+    }
+
+    /// [`Linear::from_conv1d`] with the layout given: in panels, or as stored.
+    fn with_layout(weight: Vec<f32>, bias: Vec<f32>, n_in: usize, n_out: usize, panels: bool) -> Linear {
         assert!(weight.len() == n_in * n_out && bias.len() == n_out, "Linear::from_conv1d: shapes");
-        let weight = if kernels::simd() == kernels::SimdLevel::Avx512 {
+        let weight = if panels {
             let mut packed = Weights::from_iter(64, std::iter::repeat_n(0.0, panel::packed_len(n_in, n_out)));
             panel::pack_into(&weight, n_in, n_out, &mut packed);
             Conv1dWeight::Panels(packed)
@@ -142,5 +149,23 @@ impl LayerNorm {
     pub fn forward(&self, x: &[f32], n_rows: usize, out: &mut [f32]) {
         let _span = tracing::trace_span!("layernorm").entered();
         norm::layer_norm(x, n_rows, self.weight.len(), &self.weight, &self.bias, self.eps, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Either layout gives the checkpoint's weight back, and holds what `weight_bytes` counts:
+    /// 150 columns are 10 panels, 160 columns with the padding.
+    #[test]
+    fn both_layouts_give_the_weight_back_and_count_their_padding() {
+        let (n_in, n_out) = (60, 150);
+        let w: Vec<f32> = (0..n_in * n_out).map(|i| i as f32 * 0.25 - 7.0).collect();
+        for (panels, stored) in [(true, n_in * 160), (false, n_in * n_out)] {
+            let l = Linear::with_layout(w.clone(), vec![0.5; n_out], n_in, n_out, panels);
+            assert_eq!(l.conv1d_weight()[..], w[..], "panels: {panels}");
+            assert_eq!(l.stored_weight_len(), stored, "panels: {panels}");
+        }
     }
 }

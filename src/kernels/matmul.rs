@@ -18,7 +18,7 @@ use super::simd_dispatch;
 /// saves. A dispatch to the worker pool costs ~0.16 us; a 128x128 product (16384 weights) took
 /// 0.63 us on one thread and 0.60 us on two, a 128x512 one 2.61 and 1.68 us (back to back, the
 /// weights in L2; the machine of [`super::parallel::WorkerPool`]'s figures).
-const PARALLEL_MIN_WEIGHTS: usize = 1 << 14;
+pub(super) const PARALLEL_MIN_WEIGHTS: usize = 1 << 14;
 
 /// `out (m, n) = x (m, k) · w (k, n) + bias`, all row-major; `bias` is `(n,)` or absent.
 pub fn matmul(

@@ -26,44 +26,26 @@ macro_rules! simd_dispatch {
     // baseline, where `mul_add` would be a library call (x86-64; other targets always take
     // `body::<false>`).
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident with fma) => {
-        $(#[$meta])*
-        $vis fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
-                unsafe fn avx512($($arg: $ty),*) {
-                    $body::<true>($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) {
-                    $body::<true>($($arg),*)
-                }
-                let level = $crate::kernels::simd();
-                if level == $crate::kernels::SimdLevel::Avx512 {
-                    // Safety: the CPU has every feature `avx512` was compiled for (`simd` is
-                    // never above `SimdLevel::detected`).
-                    return unsafe { avx512($($arg),*) };
-                }
-                if level == $crate::kernels::SimdLevel::Avx2 {
-                    // Safety: the CPU has every feature `avx2` was compiled for (as above).
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $body::<false>($($arg),*)
-        }
+        $crate::kernels::simd_dispatch!(@copies $(#[$meta])* $vis fn $name($($arg: $ty),*)
+            fast: $body::<true>, baseline: $body::<false>);
     };
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
+        $crate::kernels::simd_dispatch!(@copies $(#[$meta])* $vis fn $name($($arg: $ty),*)
+            fast: $body, baseline: $body);
+    };
+    (@copies $(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*)
+        fast: $fast:path, baseline: $baseline:path) => {
         $(#[$meta])*
         $vis fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
                 unsafe fn avx512($($arg: $ty),*) {
-                    $body($($arg),*)
+                    $fast($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) {
-                    $body($($arg),*)
+                    $fast($($arg),*)
                 }
                 let level = $crate::kernels::simd();
                 if level == $crate::kernels::SimdLevel::Avx512 {
@@ -76,7 +58,7 @@ macro_rules! simd_dispatch {
                     return unsafe { avx2($($arg),*) };
                 }
             }
-            $body($($arg),*)
+            $baseline($($arg),*)
         }
     };
 }

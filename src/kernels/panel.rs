@@ -25,6 +25,7 @@
 //! rounds the product and the sum separately (two), so the bodies agree within rounding, and
 //! bit for bit only within one SIMD level.
 
+use super::matmul::PARALLEL_MIN_WEIGHTS;
 use super::parallel::{SyncPtr, Threads};
 use super::simd_dispatch;
 
@@ -34,10 +35,6 @@ pub const PANEL: usize = 16;
 /// Panels a thread's block of columns starts on a multiple of (64 columns, 256 bytes per
 /// weight row): the AVX-512 kernel's tiles are 4 panels wide.
 const BLOCK_PANELS: usize = 4;
-
-/// Below this many weights a one-row product stays on one thread (as `matmul`'s one-row
-/// products do, and for the same measured reason).
-const PARALLEL_MIN_WEIGHTS: usize = 1 << 14;
 
 /// Floats in the packed form of a `(k, n)` matrix: `n` rounded up to whole panels, times `k`.
 ///

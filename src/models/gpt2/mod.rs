@@ -178,27 +178,28 @@ impl Gpt2 {
     }
 
     /// Every tensor with its spec, in [`Gpt2::tensor_specs`] order and checkpoint layout (for
-    /// export). The Conv1D weights, where held in panels, are unpacked into new buffers one at a
-    /// time, as the iterator reaches them.
+    /// export). The Conv1D weights, where held in panels, are unpacked into new buffers one
+    /// block at a time, as the iterator reaches them.
     pub fn tensors(&self) -> impl Iterator<Item = (TensorSpec, Cow<'_, [f32]>)> {
-        /// One of a block's tensors, borrowed or unpacked.
-        type Get = for<'a> fn(&'a Block) -> Cow<'a, [f32]>;
-        /// A block's tensors in checkpoint order.
-        const PER_BLOCK: [Get; 12] = [
-            |b| Cow::from(&b.ln_1.weight[..]),
-            |b| Cow::from(&b.ln_1.bias[..]),
-            |b| b.attn.c_attn.conv1d_weight(),
-            |b| Cow::from(&b.attn.c_attn.bias[..]),
-            |b| b.attn.c_proj.conv1d_weight(),
-            |b| Cow::from(&b.attn.c_proj.bias[..]),
-            |b| Cow::from(&b.ln_2.weight[..]),
-            |b| Cow::from(&b.ln_2.bias[..]),
-            |b| b.mlp.c_fc.conv1d_weight(),
-            |b| Cow::from(&b.mlp.c_fc.bias[..]),
-            |b| b.mlp.c_proj.conv1d_weight(),
-            |b| Cow::from(&b.mlp.c_proj.bias[..]),
-        ];
-        let blocks = self.h.iter().flat_map(|b| PER_BLOCK.iter().map(move |f| f(b)));
+        fn linear(l: &Linear) -> [Cow<'_, [f32]>; 2] {
+            [l.conv1d_weight(), Cow::from(&l.bias[..])]
+        }
+        fn norm(n: &LayerNorm) -> [Cow<'_, [f32]>; 2] {
+            [Cow::from(&n.weight[..]), Cow::from(&n.bias[..])]
+        }
+        let blocks = self.h.iter().flat_map(|b| {
+            let (attn, mlp) = (&b.attn, &b.mlp);
+            [
+                norm(&b.ln_1),
+                linear(&attn.c_attn),
+                linear(&attn.c_proj),
+                norm(&b.ln_2),
+                linear(&mlp.c_fc),
+                linear(&mlp.c_proj),
+            ]
+            .into_iter()
+            .flatten()
+        });
         let data = [Cow::from(&self.wte[..]), Cow::from(&self.wpe[..])]
             .into_iter()
             .chain(blocks)

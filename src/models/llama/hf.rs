@@ -298,19 +298,15 @@ pub fn load_dir(dir: &Path) -> Result<(Llama, Vec<String>)> {
 
 /// Writes `model` and its tokenizer (`tokenizer.json`, or llama2.c's `tokenizer.bin`) as a
 /// Hugging Face Llama directory (created if needed); each file goes to a temporary name first
-/// and is renamed, after every destination was checked ([`crate::models::model_dir::check_destination`]). A weight that `dtype` cannot hold is refused before
-/// anything is written (see [`st_io::encode_safetensors`]).
-pub fn export_dir<'a>(
-    model: &'a Llama,
-    tokenizer: Option<&Tokenizer>,
-    dir: &Path,
-    dtype: Dtype,
-) -> Result<()> {
+/// and is renamed, after every destination was checked
+/// ([`crate::models::model_dir::check_destination`]). A weight that `dtype` cannot hold is
+/// refused before anything is written (see [`st_io::encode_safetensors`]).
+pub fn export_dir(model: &Llama, tokenizer: Option<&Tokenizer>, dir: &Path, dtype: Dtype) -> Result<()> {
     let c = &model.config;
-    let (hs, d) = (c.head_size(), c.dim);
     // Borrowed where the layout is the checkpoint's; the q and k rows reordered for Hugging
     // Face's rotate-half RoPE one layer at a time, as the encoder reaches them.
-    let per_layer = |l: &'a LlamaBlock| -> [Cow<'a, [f32]>; 9] {
+    fn per_layer<'l>(l: &'l LlamaBlock, c: &LlamaConfig) -> [Cow<'l, [f32]>; 9] {
+        let (hs, d) = (c.head_size(), c.dim);
         [
             Cow::from(&l.rms_att.weight[..]),
             Cow::from(rope::adjacent_pairs_to_rotate_half_rows(&l.attn.wq.weight, c.n_heads, hs, d)),
@@ -322,9 +318,9 @@ pub fn export_dir<'a>(
             Cow::from(&l.ffn.w3.weight[..]),
             Cow::from(&l.ffn.w2.weight[..]),
         ]
-    };
+    }
     let data = std::iter::once(Cow::from(&model.token_embedding[..]))
-        .chain(model.layers.iter().flat_map(per_layer))
+        .chain(model.layers.iter().flat_map(|l| per_layer(l, c)))
         .chain([Cow::from(&model.rms_final.weight[..])])
         .chain(model.classifier.as_deref().map(Cow::from));
     let tensors = tensor_specs(c).into_iter().zip(data);

@@ -72,6 +72,20 @@ pub struct Session<'m> {
     workers: Option<WorkerPool>,
 }
 
+/// Refuses a thread count above [`MAX_THREADS`](crate::kernels::parallel::MAX_THREADS), naming
+/// this machine's cores.
+pub fn check_threads(threads: usize) -> Result<()> {
+    use crate::kernels::parallel::MAX_THREADS;
+    if threads > MAX_THREADS {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        return Err(Error::Input(format!(
+            "{threads} threads is more than the {MAX_THREADS} a run may use (this machine has {cores} cores; \
+             threads beyond the cores only wait for each other): give at most {MAX_THREADS}"
+        )));
+    }
+    Ok(())
+}
+
 impl<'m> Session<'m> {
     /// A session of `model` (a [`crate::models::Model`], a `Gpt2` or a `Llama`) on `threads`
     /// threads (1: no thread pool is made at all; more: a [`WorkerPool`], started here).
@@ -80,6 +94,7 @@ impl<'m> Session<'m> {
         if threads == 0 {
             return Err(Error::Input("threads must be at least 1".into()));
         }
+        check_threads(threads)?;
         let workers = if threads > 1 {
             let workers = WorkerPool::new(threads)
                 .map_err(|e| Error::Input(format!("cannot start {threads} threads: {e}")))?;

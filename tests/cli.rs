@@ -316,3 +316,55 @@ fn a_bad_or_unavailable_simd_level_is_refused() {
         assert_usage_error(&out, &["SMALLMIND_SIMD=avx512: this CPU runs"]);
     }
 }
+
+/// `--threads 40000` once aborted in half the runs (exit 134, a backtrace: a thread could not
+/// map its signal stack); every run is now one line and exit 2, before any thread starts.
+#[test]
+fn thread_counts_the_system_cannot_give_are_refused_in_one_line() {
+    for _ in 0..3 {
+        let out =
+            smallmind(&["generate", "--model", "smallmind-bench", "--prompt", "abc", "--threads", "40000"]);
+        assert_usage_error(&out, &["--threads 40000", "at most 256"]);
+    }
+    let out = smallmind(&[
+        "bench",
+        "--model",
+        "smallmind-bench",
+        "--prompt-tokens",
+        "4",
+        "--threads",
+        "257",
+        "--no-probe",
+    ]);
+    assert_usage_error(&out, &["--threads 257"]);
+}
+
+/// `export --out DIR/FILE` once failed when `DIR` did not exist (the peers guide exports into
+/// such a path): missing folders are made, as `mkdir -p` would.
+#[test]
+fn export_makes_the_folders_of_its_out_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("peers-m/llama-tiny/llama-tiny.bin");
+    let run = smallmind(&[
+        "export",
+        "--model",
+        "llama-tiny",
+        "--format",
+        "llama2c",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(out.is_file());
+    // A folder where the file should go is still refused, in one line.
+    let run = smallmind(&[
+        "export",
+        "--model",
+        "llama-tiny",
+        "--format",
+        "llama2c",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_usage_error(&run, &["is a directory"]);
+}

@@ -131,15 +131,15 @@ pub fn run(args: ExportArgs) -> Result<()> {
                     None
                 }
             };
+            // Missing folders are made (as `mkdir -p`); a folder where a file should go is refused.
             for path in [out.as_path(), tokenizer_out.as_path()] {
                 let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-                if !parent.is_dir() || path.is_dir() {
-                    bail!(
-                        "cannot write {}: {} is not a directory, or the path is one",
-                        path.display(),
-                        parent.display()
-                    );
+                if path.is_dir() {
+                    bail!("cannot write {}: it is a directory; give a file name", path.display());
                 }
+                std::fs::create_dir_all(parent).with_context(|| {
+                    format!("cannot write {}: cannot make the folder {}", path.display(), parent.display())
+                })?;
             }
             safetensors_io::write_atomic_with(out, |w| model.write_llama2c(w, out))?;
             if let Some(t) = tokenizer_bytes {

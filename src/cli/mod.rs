@@ -122,7 +122,10 @@ impl SamplingArgs {
 pub fn resolve_threads(threads: Option<usize>) -> Result<usize> {
     match threads {
         Some(0) => bail!("--threads must be at least 1"),
-        Some(n) => Ok(n),
+        Some(n) => {
+            smallmind::generate::check_threads(n).map_err(|e| anyhow::anyhow!("--threads {n}: {e}"))?;
+            Ok(n)
+        }
         None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
     }
 }

@@ -28,6 +28,13 @@ pub const SPIN: Duration = Duration::from_micros(100);
 /// traces show it.
 pub const WORKER_THREAD_PREFIX: &str = "smallmind-worker-";
 
+/// The most threads a pool may run, the calling one included. Beyond the cores, threads only
+/// wait for each other; tens of thousands exhaust the process's memory mappings (each thread
+/// maps its stack, a signal stack and their guard pages, against `vm.max_map_count`, 65530 by
+/// default), and a thread that cannot map its signal stack aborts the whole process while
+/// starting, where no error can be returned (`--threads 40000` did, in half the runs).
+pub const MAX_THREADS: usize = 256;
+
 thread_local! {
     /// Set by a worker thread before it runs any job (see [`on_worker_thread`]).
     static IS_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -176,6 +183,12 @@ impl WorkerPool {
     /// A pool of `threads` threads: this one and `threads - 1` workers started now.
     pub fn new(threads: usize) -> std::io::Result<Self> {
         assert!(threads >= 1, "WorkerPool: threads must be at least 1");
+        if threads > MAX_THREADS {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("a pool runs at most {MAX_THREADS} threads"),
+            ));
+        }
         let shared = Arc::new(Shared {
             state: AtomicU64::new(0),
             job: AtomicPtr::new(std::ptr::null_mut()),

@@ -104,9 +104,68 @@ impl Paths {
         self.baselines.join(format!("{name}.bisect.json"))
     }
 
+    /// `target/xtask/locks/NAME-HASH.lock`: held by the run that measures or publishes
+    /// experiment `NAME` into this reports folder (`HASH` names the folder: tests and checkouts
+    /// with reports of their own do not hold each other up) ([`RunLock`]). Under `target/`, so
+    /// that neither the reports nor the repository ever hold one.
+    pub fn lock(&self, name: &str) -> PathBuf {
+        let reports = std::path::absolute(&self.reports).unwrap_or_else(|_| self.reports.clone());
+        let hash = crate::stable_hash(&reports.to_string_lossy());
+        target_dir().join("xtask").join("locks").join(format!("{name}-{hash}.lock"))
+    }
+
     /// `baselines/NAME.bisect-profiles/`: the bisect baseline's flame graphs.
     pub fn bisect_baseline_profiles(&self, name: &str) -> PathBuf {
         self.baselines.join(format!("{name}.bisect-profiles"))
+    }
+}
+
+/// One run of an experiment at a time: held from a task's start to its end, so that a second run
+/// of the same experiment (which would share its scratch and staging folders, measure while the
+/// first one does, and write the same report) is refused at its start, naming the first, instead
+/// of failing minutes later. An advisory lock ([`Paths::lock`], `flock`): the system
+/// releases it when its process ends, however it ends, so a crashed run never leaves it stuck.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    /// Takes experiment `name`'s lock for this process, or refuses (a usage error) naming the
+    /// process that holds it and its command line.
+    pub fn take(paths: &Paths, name: &str) -> Result<RunLock> {
+        use std::io::{Read, Seek, Write};
+        let path = paths.lock(name);
+        let dir = path.parent().context("a lock file has a folder")?;
+        std::fs::create_dir_all(dir).at(dir)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .at(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(crate::error::usage(format!(
+                    "`{name}` is being run by another process ({}): two runs at once would measure each other and \
+                     write the same report; wait for it to end (or stop it), then run again",
+                    if holder.is_empty() { "it has not said which" } else { holder }
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err::<(), _>(e).at(&path)?,
+        }
+        let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let line = format!("pid {}, `cargo xtask {}`, since {since}", std::process::id(), args.join(" "));
+        file.set_len(0).at(&path)?;
+        file.rewind().at(&path)?;
+        file.write_all(line.as_bytes()).at(&path)?;
+        Ok(RunLock { _file: file })
     }
 }
 

@@ -261,6 +261,68 @@ fn baseline_verdicts() {
     assert!(markdown.contains("cargo xtask baseline fixture"));
 }
 
+/// Multiplies `variant`'s decode speed in every round by `factor`.
+fn scale_decode(r: &mut ExperimentResults, variant: &str, factor: f64) {
+    for point in &mut r.points {
+        for v in point.variants.iter_mut().filter(|v| v.name == variant) {
+            for it in v.runs.iter_mut().flat_map(|run| run.iterations.iter_mut()) {
+                it.decode_tok_s = it.decode_tok_s.map(|d| d * factor);
+                it.inter_token_ms.iter_mut().for_each(|g| *g /= factor);
+            }
+        }
+    }
+}
+
+/// The README's main job once exited 3 on an unchanged tree: `recompute` (the reference) had
+/// got 1.44x faster since the baseline's engine and `cached` 1.08x, so their ratio fell to 0.75x
+/// of the baseline's. A ratio is judged through its parts: the reference's improvement is said
+/// (and makes the baseline stale), never called a regression; a candidate that got slower still is.
+#[test]
+fn a_ratio_that_fell_because_its_reference_improved_is_not_a_regression() {
+    let mut now = fixture(3.0 * 1.08, "a");
+    scale_decode(&mut now, "plain", 1.44);
+    let check = baseline::check(&now, &stored(3.0, "a"), 0.1);
+    let ratio = check.rows.iter().find(|r| r.is_speedup && r.metric == Metric::DecodeTokS).unwrap();
+    assert!((ratio.change.point - 0.75).abs() < 0.01, "{ratio:?}");
+    assert!(!ratio.regressed && ratio.fell_by_its_reference(), "{ratio:?}");
+    let parts = ratio.parts.unwrap();
+    assert!((parts.reference.point - 1.44).abs() < 0.01 && (parts.candidate.point - 1.08).abs() < 0.01);
+    assert_eq!(check.regressions().count(), 0, "{check:?}");
+    // The reference's own figure improved beyond tolerance: the baseline is stale, and says so.
+    let stale: Vec<&str> = check.improved_beyond().map(|r| r.subject.as_str()).collect();
+    assert_eq!(stale, ["plain"]);
+    let markdown = report::render(&Analysis::new(&now, BaselineState::Checked(check)), &[]);
+    assert!(markdown.contains("ok: the reference is 1.44x faster, the candidate 1.08x"), "{markdown}");
+    assert!(markdown.contains("the baseline is stale (`cargo xtask baseline fixture`)"), "{markdown}");
+
+    // The same fall with a candidate that got slower too is a regression, of both figures.
+    let mut worse = fixture(3.0 * 0.8, "a");
+    scale_decode(&mut worse, "plain", 1.44);
+    let check = baseline::check(&worse, &stored(3.0, "a"), 0.1);
+    let regressed: Vec<(String, bool)> =
+        check.regressions().map(|r| (r.subject.clone(), r.is_speedup)).collect();
+    assert_eq!(regressed, [("fast vs plain".to_string(), true), ("fast".to_string(), false)], "{check:?}");
+
+    // Through the command: exit 0, and one line saying the baseline is stale.
+    let root = tempfile::tempdir().unwrap();
+    let d = dirs(root.path());
+    for dir in ["experiments", "reports/fixture", "baselines"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    let write = |path: &str, r: &ExperimentResults| {
+        std::fs::write(root.path().join(path), serde_json::to_vec(r).unwrap()).unwrap()
+    };
+    write("reports/fixture/results.json", &now);
+    write("baselines/fixture.json", &stored(3.0, "a"));
+    let out = xtask(&with_dirs(&["report", "fixture"], &d));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(
+        stderr.contains("stale baseline: 1 figure(s) improved beyond tolerance (plain decode_tok_s"),
+        "{stderr}"
+    );
+}
+
 fn xtask(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output().expect("xtask runs")
 }
@@ -643,4 +705,53 @@ fn every_committed_baseline_fits_its_experiment() {
         }
     }
     assert!(checked >= 5, "{checked} baselines checked");
+}
+
+/// A misspelt `--engine-features` once gave exit 125 ("cannot test this commit"), so `git bisect
+/// run` would have skipped every commit on the user's typo: it is a usage error naming the
+/// feature, found before anything is built.
+#[test]
+fn a_misspelt_engine_feature_is_a_usage_error_not_an_untestable_commit() {
+    let root = tempfile::tempdir().unwrap();
+    let d = dirs(root.path());
+    for dir in ["experiments", "baselines"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for file in ["experiments/kv-cache.toml", "baselines/kv-cache.json"] {
+        std::fs::copy(repo.join(file), root.path().join(file)).unwrap();
+    }
+    for task in ["check", "experiment"] {
+        let out = xtask(&with_dirs(&[task, "kv-cache", "--engine-features", "slow-fused-softmx"], &d));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{task}: {stderr}");
+        assert!(
+            stderr.contains("no feature `slow-fused-softmx`") && stderr.contains("slow-fused-softmax"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("building the engine"), "{stderr}");
+    }
+}
+
+/// Two runs of one experiment at once would share its scratch and staging folders and measure
+/// each other (the second once failed after minutes with "cannot write ... No such file or
+/// directory"): the second is refused at its start, naming the first.
+#[test]
+fn a_second_run_of_the_same_experiment_is_refused_at_its_start() {
+    let root = tempfile::tempdir().unwrap();
+    let paths = xtask::paths::Paths {
+        experiments: root.path().join("experiments"),
+        reports: root.path().join("reports"),
+        baselines: root.path().join("baselines"),
+        store: root.path().join("store.sqlite"),
+    };
+    let held = xtask::paths::RunLock::take(&paths, "kv-cache").unwrap();
+    let err = xtask::paths::RunLock::take(&paths, "kv-cache").unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("`kv-cache` is being run by another process (pid "), "{message}");
+    assert_eq!(xtask::error::exit_code(&err), 2);
+    // Another experiment is not held up; the lock goes with its holder.
+    drop(xtask::paths::RunLock::take(&paths, "tensor-pool").unwrap());
+    drop(held);
+    drop(xtask::paths::RunLock::take(&paths, "kv-cache").unwrap());
 }

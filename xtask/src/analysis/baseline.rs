@@ -74,12 +74,39 @@ pub struct BaselineRow {
     /// The calibrated cut (a fraction) this figure was judged by, when noise floors were used;
     /// otherwise the tolerance rule applied.
     pub cut: Option<f64>,
+    /// A speedup's two sides, when both variants' own figures were compared (a comparable
+    /// machine): how each moved since the baseline. A ratio is judged through them.
+    pub parts: Option<Parts>,
+    /// Better than the baseline beyond the cut that judges a regression: the baseline no longer
+    /// describes what is measured now (store it again).
+    pub improved_beyond: bool,
+}
+
+/// How each side of a speedup moved since the baseline, each as "times better now" with its 95%
+/// interval: a ratio `candidate / reference` falls when the candidate got slower or when the
+/// reference got faster, and only the first is a regression.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Parts {
+    pub candidate: Speedup,
+    pub reference: Speedup,
+}
+
+impl Parts {
+    /// The reference got faster beyond doubt (its whole interval above 1).
+    pub fn reference_improved(&self) -> bool {
+        self.reference.low > 1.0
+    }
 }
 
 impl BaselineCheck {
     /// The rows that regressed.
     pub fn regressions(&self) -> impl Iterator<Item = &BaselineRow> {
         self.rows.iter().filter(|r| r.regressed)
+    }
+
+    /// The rows better than the baseline beyond their cut: the baseline is stale.
+    pub fn improved_beyond(&self) -> impl Iterator<Item = &BaselineRow> {
+        self.rows.iter().filter(|r| r.improved_beyond)
     }
 
     /// Keeps a regression only where the same figure also regressed in each of `runs`, the
@@ -97,6 +124,13 @@ impl BaselineCheck {
 }
 
 impl BaselineRow {
+    /// A speedup that fell because its reference got faster while the candidate did not
+    /// regress: said, never judged a regression (`cargo xtask experiment kv-cache` once exited 3
+    /// because `recompute` had got 1.44x faster and `cached` 1.08x).
+    pub fn fell_by_its_reference(&self) -> bool {
+        self.is_speedup && self.change.point < 1.0 && self.parts.is_some_and(|p| p.reference_improved())
+    }
+
     /// Whether `other` is the same figure (point, subject, metric, speedup or absolute).
     pub fn same_figure(&self, other: &BaselineRow) -> bool {
         self.point == other.point
@@ -152,6 +186,7 @@ pub fn check_against(
     if let NoiseUse::Used { uncalibrated, .. } = &mut noise_use {
         *uncalibrated = compare.uncalibrated;
     }
+    attribute(&mut compare.rows, now);
     BaselineCheck {
         baseline_commit: baseline.environment.git_commit.clone(),
         baseline_date: baseline.finished.clone(),
@@ -161,11 +196,48 @@ pub fn check_against(
         rows: compare
             .rows
             .into_iter()
-            .map(|row| BaselineRow { regressed: row.regressed && judged, ..row })
+            .map(|row| BaselineRow {
+                regressed: row.regressed && judged,
+                improved_beyond: row.improved_beyond && judged,
+                ..row
+            })
             .collect(),
         misfits: structural.into_iter().chain(compare.figures).collect(),
         same_run: now == baseline,
         noise: noise_use,
+    }
+}
+
+/// Gives every speedup row its two sides (the variants' own rows, when they were compared), and
+/// clears the regression of a ratio that fell because its reference improved while the
+/// candidate's own figure did not regress. The candidate's own row still judges the candidate.
+fn attribute(rows: &mut [BaselineRow], now: &ExperimentResults) {
+    let own = |rows: &[BaselineRow], point: &str, subject: &str, metric: Metric| {
+        rows.iter()
+            .find(|r| !r.is_speedup && r.point == point && r.subject == subject && r.metric == metric)
+            .cloned()
+    };
+    for i in 0..rows.len() {
+        if !rows[i].is_speedup {
+            continue;
+        }
+        let (point, metric) = (rows[i].point.clone(), rows[i].metric);
+        let Some(results) = now.points.iter().find(|p| p.point.label == point) else { continue };
+        let reference = results.reference().name.clone();
+        let Some(candidate) = rows[i].subject.strip_suffix(&format!(" vs {reference}")).map(str::to_string)
+        else {
+            continue;
+        };
+        let (Some(c), Some(r)) =
+            (own(rows, &point, &candidate, metric), own(rows, &point, &reference, metric))
+        else {
+            continue;
+        };
+        let row = &mut rows[i];
+        row.parts = Some(Parts { candidate: c.change, reference: r.change });
+        if row.regressed && row.fell_by_its_reference() && !c.regressed {
+            row.regressed = false;
+        }
     }
 }
 
@@ -202,10 +274,28 @@ pub fn cut_regressed(change: &Speedup, cut: f64) -> bool {
     change.point < 1.0 - cut && change.high < 1.0
 }
 
+/// Whether a timed figure's change improved beyond `tolerance`, the mirror of
+/// [`timed_regressed`]: its whole 95% interval lies above `1 / (1 - tolerance)`.
+pub fn timed_improved(change: &Speedup, tolerance: f64) -> bool {
+    change.low > 1.0 / (1.0 - tolerance)
+}
+
+/// Whether a count fell by more than `tolerance`, the mirror of [`count_regressed`].
+pub fn count_improved(before: f64, now: f64, tolerance: f64) -> bool {
+    now < before * (1.0 - tolerance)
+}
+
 /// Whether a count (allocations, bytes) regressed beyond `tolerance`: it grew by more than it.
 /// Counts are exact: no interval.
 pub fn count_regressed(before: f64, now: f64, tolerance: f64) -> bool {
     now > before * (1.0 + tolerance)
+}
+
+/// One timed figure's verdict against the baseline.
+struct Judged {
+    regressed: bool,
+    improved: bool,
+    cut: Option<f64>,
 }
 
 /// The rows of a check as they are found, and the figures one side has and the other lacks.
@@ -220,7 +310,8 @@ struct Compare<'a> {
 }
 
 impl Compare<'_> {
-    /// Whether a timed figure's `change` is a regression, and the calibrated cut that decided it.
+    /// Whether a timed figure's `change` is a regression, whether it improved as far beyond the
+    /// same cut, and the calibrated cut that decided it.
     fn judge(
         &mut self,
         point: &str,
@@ -228,17 +319,23 @@ impl Compare<'_> {
         metric: Metric,
         is_speedup: bool,
         change: &Speedup,
-    ) -> (bool, Option<f64>) {
+    ) -> Judged {
         match self.noise.map(|n| n.figure(point, subject, metric, is_speedup)) {
             Some(Some(f)) => {
                 let cut = self.noise.map_or(0.0, |n| n.cut(f, self.tolerance));
-                (cut_regressed(change, cut), Some(cut))
+                let improved = change.point > 1.0 / (1.0 - cut) && change.low > 1.0;
+                Judged { regressed: cut_regressed(change, cut), improved, cut: Some(cut) }
             }
-            Some(None) => {
-                self.uncalibrated += 1;
-                (timed_regressed(change, self.tolerance), None)
+            found => {
+                if found.is_some() {
+                    self.uncalibrated += 1;
+                }
+                Judged {
+                    regressed: timed_regressed(change, self.tolerance),
+                    improved: timed_improved(change, self.tolerance),
+                    cut: None,
+                }
             }
-            None => (timed_regressed(change, self.tolerance), None),
         }
     }
 
@@ -268,7 +365,7 @@ impl Compare<'_> {
                     let change =
                         Speedup { point: n.point / b.point, low: n.low / b.point, high: n.high / b.point };
                     let subject = format!("{} vs {}", variant.name, point.reference().name);
-                    let (regressed, cut) = self.judge(label, &subject, metric, true, &change);
+                    let judged = self.judge(label, &subject, metric, true, &change);
                     self.rows.push(BaselineRow {
                         point: label.clone(),
                         subject,
@@ -277,9 +374,11 @@ impl Compare<'_> {
                         before: b.point,
                         now: n.point,
                         change,
-                        regressed,
+                        regressed: judged.regressed,
                         unconfirmed: false,
-                        cut,
+                        cut: judged.cut,
+                        parts: None,
+                        improved_beyond: judged.improved,
                     });
                 }
                 (None, None) => {}
@@ -304,13 +403,19 @@ impl Compare<'_> {
                 (false, false) => {}
             }
             let (before, now) = (median(&b), median(&n));
-            let (change, (regressed, cut)) = if metric.is_exact() {
+            let (change, judged) = if metric.is_exact() {
                 let x = if now == before { 1.0 } else { before / now };
-                (Speedup { point: x, low: x, high: x }, (count_regressed(before, now, self.tolerance), None))
+                let judged = Judged {
+                    regressed: count_regressed(before, now, self.tolerance),
+                    improved: count_improved(before, now, self.tolerance),
+                    cut: None,
+                };
+                (Speedup { point: x, low: x, high: x }, judged)
             } else {
                 // A zero median on one side: no ratio (a real run never times zero).
                 let Some(change) = unpaired_speedup(&b, &n, metric.higher_is_better()) else { continue };
-                (change, self.judge(label, &variant.name, metric, false, &change))
+                let judged = self.judge(label, &variant.name, metric, false, &change);
+                (change, judged)
             };
             self.rows.push(BaselineRow {
                 point: label.to_string(),
@@ -320,9 +425,11 @@ impl Compare<'_> {
                 before,
                 now,
                 change,
-                regressed,
+                regressed: judged.regressed,
                 unconfirmed: false,
-                cut,
+                cut: judged.cut,
+                parts: None,
+                improved_beyond: judged.improved,
             });
         }
     }

@@ -88,13 +88,25 @@ pub fn is_engine_frame(frame: &str) -> bool {
     frame.strip_prefix('<').unwrap_or(frame).starts_with("smallmind::")
 }
 
-/// The function path of a frame: without a trailing `::h` + 16 hex digits hash.
+/// The function path of a frame: without a trailing `::h` + 16 hex digits hash, control
+/// characters written as `\u{1b}`.
 pub fn function_path(frame: &str) -> String {
     let frame = frame.trim();
-    match frame.rsplit_once("::h") {
-        Some((path, hash)) if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) => path.into(),
-        _ => frame.into(),
+    let path = match frame.rsplit_once("::h") {
+        Some((path, hash)) if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) => path,
+        _ => frame,
+    };
+    // A control character (an ESC from a damaged or foreign profile) would make the flame
+    // graph's SVG invalid XML and go raw into the report: it is written out visibly instead.
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
     }
+    out
 }
 
 /// One frame's share in both sets, and their difference.

@@ -101,3 +101,28 @@ fn differential_lines_keep_only_changed_leaves_different() {
     sorted.sort();
     assert_eq!(sorted, lines, "inferno needs sorted lines");
 }
+
+/// An ESC in collapsed stacks once made the differential flame graph invalid XML and went raw
+/// into README.md: control characters are written out as `\u{1b}` from the parse on, so the
+/// stacks, the SVG inferno draws from them and the report hold printable text only.
+#[test]
+fn control_characters_in_frame_names_are_written_out_visibly() {
+    let text = "main;smallmind::work;evil\u{1b}[31mframe 30\nmain;smallmind::work;smallmind::b 70\n";
+    let reference = [Folded::parse(text, 1.0).unwrap()];
+    let candidate = [Folded::parse(&text.replace(" 30\n", " 60\n"), 1.0).unwrap()];
+    let frames: Vec<&String> = reference[0].stacks.iter().flat_map(|(s, _)| s).collect();
+    assert!(frames.contains(&&"evil\\u{1b}[31mframe".to_string()), "{frames:?}");
+    let changed: BTreeSet<String> = frames.iter().map(|f| f.to_string()).collect();
+    let lines = differential_lines(&reference, &candidate, &changed);
+    let mut svg = Vec::new();
+    inferno::flamegraph::from_lines(
+        &mut inferno::flamegraph::Options::default(),
+        lines.iter().map(String::as_str),
+        &mut svg,
+    )
+    .unwrap();
+    let svg = String::from_utf8(svg).unwrap();
+    assert!(svg.contains("evil\\u{1b}[31mframe"), "the frame is in the graph, written out");
+    let control = |s: &str| s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'));
+    assert!(!control(&svg) && !lines.iter().any(|l| control(l)));
+}

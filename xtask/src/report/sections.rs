@@ -198,7 +198,7 @@ pub fn baseline(md: &mut String, a: &Analysis) {
             return;
         }
     }
-    baseline_rows(md, check);
+    baseline_rows(md, check, &r.experiment);
 }
 
 /// Which rule judged the timed figures: the calibrated noise floors, or the tolerance.
@@ -243,7 +243,7 @@ fn noise_paragraph(md: &mut String, check: &BaselineCheck, experiment: &str) {
 }
 
 /// Every figure compared with the baseline, with its status.
-fn baseline_rows(md: &mut String, check: &BaselineCheck) {
+fn baseline_rows(md: &mut String, check: &BaselineCheck, experiment: &str) {
     let _ = writeln!(md, "| point | subject | metric | baseline | now | change [95% CI] | status |");
     let _ = writeln!(md, "|---|---|---|---:|---:|---|---|");
     for row in &check.rows {
@@ -253,19 +253,27 @@ fn baseline_rows(md: &mut String, check: &BaselineCheck) {
             (format_value(row.metric, row.before), format_value(row.metric, row.now))
         };
         let status = if !check.judged {
-            "not judged (machine differs)"
+            "not judged (machine differs)".to_string()
         } else if row.regressed {
-            "**regressed**"
+            "**regressed**".to_string()
         } else if row.unconfirmed {
-            "ok: beyond the cut over both runs, not in each alone"
+            "ok: beyond the cut over both runs, not in each alone".to_string()
+        } else if let Some(parts) = row.parts.filter(|_| row.fell_by_its_reference()) {
+            format!(
+                "ok: the reference is {}x faster, the candidate {}x",
+                two(parts.reference.point),
+                two(parts.candidate.point)
+            )
+        } else if row.improved_beyond {
+            format!("improved beyond tolerance: the baseline is stale (`cargo xtask baseline {experiment}`)")
         } else if row.change.low > 1.0 {
-            "improved"
+            "improved".to_string()
         } else {
-            "ok"
+            "ok".to_string()
         };
         let status = match row.cut {
             Some(cut) if check.judged => format!("{status} (cut {})", percent(cut)),
-            _ => status.to_string(),
+            _ => status,
         };
         let _ = writeln!(
             md,

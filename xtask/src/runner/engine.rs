@@ -50,6 +50,7 @@ pub fn build(with_dhat: bool, features: &[String]) -> Result<Engine> {
 
 /// Builds the engine with `features`; gives its binary.
 fn build_one(features: &[String]) -> Result<PathBuf> {
+    require_features(&crate::project_root().join("Cargo.toml"), features)?;
     let dir = (!features.is_empty()).then(|| target_dir().join("engine-features"));
     let dir = dir.as_deref();
     // Two builds with other features share the folder: the lock keeps one's copy from taking the
@@ -81,6 +82,41 @@ fn build_one(features: &[String]) -> Result<PathBuf> {
     std::fs::copy(&built, &temp).at(&temp)?;
     std::fs::rename(&temp, &named).at(&named)?;
     Ok(named)
+}
+
+/// Refuses (a usage error, exit 2) a feature the engine's manifest at `manifest` does not
+/// declare, naming it and the features it has. Checked before cargo runs: cargo's own refusal
+/// would read as "the engine does not build", and `git bisect run` would skip every commit on
+/// the user's typo.
+pub fn require_features(manifest: &Path, features: &[String]) -> Result<()> {
+    let text = std::fs::read_to_string(manifest).at(manifest)?;
+    let parsed: toml::Table =
+        text.parse().with_context(|| format!("{}: not a cargo manifest", manifest.display()))?;
+    let declared: Vec<&str> = parsed
+        .get("features")
+        .and_then(|f| f.as_table())
+        .map(|t| t.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let optional: Vec<&str> = parsed
+        .get("dependencies")
+        .and_then(|d| d.as_table())
+        .map(|t| {
+            t.iter()
+                .filter(|(_, v)| v.get("optional").and_then(|o| o.as_bool()) == Some(true))
+                .map(|(k, _)| k.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    for feature in features {
+        let name = feature.strip_prefix("dep:").unwrap_or(feature);
+        if !declared.contains(&name) && !optional.contains(&name) {
+            return Err(crate::error::usage(format!(
+                "--engine-features: the engine has no feature `{feature}` (it has: {})",
+                declared.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Holds the lock of `target/engine-features/` until dropped: builds there share the folder,

@@ -138,6 +138,7 @@ fn keep(built: &Path, cached: &Path) -> Result<()> {
 }
 
 fn cargo_build(revision: &Revision, src: &Path, target: &Path, features: &[String]) -> Result<PathBuf> {
+    super::engine::require_features(&src.join("Cargo.toml"), features)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--release", "--bin", "smallmind", "--target-dir"]).arg(target).current_dir(src);

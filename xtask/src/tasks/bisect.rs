@@ -28,6 +28,8 @@ pub fn run(
 ) -> Result<String> {
     check_options(options)?;
     let experiment = load(name, paths)?;
+    let _lock = crate::paths::RunLock::take(paths, name)?;
+
     let named: Vec<(String, Optimizations)> =
         configs(full).into_iter().map(|o| (config_name(o), o)).collect();
     let mut lattice = experiment.derived(&named);

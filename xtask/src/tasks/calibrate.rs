@@ -38,6 +38,7 @@ pub fn run(
     if !(effect > 0.0 && effect < 10.0) {
         return Err(usage("--effect must be a fraction above 0, e.g. 0.05"));
     }
+    let _lock = crate::paths::RunLock::take(paths, name)?;
     check_options(options)?;
     let experiment = load(name, paths)?;
     let opts = experiment.reference().optimizations.resolve();

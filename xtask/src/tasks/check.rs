@@ -25,6 +25,7 @@ use anyhow::Result;
 
 /// Runs the check and returns the exit code.
 pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
+    let _lock = crate::paths::RunLock::take(paths, name)?;
     check_options(options)?;
     let plan = Plan::new(name, as_checked(load(name, paths)?));
     let baseline_path = paths.baseline(name);
@@ -94,6 +95,20 @@ pub fn run(name: &str, options: &RunOptions, paths: &Paths) -> Result<u8> {
     Ok(if regressed > 0 { exit::FAILURE } else { exit::OK })
 }
 
+/// What a row's verdict needs said beside it: an unconfirmed regression, or a ratio that fell
+/// because its reference got faster.
+fn row_note(row: &baseline::BaselineRow) -> String {
+    match row.parts {
+        _ if row.unconfirmed => "; beyond it over both runs, not in each alone: not a regression".to_string(),
+        Some(p) if row.fell_by_its_reference() => format!(
+            "; the reference is {}x faster than in the baseline and the candidate {}x: not a regression",
+            two(p.reference.point),
+            two(p.candidate.point)
+        ),
+        _ => String::new(),
+    }
+}
+
 /// The experiment as `check` runs it: without the phase pass (it feeds no figure a check
 /// compares, and costs an op per process). Quick rounds and no profiles come from the options.
 pub fn as_checked(mut experiment: Experiment) -> Experiment {
@@ -154,6 +169,8 @@ fn print_check(results: &ExperimentResults, check: &BaselineCheck) {
                 "unconfirmed"
             } else if !check.judged {
                 "NOT JUDGED"
+            } else if row.improved_beyond {
+                "IMPROVED"
             } else {
                 "ok"
             },
@@ -167,11 +184,15 @@ fn print_check(results: &ExperimentResults, check: &BaselineCheck) {
             two(row.change.low),
             two(row.change.high),
             row.cut.map_or(String::new(), |cut| format!(", cut {}", percent(cut))),
-            if row.unconfirmed {
-                "; beyond it over both runs, not in each alone: not a regression"
-            } else {
-                ""
-            }
+            row_note(row)
+        );
+    }
+    if check.improved_beyond().next().is_some() {
+        println!(
+            "stale: {} figure(s) improved beyond tolerance: the baseline no longer describes this engine; \
+             `cargo xtask baseline {}` stores it again",
+            check.improved_beyond().count(),
+            results.experiment
         );
     }
     for misfit in &check.misfits {

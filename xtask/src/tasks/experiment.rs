@@ -26,6 +26,8 @@ pub struct Outcome {
     pub regressions: Vec<String>,
     /// One line naming what the baseline does not fit (exit 2), if it does not.
     pub misfit: Option<String>,
+    /// One line saying the baseline is stale (figures better beyond tolerance), if it is.
+    pub stale: Option<String>,
 }
 
 impl Outcome {
@@ -33,6 +35,9 @@ impl Outcome {
     /// does not fit the run, else 3 when something regressed against it.
     pub fn finish(&self) -> u8 {
         eprintln!("report: {}", self.report.join(report::README).display());
+        if let Some(stale) = &self.stale {
+            eprintln!("{stale}");
+        }
         if !self.regressions.is_empty() {
             eprintln!("REGRESSION against the baseline: {}", self.regressions.join("; "));
         }
@@ -50,6 +55,7 @@ impl Outcome {
 /// Runs experiment `name` and writes its report (and the baseline when `save_baseline`); gives
 /// the exit code.
 pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths) -> Result<u8> {
+    let _lock = crate::paths::RunLock::take(paths, name)?;
     check_options(options)?;
     let plan = Plan::new(name, load(name, paths)?);
     // The stored baseline must be readable and fit, or be about to be replaced.
@@ -155,5 +161,22 @@ pub fn publish_report(
         )),
         _ => None,
     };
-    Ok(Outcome { report: publish.commit()?, regressions, misfit })
+    let stale = match &analysis.baseline {
+        crate::analysis::BaselineState::Checked(check) if check.improved_beyond().next().is_some() => {
+            let figures: Vec<String> = check
+                .improved_beyond()
+                .map(|r| format!("{} {}{}", r.subject, r.metric.name(), crate::plan::at_label(&r.point)))
+                .collect();
+            let more = figures.len().saturating_sub(3);
+            Some(format!(
+                "stale baseline: {} figure(s) improved beyond tolerance ({}{}): the baseline no longer describes \
+                 this engine; `cargo xtask baseline {name}` stores it again",
+                figures.len(),
+                figures[..figures.len().min(3)].join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            ))
+        }
+        _ => None,
+    };
+    Ok(Outcome { report: publish.commit()?, regressions, misfit, stale })
 }

@@ -14,6 +14,7 @@ use anyhow::Result;
 /// Re-renders the report and the bisect page; gives the exit code: the report's (see
 /// [`Outcome::finish`]), or 2 when the bisect page's baseline does not fit its run.
 pub fn run(name: &str, paths: &Paths) -> Result<u8> {
+    let _lock = crate::paths::RunLock::take(paths, name)?;
     let bisect = bisect::read_for_rerender(name, paths)?;
     let results = results::read(&paths.report(name).join(report::RESULTS))?;
     let baseline_path = paths.baseline(name);

@@ -20,7 +20,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// The process exit code of this kind (README, "Exit codes").
+    /// The process exit code of this kind (`docs/reliability.md`).
     pub const fn exit_code(self) -> u8 {
         match self {
             ErrorKind::Input => 2,

@@ -194,12 +194,11 @@ impl<'m> Session<'m> {
     /// With several threads, every pass runs on the calling thread and the [`WorkerPool`]: a
     /// prefill's products as column blocks (of our tiled kernel, or of `gemm`,
     /// `kernels::matmul`; of the panel kernel for GPT-2 on AVX-512, `kernels::panel`), a decode step's as
-    /// blocks of our one-row kernels. Until `a25c808`,
-    /// prefill ran inside a rayon pool where `gemm` split its products: a 64-token stories110m
-    /// prefill took 160 ms at two threads against 109 ms with `gemm`'s column blocks on the
-    /// pool (one thread 204 ms either way), on the 2-core Zen 4 of [`WorkerPool`]'s figures;
-    /// the tiled kernel then took it to ~70 ms. Decode had already left rayon's pool, whose
-    /// idle thread spun beside ours.
+    /// blocks of our one-row kernels. No rayon pool runs beside it: in one, where `gemm` split
+    /// its products, a 64-token stories110m prefill took 160 ms at two threads against 109 ms
+    /// as column blocks on this pool, on a 2-core AMD EPYC Zen 4 (family 25 model 17;
+    /// `docs/speed.md#prefill-the-worker-pool-and-an-unpacked-kernel`, and for the history
+    /// `docs/decisions.md#2026-12-01-prefill-and-decode-leave-rayon`).
     fn next_logits(&mut self, tokens: &[u32], logits: &mut [f32]) {
         let _span = tracing::trace_span!("forward").entered();
         let Session { model, opts, pool, cache, workers } = self;

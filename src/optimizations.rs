@@ -72,7 +72,7 @@ macro_rules! optimizations {
                 }
             }
 
-            /// Every optimization off: the seed plan's "current code".
+            /// Every optimization off: the seed plan's "current code" (`docs/seed-plan.md`).
             pub fn none() -> Self {
                 Optimizations { $($(#[$attr])* $field: false,)* }
             }

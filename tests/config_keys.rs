@@ -446,25 +446,27 @@ fn a_llama_directory_without_a_tokenizer_runs_on_prompt_ids() {
     );
 }
 
-/// README.md holds the tables of every key, rendered from the code's tables; with
+/// docs/model-files.md holds the tables of every key, rendered from the code's tables; with
 /// `SMALLMIND_BLESS=1` this test writes them.
 #[test]
-fn readme_lists_every_config_key() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
-    let mut readme = std::fs::read_to_string(&path).unwrap();
+fn docs_list_every_config_key() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/model-files.md");
+    let mut doc = std::fs::read_to_string(&path).unwrap();
     for (name, table) in [("common", COMMON_KEYS), ("gpt2", GPT2_KEYS), ("llama", LLAMA_KEYS)] {
         let (open, close) =
             (format!("<!-- config-keys:{name} -->\n"), format!("<!-- /config-keys:{name} -->"));
-        let start = readme.find(&open).unwrap_or_else(|| panic!("README.md has no {open}")) + open.len();
-        let end = readme[start..].find(&close).unwrap_or_else(|| panic!("README.md has no {close}")) + start;
+        let start =
+            doc.find(&open).unwrap_or_else(|| panic!("docs/model-files.md has no {open}")) + open.len();
+        let end =
+            doc[start..].find(&close).unwrap_or_else(|| panic!("docs/model-files.md has no {close}")) + start;
         let want = config_keys::markdown_table(&[table]);
-        if readme[start..end] != want {
+        if doc[start..end] != want {
             assert!(
                 std::env::var_os("SMALLMIND_BLESS").is_some(),
-                "README.md's {name} table is stale: run this test with SMALLMIND_BLESS=1"
+                "docs/model-files.md's {name} table is stale: run this test with SMALLMIND_BLESS=1"
             );
-            readme.replace_range(start..end, &want);
-            std::fs::write(&path, &readme).unwrap();
+            doc.replace_range(start..end, &want);
+            std::fs::write(&path, &doc).unwrap();
         }
     }
     // Every key that refuses values says which it accepts, and every used key is documented.

@@ -54,9 +54,8 @@ pub mod thresholds {
     /// Other processes' CPU time any run may show: `/proc/stat` counts 10 ms ticks per CPU, so
     /// a short run's reading is off by a few ticks either way.
     pub const OTHER_CPU_ALLOWED_MS: f64 = 40.0;
-    /// Probe drift from start to end (on the Zen 4 of README's probe figures, one process's
-    /// LLC triad moved up to 12% on a quiet machine: README, "The machine is part of the
-    /// measurement").
+    /// Probe drift from start to end (on a 2-core AMD EPYC Zen 4, family 25 model 17, one
+    /// process's LLC triad moved up to 12% on a quiet machine: `docs/machine.md`).
     pub const PROBE_DRIFT: f64 = 0.25;
 }
 

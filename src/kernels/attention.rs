@@ -26,9 +26,9 @@ impl HeadRows<'_> {
     }
 }
 
-/// The seed plan's "current code": one scalar dot product per (i, j) with `j <= start_pos + i`,
-/// as the plan's triple loop, each multiplied by `scale`; masked scores are written as `-inf`.
-/// `scores` is `(n_rows, n_keys)`.
+/// The seed plan's "current code" (`docs/seed-plan.md`): one scalar dot product per (i, j) with
+/// `j <= start_pos + i`, as the plan's triple loop, each multiplied by `scale`; masked scores are
+/// written as `-inf`. `scores` is `(n_rows, n_keys)`.
 pub fn scores_per_pair_dot(
     q: HeadRows,
     k: HeadRows,

@@ -17,7 +17,7 @@ use super::simd_dispatch;
 /// Below this many weights a one-row product stays on one thread: splitting costs more than it
 /// saves. A dispatch to the worker pool costs ~0.16 us; a 128x128 product (16384 weights) took
 /// 0.63 us on one thread and 0.60 us on two, a 128x512 one 2.61 and 1.68 us (back to back, the
-/// weights in L2; the machine of [`super::parallel::WorkerPool`]'s figures).
+/// weights in L2; on a 2-core AMD EPYC Zen 4, family 25 model 17).
 pub(super) const PARALLEL_MIN_WEIGHTS: usize = 1 << 14;
 
 /// `out (m, n) = x (m, k) · w (k, n) + bias`, all row-major; `bias` is `(n,)` or absent.
@@ -117,10 +117,10 @@ struct Product<'a> {
 /// `gemm`'s own threading (rayon) gained prefill little from a second core: a 64-token
 /// stories110m prefill (then all on `gemm`; now on `avx512::mat_mat_transposed` where the CPU
 /// has it) took 204 ms at one thread and 160 ms at two (1.27x; llama.cpp's own threads gave
-/// it 1.77x), split this way 109 ms (1.88x), on the 2-core Zen 4 of
-/// [`super::parallel::WorkerPool`]'s figures (`smallmind bench --model stories110m
-/// --prompt-tokens 64 --max-new-tokens 1 --threads T --iterations 5`, medians, the two builds
-/// run alternately, three rounds). Each thread reads only its own columns' weights, on the
+/// it 1.77x), split this way 109 ms (1.88x), on a 2-core AMD EPYC Zen 4, family 25 model 17
+/// (`docs/speed.md#prefill-the-worker-pool-and-an-unpacked-kernel`; `smallmind bench --model
+/// stories110m --prompt-tokens 64 --max-new-tokens 1 --threads T --iterations 5`, medians, the
+/// two builds run alternately, three rounds). Each thread reads only its own columns' weights, on the
 /// pool decode already keeps warm. A block's sums may be ordered differently from one thread's
 /// (within rounding; `tests/equivalence.rs` holds the tokens identical at 2 and 3 threads).
 fn gemm_split(p: Product, out: &mut [f32], threads: Threads<'_>) {
@@ -223,12 +223,9 @@ fn vec_mat_body(x: &[f32], w: &[f32], n: usize, col0: usize, out: &mut [f32]) {
 /// per row, reduced once per row. It reads the weights **one row at a time**, so that a
 /// thread's rows are one sequential stream, and asks for them 4 KiB ahead of its loads
 /// (`avx512::PREFETCH_FLOATS`: +20-35% on stories110m's decode on a 2-core Intel Xeon, family
-/// 6 model 207). Eight rows per pass (sharing each load of `x`) was the kernel until 2026-12-01;
-/// on the Zen 4 of [`super::parallel::WorkerPool`]'s figures
-/// one row decoded stories15m at 374-408 tok/s against eight rows' 198-218 at one thread, and
-/// stories110m at 54-60 against 42-44 (`smallmind bench --model M --prompt-tokens 1
-/// --max-new-tokens 128 --threads 1 --iterations 3`, medians, alternating, three rounds);
-/// llama-tiny, whose weights stay in cache, 13.2k against 12.7k (six rounds). With several
+/// 6 model 207). On a 2-core AMD EPYC Zen 4 (family 25 model 17), one row per pass decoded
+/// stories15m about 1.8x as fast as eight rows per pass sharing each load of `x`
+/// (`docs/decisions.md#2026-12-01-decode-reads-one-weight-row-at-a-time`). With several
 /// threads, rows are split. The other bodies (AVX2, baseline) take four rows per pass: held to
 /// AVX2 (`SMALLMIND_SIMD=avx2`) on a 2-core Intel Xeon (family 6 model 207), four rows decoded
 /// stories15m at 346-370 tok/s against one row's 324-333, and stories110m at 25-28 against
@@ -300,8 +297,8 @@ mod avx512 {
     /// 64-token stories110m prefill packing the weights it then used 64 times (53% of the
     /// profile in its `pack_generic_inner_loop`, 45% in its multiply-adds). `x` is taken 64
     /// rows at a time (192 KiB at stories110m's k = 768: L2), and for each 4 weight rows
-    /// (12 KiB: L1) every 4 of those rows in turn. On the Zen 4 of
-    /// [`super::super::parallel::WorkerPool`]'s figures that prefill took 126-133 ms at one
+    /// (12 KiB: L1) every 4 of those rows in turn. On a 2-core AMD EPYC Zen 4 (family 25 model
+    /// 17) that prefill took 126-133 ms at one
     /// thread against gemm's 203-211 (`smallmind bench --model stories110m --prompt-tokens 64
     /// --max-new-tokens 1 --threads 1 --iterations 4`, medians, two rounds). Wider tiles ran
     /// out of registers and spilled accumulators to the stack: 4x6 165-171 ms, 3x8 159-169,

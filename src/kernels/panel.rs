@@ -1,7 +1,7 @@
 //! Products against a `(k, n)` weight matrix packed into column panels: GPT-2's Conv1D
 //! projections (`x · W + bias`, `W` stored `(n_in, n_out)` in its checkpoints) on CPUs with
 //! AVX-512 (`layers::Linear` keeps the checkpoint's layout elsewhere, where the portable body
-//! below lost to `gemm` and `vec_mat`; README, "GPT-2's weights in panels").
+//! below lost to `gemm` and `vec_mat`: `docs/speed.md#gpt-2s-weights-in-panels`).
 //!
 //! A panel is [`PANEL`] consecutive columns of `W`, stored `(k, PANEL)` row-major; panels follow
 //! each other, the last padded with zero columns. [`pack`] makes that layout from the

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// How long an idle worker spins on the generation counter before it parks.
 ///
-/// Measured on the 2-core Zen 4 of the figures below (`smallmind bench --threads 2`, the gap
+/// Measured on a 2-core AMD EPYC Zen 4, family 25 model 17 (`smallmind bench --threads 2`, the gap
 /// from the end of one dispatch to the start of the next, over llama-tiny, stories15m and
 /// `small`): most gaps are under 4 us (a norm, a residual add), a second cluster lies at 8-64 us
 /// (the work between products that the caller does alone: RoPE, attention, sampling), and
@@ -129,23 +129,12 @@ unsafe impl<T: Send> Sync for SyncPtr<T> {}
 /// then park so that an idle session does not compete with them. Chunks are
 /// dealt statically (thread `t` of `T` runs chunks `t`, `t + T`, ...; the caller is thread 0), as
 /// OpenMP's static schedule does: the same thread reads the same weights every token, from its
-/// own L2. (Chunks claimed from a shared counter instead ran a 288x768 product 0.53x as fast as
-/// one thread, back to back: the halves moved between cores' caches; dealt statically, 1.98x.
-/// Claimed in 16 chunks per thread for the products of 1 MiB of weights and more, which come
-/// from memory, the caller's wait for the last chunk fell from 9-11% of the dispatches' time
-/// to 2-5% on stories110m at two threads, but decode did not change: 42.75 against 42.85
-/// tok/s, medians of 6 alternating rounds on a 2-core Intel Xeon, family 6 model 207. Not kept.)
-/// A dispatch allocates nothing; an empty one costs ~0.16 us.
-///
-/// Decode tok/s at two threads, against rayon's fork-join per product (commit 985382f, which
-/// also kept every product under 2^18 weights on one thread), on a 2-core AMD EPYC Zen 4 VM
-/// (family 25 model 17, AVX-512, 32 MiB L3; shared): llama-tiny 14017 -> 17871 (1.27x),
-/// stories15m 246 -> 347 (1.41x), `small` 378 -> 426 (1.13x); one thread unchanged. Medians of
-/// 5 processes each, old and new alternating, each process `smallmind bench --model PRESET
-/// --prompt-tokens 16 --max-new-tokens 128 --threads 2 --no-probe --phase-iterations 0
-/// --warmup 1 --iterations 5` (its median decode tok/s), started only when no compiler or
-/// other benchmark ran. A second core now gives llama-tiny 1.26x, stories15m 1.86x, `small`
-/// 1.62x (before: 0.99x, 1.36x, 1.42x).
+/// own L2 (chunks claimed from a shared counter ran a 288x768 product 0.53x as fast as one
+/// thread: the halves moved between cores' caches; dealt statically, 1.98x). A dispatch
+/// allocates nothing; an empty one costs ~0.16 us. Against rayon's fork-join per product, a
+/// second core gives llama-tiny 1.26x, stories15m 1.86x and `small` 1.62x at decode instead of
+/// 0.99x, 1.36x and 1.42x, on a 2-core AMD EPYC Zen 4 (the command and figures:
+/// `docs/speed.md#two-threads`; what was tried and not kept: `docs/decisions.md`).
 #[derive(Debug)]
 pub struct WorkerPool {
     shared: Arc<Shared>,

@@ -9,9 +9,9 @@ use super::simd_dispatch;
 
 const LANES: usize = 16;
 
-/// The seed plan's "current code": max over the whole row, exp over the whole row (masked
-/// entries included, which come out as 0), sum, normalise the whole row, then zero the masked
-/// columns: five passes over `row_len` values however few of them are valid.
+/// The seed plan's "current code" (`docs/seed-plan.md`): max over the whole row, exp over the whole
+/// row (masked entries included, which come out as 0), sum, normalise the whole row, then zero the
+/// masked columns: five passes over `row_len` values however few of them are valid.
 pub fn softmax_full_then_mask(scores: &mut [f32], n_rows: usize, row_len: usize, start_pos: usize) {
     assert!(scores.len() >= n_rows * row_len, "softmax: buffer size");
     assert!(start_pos + n_rows <= row_len, "softmax: rows beyond the key length");

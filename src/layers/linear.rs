@@ -17,8 +17,7 @@ use std::borrow::Cow;
 /// and prefilled as fast as `gemm` did. Held to AVX2 (`SMALLMIND_SIMD=avx2`) on the same
 /// machine, panels prefilled a 64-token `gpt2` prompt in 206-281 ms against `gemm`'s 128-176 on
 /// the checkpoint's layout and decoded 18.8-19.9 tok/s against 21.2-21.3 at one thread, so
-/// below AVX-512 the layout stays the checkpoint's (README,
-/// Speed: "GPT-2's weights in panels").
+/// below AVX-512 the layout stays the checkpoint's (`docs/speed.md#gpt-2s-weights-in-panels`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Linear {
     weight: Conv1dWeight,
@@ -93,7 +92,8 @@ impl Linear {
 /// A plain `Vec<f32>` of megabytes comes from `mmap` 16 bytes past a page boundary, so every
 /// 64-byte vector load of a row straddles two cache lines. Aligned, stories15m decoded 1.24x
 /// faster here (626 -> 778 tok/s, `smallmind bench --model stories15m --prompt-tokens 1
-/// --max-new-tokens 255 --threads 1`, the two builds run alternately; README, Speed).
+/// --max-new-tokens 255 --threads 1`, the two builds run alternately, on a 2-core AMD EPYC
+/// Zen 5, family 26: `docs/speed.md#llama-against-candle-on-the-same-checkpoint`).
 pub type Weights = aligned_vec::AVec<f32, aligned_vec::ConstAlign<64>>;
 
 /// `values` copied into cache-line-aligned [`Weights`].

@@ -6,8 +6,8 @@
 //! did not read them).
 //!
 //! The tables here are the one declaration: the readers (`gpt2/hf.rs` for GPT-2,
-//! `llama/hf.rs` for Llama) audit a file against them, and README.md's tables are rendered from
-//! them by [`markdown_table`] (a test checks that README.md holds exactly that text).
+//! `llama/hf.rs` for Llama) audit a file against them, and docs/model-files.md's tables are
+//! rendered from them by [`markdown_table`] (a test checks that it holds exactly that text).
 
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
@@ -299,8 +299,8 @@ pub fn unknown_keys_warning(path: &Path, unknown: &[String]) -> Option<String> {
     })
 }
 
-/// `tables` as one markdown table (key, what smallmind does, values accepted), as README.md
-/// shows it.
+/// `tables` as one markdown table (key, what smallmind does, values accepted), as
+/// docs/model-files.md shows it.
 pub fn markdown_table(tables: &[&[ConfigKey]]) -> String {
     let mut out = String::from("| key | smallmind | meaning | values accepted |\n|---|---|---|---|\n");
     for key in tables.iter().flat_map(|t| t.iter()) {

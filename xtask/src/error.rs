@@ -27,7 +27,7 @@ pub enum Error {
     },
 }
 
-/// Exit codes, as documented in `cargo xtask --help` and the README.
+/// Exit codes, as documented in `cargo xtask --help` and `docs/experiments.md#exit-codes`.
 pub mod exit {
     /// Success; for `check`, within tolerance.
     pub const OK: u8 = 0;

@@ -14,15 +14,16 @@
 //! for one figure, 2.94 for thirty).
 //!
 //! σ from five sessions is itself uncertain (its 95% range is 0.35-1.67 times the true spread),
-//! and sessions an hour apart vary more than sessions in a row: measured on one Zen 4, thirty
+//! and sessions an hour apart vary more than sessions in a row: measured on one 2-core AMD EPYC
+//! Zen 4 (family 25 model 17), thirty
 //! unchanged checks spread 1.2-6.8 times (median 1.8) as much as the five calibrating sessions
 //! said. So the σ a cut uses is never below the root mean square of the σs of its kind (same
 //! metric, speedup or absolute) in the experiment ([`NoiseFloors::sigma`]): a figure that
 //! happened to look quiet in five sessions borrows its siblings' spread. A cut alone still
 //! judges a point estimate; `check` also asks that the figure's own interval lies wholly on the
 //! slow side of no change, and that a regression is seen in each of two runs
-//! (`tasks::check`). The rates a check reaches are measured, not promised (README, "A gate
-//! that does not cry wolf").
+//! (`tasks::check`). The rates a check reaches are measured, not promised
+//! (`docs/baselines.md#a-gate-that-does-not-cry-wolf`).
 
 use super::machine::Machine;
 use crate::metrics::Metric;

@@ -48,7 +48,7 @@ fn spans(c: &mut Criterion) {
     let params = smallmind::GenerateParams {
         max_new_tokens: 8,
         sampling: smallmind::SamplingParams::greedy(),
-        stop_token: None,
+        stop_tokens: Vec::new(),
     };
     let prompt = smallmind::generate::synthetic_prompt(8, 50, 1);
     let mut step = || session.generate(black_box(&prompt), &params, &mut |_, _| {}).unwrap();

@@ -24,15 +24,16 @@ use crate::sampler::{Sampler, SamplingParams};
 use std::time::{Duration, Instant};
 
 /// What to generate.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GenerateParams {
     /// Tokens to generate.
     pub max_new_tokens: usize,
     /// How to pick them.
     pub sampling: SamplingParams,
-    /// Stop early after generating this token (llama2.c's `run` stops at `<s>`); `None`
-    /// always generates `max_new_tokens`, which measurements need.
-    pub stop_token: Option<u32>,
+    /// Stop early after generating any of these tokens: the model's end of turn
+    /// (`LoadedModel::end_tokens`; llama2.c's `run` stops at `<s>`). Empty always generates
+    /// `max_new_tokens`, which measurements need.
+    pub stop_tokens: Vec<u32>,
 }
 
 /// The result of one generation.
@@ -177,7 +178,7 @@ impl<'m> Session<'m> {
             token_times.push(start.elapsed());
             on_token(id, &logits);
             tokens.push(id);
-            if params.stop_token == Some(id) {
+            if params.stop_tokens.contains(&id) {
                 break;
             }
         }

@@ -25,7 +25,8 @@ fn allocations_per_decode_step(
     n: usize,
 ) -> Vec<u64> {
     let mut session = Session::new(model, opts, threads).unwrap();
-    let params = GenerateParams { max_new_tokens: n, sampling: SamplingParams::greedy(), stop_token: None };
+    let params =
+        GenerateParams { max_new_tokens: n, sampling: SamplingParams::greedy(), stop_tokens: Vec::new() };
     session.generate(prompt, &params, &mut |_, _| {}).unwrap();
     let mut marks = Vec::with_capacity(n);
     session.generate(prompt, &params, &mut |_, _| marks.push(allocations())).unwrap();
@@ -54,7 +55,7 @@ fn pool_and_kv_cache_decode_without_allocating() {
     // Sampling (top-k, top-p) allocates nothing per token either.
     let mut session = Session::new(&model, Optimizations::all(), 1).unwrap();
     let sampling = SamplingParams { temperature: 0.9, top_k: 40, top_p: 0.95, seed: 1 };
-    let params = GenerateParams { max_new_tokens: 32, sampling, stop_token: None };
+    let params = GenerateParams { max_new_tokens: 32, sampling, stop_tokens: Vec::new() };
     session.generate(&prompt, &params, &mut |_, _| {}).unwrap();
     let mut marks = Vec::with_capacity(32);
     session.generate(&prompt, &params, &mut |_, _| marks.push(allocations())).unwrap();
@@ -70,7 +71,7 @@ fn pool_and_kv_cache_decode_without_allocating() {
     for opts in Optimizations::every_combination().filter(|o| o.tensor_pool) {
         let mut session = Session::new(&model, opts, 1).unwrap();
         let params =
-            GenerateParams { max_new_tokens: 5, sampling: SamplingParams::greedy(), stop_token: None };
+            GenerateParams { max_new_tokens: 5, sampling: SamplingParams::greedy(), stop_tokens: Vec::new() };
         for _ in 0..2 {
             let out = session.generate(&prompt, &params, &mut |_, _| {}).unwrap();
             assert_eq!(out.pool.rents, out.pool.returns, "{opts}: {:?}", out.pool);

@@ -220,7 +220,7 @@ fn synthetic_tokenizer_encodes_as_llama2c_would() {
     assert_eq!(t.decode(&t.encode("once upon a time é!", true)), "once upon a time é!");
 }
 
-/// `stop_token` ends a generation right after that token (the CLI sets llama2.c's `<s>`).
+/// `stop_tokens` end a generation right after one of them (the CLI sets llama2.c's `<s>`).
 #[test]
 fn generation_stops_after_the_stop_token() {
     use smallmind::{GenerateParams, SamplingParams, Session};
@@ -231,7 +231,7 @@ fn generation_stops_after_the_stop_token() {
     let first = full.iter().position(|&id| id == stop).unwrap();
     let mut session = Session::new(&model, Optimizations::all(), 1).unwrap();
     let params =
-        GenerateParams { max_new_tokens: 12, sampling: SamplingParams::greedy(), stop_token: Some(stop) };
+        GenerateParams { max_new_tokens: 12, sampling: SamplingParams::greedy(), stop_tokens: vec![stop] };
     let out = session.generate(&prompt, &params, &mut |_, _| {}).unwrap();
     assert_eq!(out.generated_ids, full[..=first]);
 }

@@ -35,8 +35,11 @@ fn generation_error<'m>(
     max_new: usize,
 ) -> Error {
     let mut session = Session::new(model, opts, 1).unwrap();
-    let params =
-        GenerateParams { max_new_tokens: max_new, sampling: SamplingParams::greedy(), stop_token: None };
+    let params = GenerateParams {
+        max_new_tokens: max_new,
+        sampling: SamplingParams::greedy(),
+        stop_tokens: Vec::new(),
+    };
     let mut seen = Vec::new();
     let err = session.generate(prompt, &params, &mut |id, _| seen.push(id)).unwrap_err();
     assert!(seen.len() < max_new, "{opts}: tokens were produced after the logits went bad: {seen:?}");

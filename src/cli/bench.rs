@@ -26,7 +26,8 @@ pub struct BenchArgs {
     /// A synthetic prompt of N token ids, seeded by --seed.
     #[arg(long, value_name = "N")]
     prompt_tokens: Option<usize>,
-    /// Tokens to generate per operation.
+    /// Tokens to generate per operation: always this many, past the model's end of turn (unlike
+    /// `generate`), so that every run does the same work.
     #[arg(long, default_value_t = 128)]
     max_new_tokens: usize,
     #[command(flatten)]
@@ -94,7 +95,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let spec = BenchSpec {
         model_name: args.model.model.clone(),
         prompt,
-        params: GenerateParams { max_new_tokens: args.max_new_tokens, sampling, stop_token: None },
+        params: GenerateParams { max_new_tokens: args.max_new_tokens, sampling, stop_tokens: Vec::new() },
         threads: super::resolve_threads(args.threads)?,
         opts,
         warmup: args.warmup,

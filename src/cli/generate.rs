@@ -3,9 +3,10 @@
 use super::{ModelArg, OptArgs, SamplingArgs};
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use smallmind::models::checkpoint::LoadedModel;
 use smallmind::models::safetensors_io;
-use smallmind::tokenizer::llama2c;
-use smallmind::tokenizer::{StreamDecoder, Tokenizer};
+use smallmind::tokenizer::StreamDecoder;
+use smallmind::tokenizer::chat::Message;
 use smallmind::{GenerateParams, Session};
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,12 +17,19 @@ pub struct GenerateArgs {
     #[command(flatten)]
     model: ModelArg,
     /// The prompt text.
-    #[arg(long, conflicts_with = "prompt_ids", required_unless_present = "prompt_ids")]
+    #[arg(long, conflicts_with_all = ["prompt_ids", "chat"], required_unless_present_any = ["prompt_ids", "chat"])]
     prompt: Option<String>,
     /// The prompt as comma-separated token ids, e.g. `1,2,3`.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', conflicts_with = "chat")]
     prompt_ids: Option<Vec<u32>>,
-    /// Tokens to generate.
+    /// A user message, sent through the model's own chat template (docs/chat.md); the reply
+    /// ends at the model's end of turn.
+    #[arg(long, value_name = "MESSAGE")]
+    chat: Option<String>,
+    /// A system message before `--chat`'s.
+    #[arg(long, value_name = "MESSAGE")]
+    system: Option<String>,
+    /// Tokens to generate at most (fewer when the model ends its turn; see --no-stop).
     #[arg(long, default_value_t = 64)]
     max_new_tokens: usize,
     #[command(flatten)]
@@ -31,7 +39,8 @@ pub struct GenerateArgs {
     threads: Option<usize>,
     #[command(flatten)]
     opts: OptArgs,
-    /// With a llama2.c tokenizer, keep generating past `<s>` (where llama2.c's `run` stops).
+    /// Keep generating past the model's end of turn (`eos_token_id` in config.json or
+    /// generation_config.json; `<s>` for llama2.c, where its `run` stops), to --max-new-tokens.
     #[arg(long)]
     no_stop: bool,
     /// Print one JSON object instead of streaming text.
@@ -56,6 +65,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             );
         }
     }
+    if args.system.is_some() && args.chat.is_none() {
+        bail!("--system is the system message of a chat: give --chat MESSAGE too");
+    }
     let threads = super::resolve_threads(args.threads)?;
     let sampling = args.sampling.resolve()?;
     let loaded = args.model.load()?;
@@ -63,31 +75,24 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let tokenizer = loaded.tokenizer.as_ref();
 
     let start = Instant::now();
-    let prompt_ids = match (&args.prompt, &args.prompt_ids) {
-        (Some(text), _) => loaded.require_tokenizer("--prompt")?.encode(text)?,
-        (None, Some(ids)) => ids.clone(),
-        (None, None) => bail!("give --prompt TEXT or --prompt-ids 1,2,3"),
+    let prompt_ids = match (&args.prompt, &args.prompt_ids, &args.chat) {
+        (Some(text), _, _) => loaded.require_tokenizer("--prompt")?.encode(text)?,
+        (None, Some(ids), _) => ids.clone(),
+        (None, None, Some(message)) => chat_prompt(&loaded, args.system.as_deref(), message)?,
+        (None, None, None) => bail!("give --prompt TEXT, --prompt-ids 1,2,3 or --chat MESSAGE"),
     };
     let encode_time = start.elapsed();
     let mut session = Session::new(&loaded.model, opts, threads)?;
     session.validate_prompt(&prompt_ids)?;
 
-    // llama2.c's `run` ends a story at `<s>`, the token that delimits sequences in its training
-    // data: with its tokenizer, or on a llama2.c checkpoint run on ids (the same model, so the
-    // same output with or without tokenizer.bin beside it).
-    let llama2c_checkpoint =
-        matches!(loaded.model, smallmind::Model::Llama(_)) && std::path::Path::new(&loaded.source).is_file();
-    let stop_token = match tokenizer {
-        Some(Tokenizer::Llama2c(_)) if !args.no_stop => Some(llama2c::BOS),
-        None if llama2c_checkpoint && !args.no_stop => Some(llama2c::BOS),
-        _ => None,
-    };
-    let params = GenerateParams { max_new_tokens: args.max_new_tokens, sampling, stop_token };
+    let stop_tokens = if args.no_stop { Vec::new() } else { loaded.end_tokens.clone() };
+    let params = GenerateParams { max_new_tokens: args.max_new_tokens, sampling, stop_tokens };
     let mut all_logits: Vec<Vec<f32>> = Vec::new();
     let keep_logits = args.logits_out.is_some();
     let mut stream = StreamDecoder::default();
     let stream_text = !args.json;
-    if stream_text {
+    // A chat shows the reply only; a prompt is shown with its continuation.
+    if stream_text && args.chat.is_none() {
         match tokenizer {
             Some(t) => print!("{}", t.decode(&prompt_ids)),
             None => print!("{}", ids_text(&prompt_ids)),
@@ -98,7 +103,8 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         if keep_logits {
             all_logits.push(logits.to_vec());
         }
-        if stream_text {
+        // The end of turn ends the text; it is not part of it.
+        if stream_text && !params.stop_tokens.contains(&id) {
             let _ = match tokenizer {
                 Some(t) => write!(stdout, "{}", stream.push(t, id)),
                 None => write!(stdout, " {id}"),
@@ -140,6 +146,22 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The ids of a conversation of one user `message` (after a `system` one) as the model's chat
+/// template writes it, the assistant's turn opened.
+fn chat_prompt(loaded: &LoadedModel, system: Option<&str>, message: &str) -> Result<Vec<u32>> {
+    let tokenizer = loaded.require_tokenizer("--chat")?;
+    let Some(template) = &loaded.chat_template else {
+        bail!(
+            "{} has no chat template (tokenizer_config.json's `chat_template`, chat_template.jinja, or a GGUF \
+             file's tokenizer.chat_template): give the text with --prompt",
+            loaded.source
+        );
+    };
+    let mut messages: Vec<Message> = system.map(|s| Message::new("system", s)).into_iter().collect();
+    messages.push(Message::new("user", message));
+    Ok(tokenizer.encode(&template.render(&messages, true)?)?)
 }
 
 /// Token ids as the output of a model without a tokenizer: separated by spaces.

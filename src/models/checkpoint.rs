@@ -8,11 +8,14 @@ use super::gpt2::hf as gpt2_hf;
 use super::llama::Llama;
 use super::llama::hf as llama_hf;
 use super::llama::llama2c::LlamaWeights;
-use super::model_dir::{HF_TOKENIZER_FILE, LLAMA2C_TOKENIZER_FILE, UNREAD_TOKENIZER_FILES, load_tokenizer};
+use super::model_dir::{
+    HF_TOKENIZER_FILE, LLAMA2C_TOKENIZER_FILE, UNREAD_TOKENIZER_FILES, end_tokens, load_tokenizer,
+};
 use super::presets;
 use crate::error::{Error, Result};
 use crate::tokenizer::Tokenizer;
-use crate::tokenizer::llama2c::Llama2cTokenizer;
+use crate::tokenizer::chat::ChatTemplate;
+use crate::tokenizer::llama2c::{self, Llama2cTokenizer};
 use std::path::Path;
 
 /// A model ready to run, with its tokenizer and where it came from.
@@ -28,16 +31,24 @@ pub struct LoadedModel {
     /// command line prints them (a new transformers release adds keys, and the user must see
     /// that the engine did not read them).
     pub warnings: Vec<String>,
+    /// The ids that end a turn, where `generate` stops (unless `--no-stop`): a directory's
+    /// `eos_token_id` ([`end_tokens`]), and llama2.c's `<s>` with its tokenizer or checkpoint
+    /// (its `run` stops there); a GGUF file's `eos_token_id` and `eot_token_id`
+    /// (`tokenizer::spec::TokenizerSpec::build`). Empty: generation runs to its length.
+    pub end_tokens: Vec<u32>,
+    /// The model's chat template (`generate --chat`), when it ships one.
+    pub chat_template: Option<ChatTemplate>,
 }
 
 /// Loads `--model NAME|DIR|FILE.bin` (a preset's name, a Hugging Face GPT-2 or Llama
-/// directory, or a llama2.c checkpoint), with `--tokenizer FILE` (a llama2.c `tokenizer.bin`,
-/// for Llama models) when given.
+/// directory, or a llama2.c checkpoint), with `--tokenizer FILE` (a Hugging Face
+/// `tokenizer.json`, or a llama2.c `tokenizer.bin` for Llama models; [`Tokenizer::from_file`]
+/// tells which) when given.
 ///
 /// A Llama model's tokenizer is `--tokenizer`, else a directory's `tokenizer.json`, else
 /// `tokenizer.bin` beside the checkpoint or in the directory (where llama2.c's `run` looks),
 /// else none: the model then runs on token ids only.
-// ~85 lines: the three kinds of `--model`, then the tokenizer rules in their order of
+// ~100 lines: the three kinds of `--model`, then the tokenizer rules in their order of
 // precedence, in one place so that the precedence reads as documented above.
 pub fn load(spec: &str, tokenizer: Option<&Path>) -> Result<LoadedModel> {
     let path = Path::new(spec);
@@ -72,13 +83,15 @@ pub fn load(spec: &str, tokenizer: Option<&Path>) -> Result<LoadedModel> {
     } else {
         return Err(Error::UnknownModel { spec: spec.to_string(), presets: presets::names() });
     };
+    let (mut end_ids, chat_template) = match path.is_dir() {
+        true => (end_tokens(path)?, ChatTemplate::from_hf_dir(path)?),
+        false => (Vec::new(), None),
+    };
+    let vocab_size = model.as_ref().vocab_size();
     let tokenizer = match (&model, tokenizer) {
-        (Model::Llama(llama), Some(file)) => Some(llama2c_tokenizer(file, llama.config.vocab_size)?),
-        (Model::Gpt2(_), Some(file)) => {
-            return Err(Error::Input(format!(
-                "--tokenizer {} is for Llama models (a llama2.c tokenizer.bin); {spec} is a GPT-2 model",
-                file.display()
-            )));
+        (model, Some(file)) => {
+            let llama2c_vocab = matches!(model, Model::Llama(_)).then_some(vocab_size);
+            Some(Tokenizer::from_file(file, llama2c_vocab)?)
         }
         (_, None) => match (found_tokenizer, &model) {
             (Some(t), _) => Some(t),
@@ -95,6 +108,15 @@ pub fn load(spec: &str, tokenizer: Option<&Path>) -> Result<LoadedModel> {
             (None, Model::Gpt2(_)) => None,
         },
     };
+    // llama2.c's `run` ends a story at `<s>`, the token that delimits sequences in its training
+    // data: with its tokenizer, or on a llama2.c checkpoint run on ids (the same model, so the
+    // same output with or without tokenizer.bin beside it).
+    let llama2c_checkpoint = matches!(model, Model::Llama(_)) && path.is_file();
+    if (matches!(tokenizer, Some(Tokenizer::Llama2c(_))) || llama2c_checkpoint)
+        && !end_ids.contains(&llama2c::BOS)
+    {
+        end_ids.push(llama2c::BOS);
+    }
     if let Some(Tokenizer::HuggingFace(t)) = &tokenizer {
         // Ids may be sparse: the vocabulary the tokenizer spans is its highest id + 1.
         let theirs = t.get_vocab(true).into_values().max().map_or(0, |id| id as usize + 1);
@@ -121,7 +143,7 @@ pub fn load(spec: &str, tokenizer: Option<&Path>) -> Result<LoadedModel> {
             unread.join(" or ")
         ));
     }
-    Ok(LoadedModel { model, tokenizer, source, warnings })
+    Ok(LoadedModel { model, tokenizer, source, warnings, end_tokens: end_ids, chat_template })
 }
 
 impl LoadedModel {

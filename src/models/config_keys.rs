@@ -96,7 +96,10 @@ pub const COMMON_KEYS: &[ConfigKey] = &[
     harmless("torch_dtype", "the dtype of the stored weights; every weight is converted to f32 at load"),
     harmless("dtype", "transformers 5's name for torch_dtype"),
     harmless("bos_token_id", "the tokenizer's special ids; generation is given ids"),
-    harmless("eos_token_id", "the tokenizer's special ids; generation is given ids"),
+    used(
+        "eos_token_id",
+        "the end of turn, a number or a list (with generation_config.json's): `generate` stops there unless `--no-stop`",
+    ),
     harmless("pad_token_id", "the tokenizer's special ids; generation is given ids"),
     harmless("sep_token_id", "the tokenizer's special ids; generation is given ids"),
     harmless("decoder_start_token_id", "encoder-decoder generation only"),

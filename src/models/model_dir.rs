@@ -9,6 +9,8 @@ use std::path::Path;
 
 /// The config file in a model directory.
 pub const CONFIG_FILE: &str = "config.json";
+/// Generation defaults beside `config.json`; smallmind reads its `eos_token_id`.
+pub const GENERATION_CONFIG_FILE: &str = "generation_config.json";
 /// A Hugging Face tokenizer, used when present.
 pub const HF_TOKENIZER_FILE: &str = "tokenizer.json";
 /// Our character vocabulary (`{"chars": "..."}`), written by `export` for character presets.
@@ -45,6 +47,41 @@ pub fn load_tokenizer(dir: &Path) -> Result<Option<Tokenizer>> {
         return Ok(None);
     }
     Ok(Some(Tokenizer::Bytes))
+}
+
+/// The ids that end a turn in the model directory `dir`: `eos_token_id` (a number or a list)
+/// of `config.json`, then of `generation_config.json` (transformers' `generate` takes the
+/// latter's, which often lists more: Llama 3's `<|eot_id|>`), each id once; empty when neither
+/// file has one.
+///
+/// # Errors
+/// [`Error::BadConfigJson`] for a file that is not a JSON object, or an `eos_token_id` that is
+/// neither an id nor a list of ids.
+pub fn end_tokens(dir: &Path) -> Result<Vec<u32>> {
+    let mut ids = Vec::new();
+    for file in [CONFIG_FILE, GENERATION_CONFIG_FILE] {
+        let path = dir.join(file);
+        if !path.is_file() {
+            continue;
+        }
+        let bad = |reason: String| Error::BadConfigJson { path: path.clone(), reason };
+        let config: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&read(&path)?).map_err(|e| bad(format!("not a JSON object: {e}")))?;
+        let listed = match config.get("eos_token_id") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Array(list)) => list.iter().collect(),
+            Some(one) => vec![one],
+        };
+        for value in listed {
+            let id = value.as_u64().and_then(|id| u32::try_from(id).ok()).ok_or_else(|| {
+                bad(format!("`eos_token_id` holds {value}, not a token id (a number, or a list of numbers)"))
+            })?;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    Ok(ids)
 }
 
 /// Every tokenizer file a model directory may hold; `load` reads the first three, and the

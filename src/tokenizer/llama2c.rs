@@ -20,7 +20,9 @@ pub const EOS: u32 = 2;
 /// The first byte-fallback token, `<0x00>`.
 const BYTE_FALLBACK_START: u32 = 3;
 
-/// A llama2.c vocabulary with merge scores.
+/// A llama2.c vocabulary with merge scores, and how text is wrapped before it is merged
+/// (`new` sets llama2.c's: `<s>` first, a leading space, no special tokens; a GGUF `llama`
+/// tokenizer sets its own, `super::spec`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Llama2cTokenizer {
     /// Each token's bytes, by id.
@@ -28,11 +30,29 @@ pub struct Llama2cTokenizer {
     /// Each token's merge score, by id.
     pub scores: Vec<f32>,
     pub max_token_length: u32,
+    /// The beginning-of-sequence token: added first by [`Self::encode_text`] when `add_bos`,
+    /// dropped by [`Self::decode`].
+    pub bos: u32,
+    /// The end-of-sequence token: added last when `add_eos`, dropped by [`Self::decode`].
+    pub eos: u32,
+    /// The token of a byte that has no `<0xNN>` token.
+    pub unk: u32,
+    pub add_bos: bool,
+    pub add_eos: bool,
+    /// Whether text (and text after a special token) starts with a space, as SentencePiece's
+    /// `add_dummy_prefix`.
+    pub add_space_prefix: bool,
+    /// Tokens matched whole in text before the rest is merged (GGUF control and user-defined
+    /// tokens: `<|im_start|>`), with their ids.
+    pub special: Vec<(String, u32)>,
     lookup: HashMap<Vec<u8>, u32>,
+    /// The id of each byte's `<0xNN>` token.
+    byte_ids: Vec<u32>,
 }
 
 impl Llama2cTokenizer {
-    /// A tokenizer from its tokens and scores (the first occurrence of a string wins a lookup).
+    /// A tokenizer from its tokens and scores (the first occurrence of a string wins a lookup),
+    /// with llama2.c's settings.
     pub fn new(vocab: Vec<Vec<u8>>, scores: Vec<f32>) -> Llama2cTokenizer {
         assert_eq!(vocab.len(), scores.len(), "one score per token");
         let mut lookup = HashMap::with_capacity(vocab.len());
@@ -40,7 +60,29 @@ impl Llama2cTokenizer {
             lookup.entry(token.clone()).or_insert(id as u32);
         }
         let max_token_length = vocab.iter().map(Vec::len).max().unwrap_or(0) as u32;
-        Llama2cTokenizer { vocab, scores, max_token_length, lookup }
+        let unk = 0;
+        // llama2.c's byte tokens are ids 3..=258; a GGUF vocabulary's may be anywhere.
+        let byte_ids = (0..=255u8)
+            .map(|b| {
+                let fallback = u32::from(b) + BYTE_FALLBACK_START;
+                let fallback = if (fallback as usize) < vocab.len() { fallback } else { unk };
+                lookup.get(format!("<0x{b:02X}>").as_bytes()).copied().unwrap_or(fallback)
+            })
+            .collect();
+        Llama2cTokenizer {
+            vocab,
+            scores,
+            max_token_length,
+            bos: BOS,
+            eos: EOS,
+            unk,
+            add_bos: true,
+            add_eos: false,
+            add_space_prefix: true,
+            special: Vec::new(),
+            lookup,
+            byte_ids,
+        }
     }
 
     /// Reads `vocab_size` tokens from a `tokenizer.bin` at `path`.
@@ -140,13 +182,58 @@ impl Llama2cTokenizer {
         out
     }
 
-    /// The ids of `text`, with `<s>` first when `bos`, as llama2.c's `encode`.
+    /// The ids of `text`, with `<s>` first when `bos`, as llama2.c's `encode` (special tokens
+    /// are not looked for).
     pub fn encode(&self, text: &str, bos: bool) -> Vec<u32> {
         let mut tokens = Vec::with_capacity(text.len() + 2);
         if bos {
-            tokens.push(BOS);
+            tokens.push(self.bos);
         }
-        if !text.is_empty()
+        self.encode_piece(text, self.add_space_prefix, &mut tokens);
+        tokens
+    }
+
+    /// The ids of `text` with its special tokens matched whole (the longest first, leftmost),
+    /// and, when `add_special`, BOS and EOS as `add_bos` and `add_eos` say, as llama.cpp's
+    /// `llama_tokenize_impl` for SentencePiece: the text after a special token starts with a
+    /// space again. A text that starts with BOS itself gets no second one.
+    pub fn encode_text(&self, text: &str, add_special: bool) -> Vec<u32> {
+        let mut tokens = Vec::with_capacity(text.len() + 2);
+        let mut rest = text;
+        while !rest.is_empty() {
+            // The earliest special token in `rest`, the longest at that place.
+            let next = self
+                .special
+                .iter()
+                .filter(|(s, _)| !s.is_empty())
+                .filter_map(|(s, id)| rest.find(s.as_str()).map(|at| (at, s.len(), *id)))
+                .min_by_key(|&(at, len, _)| (at, usize::MAX - len));
+            let (plain, special) = match next {
+                Some((at, len, id)) => (&rest[..at], Some((id, at + len))),
+                None => (rest, None),
+            };
+            // Text always follows a special token or the start, so each piece gets the prefix.
+            self.encode_piece(plain, self.add_space_prefix, &mut tokens);
+            let Some((id, end)) = special else { break };
+            tokens.push(id);
+            rest = &rest[end..];
+        }
+        if add_special && self.add_bos && tokens.first() != Some(&self.bos) {
+            tokens.insert(0, self.bos);
+        }
+        if add_special && self.add_eos {
+            tokens.push(self.eos);
+        }
+        tokens
+    }
+
+    /// Appends the ids of `text` (no special tokens in it), after a space when `space_prefix`:
+    /// one token per character (or its bytes' `<0xNN>` tokens), then the best-scoring adjacent
+    /// pair merged until no pair is in the vocabulary.
+    fn encode_piece(&self, text: &str, space_prefix: bool, out: &mut Vec<u32>) {
+        let mut tokens = Vec::with_capacity(text.len() + 1);
+        if space_prefix
+            && !text.is_empty()
             && let Some(&space) = self.lookup.get(b" ".as_slice())
         {
             tokens.push(space);
@@ -156,7 +243,7 @@ impl Llama2cTokenizer {
             let encoded = ch.encode_utf8(&mut utf8).as_bytes();
             match self.lookup.get(encoded) {
                 Some(&id) => tokens.push(id),
-                None => tokens.extend(encoded.iter().map(|&b| u32::from(b) + BYTE_FALLBACK_START)),
+                None => tokens.extend(encoded.iter().map(|&b| self.byte_ids[b as usize])),
             }
         }
         // Merge the best-scoring adjacent pair until none is in the vocabulary.
@@ -177,14 +264,15 @@ impl Llama2cTokenizer {
             tokens[i] = id;
             tokens.remove(i + 1);
         }
-        tokens
+        out.extend(tokens);
     }
 
     /// The text of token `id` following token `previous`, as llama2.c's `decode`: a leading
-    /// space is dropped right after `<s>`, and `<0xNN>` tokens are the raw byte NN.
+    /// space is dropped right after BOS (`<s>`), and `<0xNN>` tokens are the raw byte NN.
     pub fn piece(&self, previous: u32, id: u32) -> Vec<u8> {
         let Some(token) = self.vocab.get(id as usize) else { return "\u{FFFD}".into() };
-        let token = if previous == BOS && token.first() == Some(&b' ') { &token[1..] } else { &token[..] };
+        let token =
+            if previous == self.bos && token.first() == Some(&b' ') { &token[1..] } else { &token[..] };
         match token {
             [b'<', b'0', b'x', hi, lo, b'>'] => {
                 let hex = |c: u8| (c as char).to_digit(16);
@@ -197,12 +285,12 @@ impl Llama2cTokenizer {
         }
     }
 
-    /// The text of `ids`, without `<s>` and `</s>` (invalid UTF-8 becomes U+FFFD).
+    /// The text of `ids`, without BOS and EOS (`<s>` and `</s>`) (invalid UTF-8 becomes U+FFFD).
     pub fn decode(&self, ids: &[u32]) -> String {
         let mut bytes = Vec::new();
         let mut previous = u32::MAX;
         for &id in ids {
-            if id != BOS && id != EOS {
+            if id != self.bos && id != self.eos {
                 bytes.extend(self.piece(previous, id));
             }
             previous = id;

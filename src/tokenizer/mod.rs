@@ -1,7 +1,14 @@
 //! Text <-> token ids: bytes, characters over a fixed vocabulary, a Hugging Face `tokenizer.json`,
-//! or llama2.c's `tokenizer.bin` ([`llama2c`], for the Llama family).
+//! or llama2.c's `tokenizer.bin` ([`llama2c`], for the Llama family); a GGUF file's tokenizer
+//! ([`spec`], which builds one of the last two) and chat templates ([`chat`]).
+//!
+//! Encoding adds what the tokenizer says a sequence starts or ends with (a `tokenizer.json`'s
+//! post-processor, a GGUF file's `add_bos_token`), once: a text that already starts with it
+//! (a chat template that writes `{{ bos_token }}`) gets no second one.
 
+pub mod chat;
 pub mod llama2c;
+pub mod spec;
 
 use crate::error::{Error, IoContext, Result};
 use std::path::Path;
@@ -30,24 +37,72 @@ impl Tokenizer {
 
     /// Loads a Hugging Face `tokenizer.json`.
     ///
-    /// The file is parsed as JSON first and handed to the `tokenizers` crate as a parsed value:
-    /// its own reader panics on some malformed files (`tokenizers` 0.22 `decoders/mod.rs`
-    /// calls `expect("Helper")` on a truncated decoder), which it cannot do on valid JSON; a
-    /// panic from it all the same becomes an error here, never a crash.
+    /// The file is parsed as JSON first and handed to the `tokenizers` crate as a parsed value
+    /// ([`Self::from_hf_json`]).
     ///
     /// # Errors
     /// [`Error::Io`], or [`Error::Tokenizer`] with one line saying what is wrong.
     pub fn from_hf_file(path: &Path) -> Result<Self> {
-        let bad = |reason: String| Error::Tokenizer { path: path.to_path_buf(), reason: one_line(&reason) };
         let bytes = std::fs::read(path).reading(path)?;
-        let json: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| Error::Tokenizer {
+            path: path.to_path_buf(),
+            reason: one_line(&format!("not valid JSON: {e}")),
+        })?;
+        Self::from_hf_json(json, path)
+    }
+
+    /// A Hugging Face tokenizer from the parsed JSON of a `tokenizer.json` (`path` names it in
+    /// errors). The `tokenizers` crate's own reader panics on some malformed files (`tokenizers`
+    /// 0.22 `decoders/mod.rs` calls `expect("Helper")` on a truncated decoder), which it cannot
+    /// do on valid JSON; a panic from it all the same becomes an error here, never a crash.
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`] with one line saying what is wrong.
+    pub fn from_hf_json(json: serde_json::Value, path: &Path) -> Result<Self> {
+        let bad = |reason: String| Error::Tokenizer { path: path.to_path_buf(), reason: one_line(&reason) };
         let parsed = std::panic::catch_unwind(|| serde_json::from_value::<tokenizers::Tokenizer>(json));
         match parsed {
             Ok(Ok(t)) => Ok(Tokenizer::HuggingFace(Box::new(t))),
             Ok(Err(e)) => Err(bad(e.to_string())),
             Err(_) => Err(bad("the tokenizers crate panicked reading this file: it is malformed".into())),
         }
+    }
+
+    /// Loads the tokenizer file given with `--tokenizer`, of either kind, told by its content
+    /// first and its extension second: a Hugging Face `tokenizer.json` (JSON: it starts with
+    /// `{`, or is named `.json`), or a llama2.c `tokenizer.bin` of `vocab_size` tokens (binary:
+    /// it starts with its max token length, a little-endian `i32` whose high byte is 0), which
+    /// only a Llama model takes: `llama2c_vocab` is its vocabulary size, `None` for GPT-2.
+    ///
+    /// # Errors
+    /// [`Error::Io`], [`Error::Tokenizer`] for a file of neither kind or a malformed one,
+    /// [`Error::Input`] for a `tokenizer.bin` given to GPT-2.
+    pub fn from_file(path: &Path, llama2c_vocab: Option<usize>) -> Result<Self> {
+        let bytes = std::fs::read(path).reading(path)?;
+        let is_json_named = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if first == Some(&b'{') || is_json_named {
+            return Self::from_hf_file(path);
+        }
+        let max_token_length = bytes.get(..4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        if max_token_length.is_some_and(|len| (0..1 << 24).contains(&len)) {
+            let Some(vocab_size) = llama2c_vocab else {
+                return Err(Error::Input(format!(
+                    "--tokenizer {} is a llama2.c tokenizer.bin, for Llama models; this model is GPT-2",
+                    path.display()
+                )));
+            };
+            let t = llama2c::Llama2cTokenizer::parse(&bytes, vocab_size)
+                .map_err(|reason| Error::Tokenizer { path: path.to_path_buf(), reason })?;
+            return Ok(Tokenizer::Llama2c(Box::new(t)));
+        }
+        Err(Error::Tokenizer {
+            path: path.to_path_buf(),
+            reason:
+                "neither a Hugging Face tokenizer.json (JSON) nor a llama2.c tokenizer.bin (binary, starting \
+                     with its max token length)"
+                    .into(),
+        })
     }
 
     /// A short name for reports: `bytes`, `chars(50)`, `tokenizer.json` or llama2.c's.
@@ -60,7 +115,8 @@ impl Tokenizer {
         }
     }
 
-    /// The token ids of `text`.
+    /// The token ids of `text`, special tokens in it matched whole, with what the tokenizer adds
+    /// to a sequence (BOS, EOS) unless `text` already starts with it.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         match self {
             Tokenizer::Bytes => Ok(text.bytes().map(u32::from).collect()),
@@ -68,11 +124,15 @@ impl Tokenizer {
                 .chars()
                 .filter_map(|ch| vocab.iter().position(|&v| v == ch).map(|i| i as u32))
                 .collect()),
-            Tokenizer::HuggingFace(t) => t
-                .encode(text, false)
-                .map(|e| e.get_ids().to_vec())
-                .map_err(|e| Error::Input(format!("tokenizer could not encode the prompt: {e}"))),
-            Tokenizer::Llama2c(t) => Ok(t.encode(text, true)),
+            Tokenizer::HuggingFace(t) => {
+                let failed = |e| Error::Input(format!("tokenizer could not encode the prompt: {e}"));
+                let plain = t.encode(text, false).map_err(failed)?;
+                let ids = plain.get_ids().to_vec();
+                // The post-processor adds BOS (Llama's `TemplateProcessing` `"<s> $A"`) and EOS.
+                let full = t.post_process(plain, None, true).map_err(failed)?;
+                Ok(without_repeated_prefix(full.get_ids(), &ids).to_vec())
+            }
+            Tokenizer::Llama2c(t) => Ok(t.encode_text(text, true)),
         }
     }
 
@@ -111,6 +171,16 @@ impl Tokenizer {
             }
             Tokenizer::Llama2c(t) => t.decode(ids),
         }
+    }
+}
+
+/// `full` (`plain` with what a post-processor added around it) without the added prefix when
+/// `plain` already starts with it: one BOS, never two.
+fn without_repeated_prefix<'a>(full: &'a [u32], plain: &[u32]) -> &'a [u32] {
+    let at = (0..=full.len().saturating_sub(plain.len())).find(|&k| full[k..].starts_with(plain));
+    match at {
+        Some(k) if k > 0 && plain.starts_with(&full[..k]) => &full[k..],
+        _ => full,
     }
 }
 

@@ -59,8 +59,11 @@ pub fn greedy_run<'m>(
     max_new: usize,
 ) -> Run {
     let mut session = Session::new(model, opts, threads).unwrap();
-    let params =
-        GenerateParams { max_new_tokens: max_new, sampling: SamplingParams::greedy(), stop_token: None };
+    let params = GenerateParams {
+        max_new_tokens: max_new,
+        sampling: SamplingParams::greedy(),
+        stop_tokens: Vec::new(),
+    };
     let mut runs = Vec::new();
     for _ in 0..2 {
         let mut logits = Vec::new();

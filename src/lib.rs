@@ -19,6 +19,8 @@ pub mod kernels;
 pub mod layers;
 #[cfg(feature = "engine")]
 pub mod models;
+#[cfg(feature = "fetch")]
+pub mod named_models;
 pub mod optimizations;
 pub mod pool;
 pub mod sampler;

@@ -586,3 +586,127 @@ fn the_command_line_refuses_a_context_no_machine_holds_saying_what_it_needs() {
     let generate = ["generate", "--model", model, "--prompt-ids", "1,2", "--max-new-tokens", "2"];
     assert_usage_error(&smallmind(&generate), &needles);
 }
+
+/// The offset of the value of the metadata entry `key` in a GGUF file (after its type id).
+fn gguf_value_at(bytes: &[u8], key: &str) -> usize {
+    let mut pattern = (key.len() as u64).to_le_bytes().to_vec();
+    pattern.extend_from_slice(key.as_bytes());
+    bytes.windows(pattern.len()).position(|w| w == pattern).expect("the key is in the file")
+        + pattern.len()
+        + 4
+}
+
+/// `bytes` with the little-endian `u32` at `offset` set to each of `values` (all refused).
+fn u32_edits(bytes: &[u8], offset: usize, field: &str, values: &[u32]) -> Vec<Variant> {
+    values
+        .iter()
+        .map(|v| {
+            let mut b = bytes.to_vec();
+            b[offset..offset + 4].copy_from_slice(&v.to_le_bytes());
+            refused(format!("{field} = {v}"), b)
+        })
+        .collect()
+}
+
+/// `bytes` with the little-endian `u64` at `offset` set to each of `values` (all refused).
+fn u64_edits(bytes: &[u8], offset: usize, field: &str, values: &[u64]) -> Vec<Variant> {
+    values
+        .iter()
+        .map(|v| {
+            let mut b = bytes.to_vec();
+            b[offset..offset + 8].copy_from_slice(&v.to_le_bytes());
+            refused(format!("{field} = {v}"), b)
+        })
+        .collect()
+}
+
+/// The GGUF loader (`--model FILE.gguf`) on a small F32 Llama with a token list in its
+/// metadata: truncated at every byte of the header and at sampled places in the data, every
+/// shape key, count and length set to zero, huge and overflowing values, an unknown tensor
+/// type, a NaN weight, and flipped bytes.
+#[test]
+fn the_gguf_loader_refuses_crafted_files_in_one_line_without_panicking_or_allocating() {
+    use smallmind::models::gguf::write::GgufWriter;
+    use smallmind::models::gguf::{Array, GgmlType, GgufFile, Value};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = Rng(0x5eed_1234_abcd_0006);
+    let mut report = Report::default();
+
+    // smallmind's export, rewritten with a token list: string arrays are in the crafted header.
+    let llama = random_llama(llama_config(true), 6);
+    let dir = scratch_dir();
+    let exported = dir.path().join("export.gguf");
+    std::fs::write(&exported, llama::gguf::to_gguf_bytes(&llama, GgmlType::F32).unwrap()).unwrap();
+    let file = GgufFile::open(&exported).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, v) in &file.metadata {
+        w.metadata(k, v.clone());
+    }
+    let tokens = (0..12).map(|i| format!("tok{i}")).collect();
+    w.metadata("tokenizer.ggml.tokens", Value::Array(Array::String(tokens)));
+    for t in &file.tensors {
+        w.tensor(&t.name, &t.dims, t.ty, file.tensor_bytes(t).to_vec());
+    }
+    let bytes = w.to_bytes();
+    let data_offset = {
+        std::fs::write(&exported, &bytes).unwrap();
+        GgufFile::open(&exported).unwrap().data_offset
+    };
+    let load = |dir: &Path| {
+        smallmind::models::checkpoint::load(dir.join("model.gguf").to_str().unwrap(), None).map(drop)
+    };
+    let subject = Subject::new("llama model.gguf", vec![("model.gguf", bytes.clone())], "model.gguf", load);
+
+    let mut variants = truncations(&bytes, &(0..data_offset).collect::<Vec<_>>(), 16, &mut rng);
+    variants.extend(u64_edits(&bytes, 8, "tensor count", &[u64::MAX, 1 << 40, 1000]));
+    variants.extend(u64_edits(&bytes, 16, "metadata count", &[u64::MAX, 1 << 40, 1000]));
+    for key in [
+        "llama.block_count",
+        "llama.embedding_length",
+        "llama.feed_forward_length",
+        "llama.attention.head_count",
+        "llama.attention.head_count_kv",
+        "llama.vocab_size",
+    ] {
+        let at = gguf_value_at(&bytes, key);
+        variants.extend(u32_edits(&bytes, at, key, &[0, 3, 1 << 20, u32::MAX]));
+    }
+    let at = gguf_value_at(&bytes, "llama.context_length");
+    variants.extend(u32_edits(&bytes, at, "llama.context_length", &[0, u32::MAX]));
+    let at = gguf_value_at(&bytes, "general.architecture");
+    variants.extend(u64_edits(&bytes, at, "general.architecture's length", &[u64::MAX, bytes.len() as u64]));
+    variants.extend(u32_edits(&bytes, at - 4, "general.architecture's type", &[13, 9, u32::MAX]));
+    let at = gguf_value_at(&bytes, "tokenizer.ggml.tokens");
+    variants.extend(u64_edits(&bytes, at + 4, "the token list's length", &[u64::MAX, 1 << 40, 1 << 20]));
+    // The first tensor info's type, after its name and dimensions.
+    let name = "token_embd.weight";
+    let info = gguf_value_at(&bytes, name) - 4;
+    let type_at = info + 4 + 8 * 2;
+    variants.extend(u32_edits(&bytes, type_at, "token_embd's type", &[99, 16, 2, u32::MAX]));
+    variants.extend(u64_edits(&bytes, type_at + 4, "token_embd's offset", &[1, u64::MAX, 1 << 40]));
+    variants.extend(u64_edits(&bytes, info + 4, "token_embd's first dimension", &[0, u64::MAX, 1 << 33]));
+    let norm = file.tensor("output_norm.weight").unwrap();
+    let mut nan = bytes.clone();
+    let nan_at = data_offset + (norm.offset - file.data_offset) + 4;
+    nan[nan_at..nan_at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    variants.push(Variant {
+        case: "NaN in output_norm.weight".into(),
+        bytes: nan,
+        expect: Expect::Refused,
+        needle: Some("`output_norm.weight` holds NaN at index 1".into()),
+    });
+    variants.extend(flips(&bytes, 64, &mut rng));
+    check(&subject, variants, &mut report);
+
+    eprintln!(
+        "{} crafted GGUF variants; the largest allocation of a refused load was {:.0}% of its bound",
+        report.variants,
+        100.0 * report.worst_of_bound
+    );
+    assert!(
+        report.failures.is_empty(),
+        "{} failures:\n{}",
+        report.failures.len(),
+        report.failures.join("\n")
+    );
+}

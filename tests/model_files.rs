@@ -91,21 +91,30 @@ fn export_carries_the_tokenizer_and_never_mixes_two_models() {
         &["holds a tokenizer.bin of another model"],
     );
     assert_eq!(std::fs::read(&bin).unwrap(), before);
-    let missing = dir.path().join("nodir/tok.bin");
+    // A missing folder is made (as `mkdir -p`); a folder where the tokenizer's file should go is
+    // refused before the checkpoint is written.
     let other = dir.path().join("other.bin");
-    let out = smallmind(&[
-        "export",
-        "--model",
-        "llama-tiny",
-        "--format",
-        "llama2c",
-        "--out",
-        other.to_str().unwrap(),
-        "--tokenizer-out",
-        missing.to_str().unwrap(),
-    ]);
-    assert_usage_error(&out, &["nodir", "is not a directory"]);
+    let export_to = |tokenizer_out: &Path| {
+        smallmind(&[
+            "export",
+            "--model",
+            "llama-tiny",
+            "--format",
+            "llama2c",
+            "--out",
+            other.to_str().unwrap(),
+            "--tokenizer-out",
+            tokenizer_out.to_str().unwrap(),
+        ])
+    };
+    let taken = dir.path().join("taken");
+    std::fs::create_dir(&taken).unwrap();
+    assert_usage_error(&export_to(&taken), &["taken", "is a directory"]);
     assert!(!other.exists(), "the checkpoint was written before the tokenizer's destination was checked");
+    let missing = dir.path().join("nodir/tok.bin");
+    let out = export_to(&missing);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(missing.is_file() && other.is_file());
 }
 
 /// `wte.weight` and `transformer.wte.weight` both stored: which one a loader reads is a guess.
@@ -183,8 +192,8 @@ fn command_line_mistakes_are_one_line() {
         &["--top-k", "(see --help)"],
     );
     assert_usage_error(
-        &smallmind(&["export", "--model", "tiny", "--format", "gguf", "--out", "x"]),
-        &["possible values: hf, llama2c"],
+        &smallmind(&["export", "--model", "tiny", "--format", "onnx", "--out", "x"]),
+        &["possible values: hf, llama2c, gguf"],
     );
     assert_usage_error(
         &smallmind(&["generate", "--model", "tiny", "--prompt", "a", "--temperature", "-1"]),

@@ -1,5 +1,6 @@
 //! `smallmind export`: write a model as a Hugging Face directory (GPT-2 or Llama), or a Llama
-//! model as a llama2.c checkpoint and `tokenizer.bin`, to hand the same weights to other engines.
+//! model as a llama2.c checkpoint and `tokenizer.bin` or as a GGUF file (llama.cpp's `llama`
+//! architecture, F32 or F16), to hand the same weights to other engines.
 
 use super::ModelArg;
 use anyhow::{Context, Result, bail};
@@ -53,6 +54,9 @@ enum Format {
     Hf,
     /// llama2.c's `model.bin` (Llama models only), with its `tokenizer.bin`.
     Llama2c,
+    /// A GGUF file of llama.cpp's `llama` architecture (Llama models only; `--dtype` f32 or
+    /// f16, norms always f32; no tokenizer yet).
+    Gguf,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -80,8 +84,25 @@ pub fn run(args: ExportArgs) -> Result<()> {
             gpt2::hf::export_dir(model, loaded.tokenizer.as_ref(), out, dtype)
                 .with_context(|| format!("cannot export to {}", out.display()))?
         }
-        (Model::Gpt2(_), Format::Llama2c) => {
-            bail!("--format llama2c holds Llama models; {} is GPT-2: use --format hf", loaded.source)
+        (Model::Gpt2(_), Format::Llama2c | Format::Gguf) => {
+            let format = if args.format == Format::Gguf { "gguf" } else { "llama2c" };
+            bail!("--format {format} holds Llama models here; {} is GPT-2: use --format hf", loaded.source)
+        }
+        (Model::Llama(model), Format::Gguf) => {
+            use smallmind::models::gguf::GgmlType;
+            let ty = match args.dtype {
+                Dtype::F32 => GgmlType::F32,
+                Dtype::F16 => GgmlType::F16,
+                Dtype::Bf16 => bail!("--format gguf writes f32 or f16"),
+            };
+            if out.is_dir() {
+                bail!(
+                    "--out {} is a directory; --format gguf writes one file, e.g. --out model.gguf",
+                    out.display()
+                );
+            }
+            let bytes = llama::gguf::to_gguf_bytes(model, ty)?;
+            safetensors_io::write_atomic(out, &bytes)?;
         }
         (Model::Llama(model), Format::Hf) => {
             llama::hf::export_dir(model, loaded.tokenizer.as_ref(), out, dtype)

@@ -1,9 +1,12 @@
-//! `smallmind info`: a model's config, parameter count and bytes.
+//! `smallmind info`: a model's config, parameter count and bytes; for a GGUF file, also its
+//! version and the count and bytes of its tensors of each type.
 
 use super::ModelArg;
 use anyhow::Result;
 use clap::Args;
 use smallmind::Model;
+use smallmind::models::gguf::GgufFile;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
@@ -19,6 +22,15 @@ pub fn run(args: InfoArgs) -> Result<()> {
     let model = loaded.model.as_ref();
     let params = model.parameter_count();
     let bytes = model.weight_bytes();
+    let gguf = loaded.gguf.as_deref().map(GgufFile::open).transpose()?;
+    // Tensors and bytes per type, in the file's order of first appearance.
+    let mut types: Vec<(&str, usize, usize)> = Vec::new();
+    for t in gguf.iter().flat_map(|f| &f.tensors) {
+        match types.iter_mut().find(|(name, ..)| *name == t.ty.name()) {
+            Some((_, count, total)) => (*count, *total) = (*count + 1, *total + t.n_bytes),
+            None => types.push((t.ty.name(), 1, t.n_bytes)),
+        }
+    }
     if args.json {
         let config = match &loaded.model {
             Model::Gpt2(m) => serde_json::to_value(&m.config)?,
@@ -31,6 +43,15 @@ pub fn run(args: InfoArgs) -> Result<()> {
             "parameters": params,
             "weight_bytes": bytes,
             "tokenizer": loaded.tokenizer.as_ref().map(|t| t.kind()),
+            "gguf": gguf.as_ref().map(|f| serde_json::json!({
+                "version": f.version,
+                "alignment": f.alignment,
+                "metadata_keys": f.metadata.len(),
+                "tensors": f.tensors.len(),
+                "tensor_types": types.iter().map(|(name, count, total)| {
+                    (name.to_string(), serde_json::json!({ "count": count, "bytes": total }))
+                }).collect::<BTreeMap<_, _>>(),
+            })),
         });
         println!("{json}");
         return Ok(());
@@ -78,5 +99,26 @@ pub fn run(args: InfoArgs) -> Result<()> {
     println!("tokenizer   {tokenizer}");
     println!("parameters  {params}");
     println!("f32 bytes   {bytes} ({:.1} MiB)", bytes as f64 / (1024.0 * 1024.0));
+    if let Some(f) = &gguf {
+        let file_bytes = std::fs::metadata(&f.path).map_or(0, |m| m.len());
+        println!(
+            "gguf        version {}, {} tensors, {} metadata keys, alignment {}, {file_bytes} bytes ({:.1} MiB)",
+            f.version,
+            f.tensors.len(),
+            f.metadata.len(),
+            f.alignment,
+            file_bytes as f64 / (1024.0 * 1024.0)
+        );
+        if let Ok(Some(name)) = f.str("general.name") {
+            println!("gguf name   {name}");
+        }
+        for (name, count, total) in &types {
+            println!(
+                "  {name:<6}    {count:>4} tensors, {total} bytes ({:.1} MiB)",
+                *total as f64 / (1024.0 * 1024.0)
+            );
+        }
+        println!("  (dequantized to f32 at load)");
+    }
     Ok(())
 }

@@ -32,11 +32,13 @@ enum Command {
     Optimizations(optimizations::OptimizationsArgs),
 }
 
-/// `--model NAME|DIR|FILE.bin` and `--tokenizer FILE`, shared by every subcommand.
+/// `--model NAME|DIR|FILE` and `--tokenizer FILE`, shared by every subcommand.
 #[derive(Debug, Args)]
 pub struct ModelArg {
     /// A preset (smallmind-bench, tiny, small, gpt2, llama-tiny, llama-tiny-gqa, stories15m,
-    /// stories110m), a Hugging Face GPT-2 or Llama directory, or a llama2.c `.bin` checkpoint.
+    /// stories110m), a named trained model (smollm2-135m: `cargo xtask models fetch smollm2-135m`
+    /// first), a Hugging Face GPT-2 or Llama directory, a Llama GGUF file, or a llama2.c `.bin`
+    /// checkpoint.
     #[arg(long, default_value = "tiny")]
     pub model: String,
     /// llama2.c's `tokenizer.bin` for a Llama model (default: `tokenizer.bin` beside a `.bin`

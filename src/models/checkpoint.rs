@@ -1,18 +1,22 @@
-//! [`load`]: `--model NAME|DIR|FILE.bin` to a model of either architecture and its tokenizer,
-//! dispatching to the presets, the Hugging Face GPT-2 and Llama directories
-//! ([`super::gpt2::hf`], [`super::llama::hf`]) and llama2.c checkpoints
+//! [`load`]: `--model NAME|DIR|FILE` to a model of either architecture and its tokenizer,
+//! dispatching to the presets, the named trained models ([`crate::named_models`], from their
+//! cache), the Hugging Face GPT-2 and Llama directories ([`super::gpt2::hf`],
+//! [`super::llama::hf`]), GGUF files ([`super::llama::gguf`]) and llama2.c checkpoints
 //! ([`super::llama::llama2c`]). The formats themselves live with their models.
 
 use super::Model;
+use super::gguf::MAGIC as GGUF_MAGIC;
 use super::gpt2::hf as gpt2_hf;
 use super::llama::Llama;
+use super::llama::gguf as llama_gguf;
 use super::llama::hf as llama_hf;
 use super::llama::llama2c::LlamaWeights;
 use super::model_dir::{
     HF_TOKENIZER_FILE, LLAMA2C_TOKENIZER_FILE, UNREAD_TOKENIZER_FILES, end_tokens, load_tokenizer,
 };
 use super::presets;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
+use crate::named_models;
 use crate::tokenizer::Tokenizer;
 use crate::tokenizer::chat::ChatTemplate;
 use crate::tokenizer::llama2c::{self, Llama2cTokenizer};
@@ -38,12 +42,16 @@ pub struct LoadedModel {
     pub end_tokens: Vec<u32>,
     /// The model's chat template (`generate --chat`), when it ships one.
     pub chat_template: Option<ChatTemplate>,
+    /// The GGUF file the model was read from, if it was (for `info`'s tensor types).
+    pub gguf: Option<std::path::PathBuf>,
 }
 
-/// Loads `--model NAME|DIR|FILE.bin` (a preset's name, a Hugging Face GPT-2 or Llama
-/// directory, or a llama2.c checkpoint), with `--tokenizer FILE` (a Hugging Face
-/// `tokenizer.json`, or a llama2.c `tokenizer.bin` for Llama models; [`Tokenizer::from_file`]
-/// tells which) when given.
+/// Loads `--model NAME|DIR|FILE` (a preset's name, a named trained model's, a Hugging Face
+/// GPT-2 or Llama directory, a GGUF file or a llama2.c checkpoint), with `--tokenizer FILE` (a
+/// Hugging Face `tokenizer.json`, or a llama2.c `tokenizer.bin` for Llama models;
+/// [`Tokenizer::from_file`] tells which) when given. A named model must be in the cache
+/// ([`named_models::NamedModel::cached`]); a file is GGUF when it starts with `GGUF`, and its
+/// tokenizer, end tokens and chat template come from its metadata.
 ///
 /// A Llama model's tokenizer is `--tokenizer`, else a directory's `tokenizer.json`, else
 /// `tokenizer.bin` beside the checkpoint or in the directory (where llama2.c's `run` looks),
@@ -51,10 +59,34 @@ pub struct LoadedModel {
 // ~100 lines: the three kinds of `--model`, then the tokenizer rules in their order of
 // precedence, in one place so that the precedence reads as documented above.
 pub fn load(spec: &str, tokenizer: Option<&Path>) -> Result<LoadedModel> {
-    let path = Path::new(spec);
+    let named = match named_models::find(spec) {
+        Some(named) => Some(named.cached()?),
+        None => None,
+    };
+    let path = named.as_deref().unwrap_or(Path::new(spec));
     let mut warnings = Vec::new();
+    // A GGUF file's end tokens and chat template, from its metadata.
+    let mut gguf_parts: Option<(Vec<u32>, Option<ChatTemplate>)> = None;
     let (model, found_tokenizer, source) = if let Some(preset) = presets::find(spec) {
         (preset.model(), Some(preset.tokenizer()), format!("preset {spec}"))
+    } else if path.is_file() && (path.extension().is_some_and(|e| e == "gguf") || is_gguf(path)?) {
+        let (model, unknown, tokenizer_spec) = llama_gguf::load_file(path)?;
+        warnings = unknown;
+        // A tokenizer the metadata describes incompletely leaves a model that runs on ids: said.
+        let parts = match tokenizer_spec.map(|t| t.build(path)).transpose() {
+            Ok(parts) => parts,
+            Err(e) => {
+                warnings.push(format!("{e}: the model runs on token ids (--prompt-ids)"));
+                None
+            }
+        };
+        let tokenizer = parts.as_ref().map(|p| p.tokenizer.clone());
+        gguf_parts = Some(parts.map_or((Vec::new(), None), |p| (p.end_tokens, p.chat_template)));
+        let source = match named {
+            Some(_) => format!("{spec} ({})", path.display()),
+            None => path.display().to_string(),
+        };
+        (Model::Llama(model), tokenizer, source)
     } else if path.is_dir() {
         if llama_hf::is_llama_dir(path)? {
             let (model, unread) = llama_hf::load_dir(path)?;
@@ -81,11 +113,15 @@ pub fn load(spec: &str, tokenizer: Option<&Path>) -> Result<LoadedModel> {
         })?;
         (Model::Llama(model), None, path.display().to_string())
     } else {
-        return Err(Error::UnknownModel { spec: spec.to_string(), presets: presets::names() });
+        let mut names = presets::names();
+        names.extend(named_models::names());
+        return Err(Error::UnknownModel { spec: spec.to_string(), presets: names });
     };
-    let (mut end_ids, chat_template) = match path.is_dir() {
-        true => (end_tokens(path)?, ChatTemplate::from_hf_dir(path)?),
-        false => (Vec::new(), None),
+    let gguf_file = gguf_parts.is_some();
+    let (mut end_ids, chat_template) = match (gguf_parts, path.is_dir()) {
+        (Some(parts), _) => parts,
+        (None, true) => (end_tokens(path)?, ChatTemplate::from_hf_dir(path)?),
+        (None, false) => (Vec::new(), None),
     };
     let vocab_size = model.as_ref().vocab_size();
     let tokenizer = match (&model, tokenizer) {
@@ -111,8 +147,10 @@ pub fn load(spec: &str, tokenizer: Option<&Path>) -> Result<LoadedModel> {
     // llama2.c's `run` ends a story at `<s>`, the token that delimits sequences in its training
     // data: with its tokenizer, or on a llama2.c checkpoint run on ids (the same model, so the
     // same output with or without tokenizer.bin beside it).
+    // A GGUF file names its own end tokens (a `llama` tokenizer from it is no llama2.c one).
     let llama2c_checkpoint = matches!(model, Model::Llama(_)) && path.is_file();
-    if (matches!(tokenizer, Some(Tokenizer::Llama2c(_))) || llama2c_checkpoint)
+    if !gguf_file
+        && (matches!(tokenizer, Some(Tokenizer::Llama2c(_))) || llama2c_checkpoint)
         && !end_ids.contains(&llama2c::BOS)
     {
         end_ids.push(llama2c::BOS);
@@ -143,7 +181,8 @@ pub fn load(spec: &str, tokenizer: Option<&Path>) -> Result<LoadedModel> {
             unread.join(" or ")
         ));
     }
-    Ok(LoadedModel { model, tokenizer, source, warnings, end_tokens: end_ids, chat_template })
+    let gguf = gguf_file.then(|| path.to_path_buf());
+    Ok(LoadedModel { model, tokenizer, source, warnings, end_tokens: end_ids, chat_template, gguf })
 }
 
 impl LoadedModel {
@@ -162,6 +201,13 @@ impl LoadedModel {
             ))
         })
     }
+}
+
+/// Whether the file at `path` starts with GGUF's magic.
+fn is_gguf(path: &Path) -> Result<bool> {
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).reading(path)?;
+    Ok(std::io::Read::read_exact(&mut file, &mut magic).is_ok() && magic == GGUF_MAGIC)
 }
 
 fn llama2c_tokenizer(path: &Path, vocab_size: usize) -> Result<Tokenizer> {

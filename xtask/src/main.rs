@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         Some(Task::History(a)) => tasks::history::run(&a, &a.dirs.paths()),
         Some(Task::Store(a)) => tasks::store::run(&a.action, &a.dirs.paths()),
         Some(Task::List(dirs)) => tasks::list::run(&dirs.paths()),
+        Some(Task::Models(a)) => tasks::models::run(&a.action),
         Some(Task::Report(args)) => tasks::report::run(&args.name, &args.dirs.paths()),
         Some(Task::Experiment(a)) => {
             tasks::experiment::run(&a.name, &a.options(), a.save_baseline, &a.dirs.paths())

@@ -7,6 +7,7 @@
 //! and `hf.rs` (Hugging Face directories).
 
 pub mod config;
+pub mod gguf;
 pub mod hf;
 pub mod llama2c;
 

@@ -12,6 +12,7 @@ pub mod compare;
 pub mod experiment;
 pub mod history;
 pub mod list;
+pub mod models;
 pub mod report;
 pub mod store;
 pub mod summary;

@@ -367,3 +367,63 @@ fn heap_profile_shows_the_forward_pass_allocation_sites() {
     let dhat = u64_at(&r, "/profiles/heap/total_blocks");
     assert!(dhat >= ours && dhat < ours + 16, "dhat {dhat} blocks, counting allocator {ours}");
 }
+
+/// No figure beyond what the machine can do is written. A prompt longer than the context once
+/// gave `prefill_tok_s` 79,054 on `tiny` (context 1024, 4096 prompt tokens, the time of the
+/// last 1024): 2.97x the machine's FMA peak, exit 0. It is refused (exit 2); and a fraction
+/// beyond the probe's limits (here: probes fixed absurdly low) is refused with exit 1, naming
+/// the figure, and no results file is written.
+#[test]
+fn impossible_figures_are_refused_not_written() {
+    let out = smallmind(&[
+        "bench",
+        "--model",
+        "tiny",
+        "--prompt-tokens",
+        "4096",
+        "--max-new-tokens",
+        "2",
+        "--no-probe",
+    ]);
+    assert_usage_error(
+        &out,
+        &["the prompt is 4096 tokens and the model's context 1024", "give at most 1024"],
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("r.json");
+    let args = [
+        "bench",
+        "--threads",
+        "1",
+        "--model",
+        "tiny",
+        "--prompt-tokens",
+        "64",
+        "--max-new-tokens",
+        "8",
+        "--warmup",
+        "0",
+        "--iterations",
+        "1",
+        "--phase-iterations",
+        "0",
+        "--out",
+        results.to_str().unwrap(),
+    ];
+    for (probe, figure) in [
+        ("fixed=20,100,0.001", "prefill_fraction_of_fma_peak"),
+        ("fixed=0.0001,0.0001,1000", "decode_fraction_of_bandwidth"),
+    ] {
+        let out = common::smallmind_env(&args, &[("SMALLMIND_PROBE", probe)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{probe}: {stderr}");
+        assert!(stderr.contains(&format!("impossible figure: {figure}")), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().filter(|l| l.starts_with("error:")).count(), 1, "{stderr}");
+        assert!(!results.exists(), "{probe}: a results file was written");
+    }
+    // The same run with plausible probes writes its results.
+    let out = common::smallmind_env(&args, &[("SMALLMIND_PROBE", "fixed=20,100,100")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(results.is_file());
+}

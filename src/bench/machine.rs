@@ -211,6 +211,41 @@ impl Roofline {
     }
 }
 
+impl Roofline {
+    /// Refuses a fraction no run can reach on this machine, naming the figure and its limit:
+    /// beyond its measured noise (`drift`, the probe's largest change from start to end, plus
+    /// 10% for the probe's own best-of-passes error), the prefill cannot exceed the FMA peak, and
+    /// a decode cannot read faster than 4/3 of the triad (a triad moves 16 bytes per element with
+    /// its write-allocate and counts 12, STREAM's convention, so a read-only stream can exceed it
+    /// by that much). A decode whose bytes fit in the L2 caches of its threads (`l2_bytes` each)
+    /// is not bounded by any bandwidth the probe measures, and is not checked.
+    ///
+    /// # Errors
+    /// The sentence naming the impossible figure (`bench` exits 1 with it, writing nothing).
+    pub fn check_possible(&self, drift: f64, threads: usize, l2_bytes: Option<u64>) -> Result<(), String> {
+        let slack = 1.0 + drift.max(0.0) + 0.10;
+        if let Some(f) = self.prefill_fraction_of_fma_peak.filter(|&f| !(f <= slack)) {
+            return Err(format!(
+                "impossible figure: prefill_fraction_of_fma_peak is {f:.2}, the prefill ran at {:.0}% of the FMA \
+                 peak the probe measured, beyond its noise (limit {slack:.2}): the prefill's time or its token \
+                 count is wrong, and no results are written",
+                f * 100.0
+            ));
+        }
+        let in_l2 = l2_bytes.is_some_and(|l2| self.decode_bytes_per_token <= (l2 as f64) * threads as f64);
+        let limit = slack * 4.0 / 3.0;
+        if let Some(f) = self.decode_fraction_of_bandwidth.filter(|&f| !in_l2 && !(f <= limit)) {
+            return Err(format!(
+                "impossible figure: decode_fraction_of_bandwidth is {f:.2} of the {} triad, beyond the 4/3 a \
+                 read-only stream can reach over it and the probe's noise (limit {limit:.2}): the decode's time or \
+                 its bytes per token is wrong, and no results are written",
+                self.decode_bandwidth
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn memory() -> String {
     "memory".into()
 }

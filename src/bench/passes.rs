@@ -40,6 +40,18 @@ pub fn run(
         progress("probe: memory and LLC bandwidth, FMA peak");
         p.read()
     });
+    // Beyond the context, a prefill computes only the last n_ctx tokens (`generate`'s window):
+    // its figures would count tokens never computed.
+    if prompt.ids.len() > model.n_ctx() {
+        return Err(Error::Input(format!(
+            "the prompt is {} tokens and the model's context {}: a prefill computes only the last {}, so its \
+             figures would count tokens it never computed; give at most {} (--prompt-tokens)",
+            prompt.ids.len(),
+            model.n_ctx(),
+            model.n_ctx(),
+            model.n_ctx()
+        )));
+    }
     let mut session = Session::new(model, spec.opts, spec.threads)?;
     session.validate_prompt(&prompt.ids)?;
     let counting = alloc::is_counting();
@@ -73,6 +85,13 @@ pub fn run(
         let roofline = roofline(model, prompt.ids.len(), spec, &summary, &report, l3_bytes);
         machine::MachineReport { probe: report, contamination, roofline }
     });
+    // No figure may be beyond what the machine can do, nor non-finite: such a figure is a
+    // measurement gone wrong (a clock, a count), and is refused rather than written.
+    summary.check_possible()?;
+    if let Some(m) = &machine {
+        let l2_bytes = env::Hardware::capture().l2_bytes;
+        m.roofline.check_possible(m.probe.drift(), spec.threads, l2_bytes).map_err(Error::Measurement)?;
+    }
     let pool = summary::pool_report(&measured, session_pool);
     // Field by field, the results file's order.
     Ok(BenchResults {

@@ -127,6 +127,36 @@ pub struct Summary {
     pub allocations_identical_across_iterations: bool,
 }
 
+impl Summary {
+    /// Refuses a timed figure that is not finite and positive (a clock that stood still or
+    /// jumped, an empty count): such a figure is a measurement gone wrong, never written.
+    ///
+    /// # Errors
+    /// [`crate::Error::Measurement`] naming the figure.
+    pub fn check_possible(&self) -> crate::error::Result<()> {
+        let figures = [
+            ("ttft_ms", Some(&self.ttft_ms)),
+            ("prefill_ms", Some(&self.prefill_ms)),
+            ("prefill_tok_s", Some(&self.prefill_tok_s)),
+            ("decode_tok_s", self.decode_tok_s.as_ref()),
+            ("end_to_end_tok_s", Some(&self.end_to_end_tok_s)),
+            ("total_ms", Some(&self.total_ms)),
+        ];
+        for (name, stat) in figures {
+            let Some(stat) = stat else { continue };
+            for (what, value) in [("median", stat.median), ("p10", stat.p10), ("p90", stat.p90)] {
+                if !(value.is_finite() && value > 0.0) {
+                    return Err(crate::Error::Measurement(format!(
+                        "impossible figure: {name} {what} is {value}: a timed figure must be finite and above 0 \
+                         (a clock that stood still or jumped); no results are written"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The tensor pool over the measured iterations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PoolReport {
@@ -224,4 +254,48 @@ pub struct Instrumentation {
     /// Whether a tracing subscriber existed during the measured iterations (then every span
     /// paid a filter check; the CLI never does this).
     pub span_subscriber_during_measurement: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::stats::Stat;
+
+    /// A clock that stood still or jumped gives a timed figure of 0 or infinity: refused.
+    #[test]
+    fn a_timed_figure_that_is_not_finite_and_positive_is_refused() {
+        let stat = |median: f64| Stat {
+            n: 3,
+            median,
+            p10: median,
+            p90: median,
+            mad: 0.0,
+            min: median,
+            max: median,
+            mean: median,
+        };
+        let summary = |decode: f64| Summary {
+            ttft_ms: stat(1.0),
+            prefill_ms: stat(1.0),
+            prefill_tok_s: stat(1000.0),
+            decode_tok_s: Some(stat(decode)),
+            end_to_end_tok_s: stat(100.0),
+            total_ms: stat(10.0),
+            inter_token_ms: None,
+            alloc_count_per_op: 0.0,
+            alloc_bytes_per_op: 0.0,
+            alloc_count_per_token: 0.0,
+            alloc_bytes_per_token: 0.0,
+            decode_alloc_count_per_token: 0.0,
+            decode_alloc_bytes_per_token: 0.0,
+            peak_heap_bytes: 0,
+            peak_heap_growth_bytes: 0,
+            allocations_identical_across_iterations: true,
+        };
+        assert!(summary(100.0).check_possible().is_ok());
+        for bad in [f64::INFINITY, 0.0, f64::NAN] {
+            let err = summary(bad).check_possible().unwrap_err().to_string();
+            assert!(err.contains("impossible figure: decode_tok_s median"), "{err}");
+        }
+    }
 }

@@ -20,10 +20,13 @@ use tempfile::NamedTempFile;
 pub struct BenchArgs {
     #[command(flatten)]
     model: ModelArg,
-    /// The prompt text (encoded inside each timed operation, as SmallMind did).
+    /// The prompt text (encoded inside each timed operation, as SmallMind did). At most the
+    /// model's context: a longer prompt is refused (exit 2), since its prefill would compute only
+    /// the last n_ctx tokens and its figures would count the others.
     #[arg(long)]
     prompt: Option<String>,
-    /// A synthetic prompt of N token ids, seeded by --seed.
+    /// A synthetic prompt of N token ids, seeded by --seed; at most the model's context, as
+    /// --prompt.
     #[arg(long, value_name = "N")]
     prompt_tokens: Option<usize>,
     /// Tokens to generate per operation: always this many, past the model's end of turn (unlike

@@ -230,3 +230,37 @@ fn a_backfill_finds_the_slowed_commit() {
     assert_eq!(commits, [&c1[..10], &c2[..10], &c3[..10]], "{text}");
     assert!(listed.iter().all(|s| s.task == "backfill"));
 }
+
+/// A store another writer holds locked once made `store list` exit 2 with "not a results store
+/// (database is locked)" after 30 s, and an experiment drop its session. Now the lock is named
+/// with its holder, and a run that cannot wait for it is kept beside the store and enters it at
+/// the next run that finds it free: no session is lost.
+#[test]
+fn a_locked_store_is_named_and_a_run_kept_until_it_is_free() {
+    // Safety: this test binary's other tests set no environment variable, and the variable
+    // only shortens how long a locked store is waited for.
+    unsafe { std::env::set_var(xtask::store::WAIT_VAR, "1") };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.sqlite");
+    drop(Store::open(&path).unwrap());
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+
+    let err = Store::open_existing(&path).unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("the results store is locked by another writer"), "{message}");
+    assert!(!message.contains("not a results store"), "{message}");
+
+    xtask::store::record(&path, "experiment", &smoke(), &[]);
+    let pending = xtask::store::pending_dir(&path);
+    assert_eq!(std::fs::read_dir(&pending).unwrap().count(), 1, "the run is kept");
+
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    xtask::store::record(&path, "check", &smoke(), &[]);
+    let tasks: Vec<String> =
+        Store::open(&path).unwrap().sessions(None).unwrap().into_iter().map(|s| s.task).collect();
+    assert_eq!(tasks.len(), 2, "{tasks:?}");
+    assert!(tasks.contains(&"experiment".to_string()) && tasks.contains(&"check".to_string()), "{tasks:?}");
+    assert!(!pending.exists(), "nothing left pending");
+}

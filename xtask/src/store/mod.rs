@@ -144,9 +144,12 @@ impl Store {
     }
 
     fn connect(path: &Path) -> Result<Store> {
-        let bad = |e: rusqlite::Error| usage(format!("{}: not a results store ({e})", path.display()));
+        let bad = |e: rusqlite::Error| match is_busy(&e) {
+            true => anyhow::Error::new(Locked { path: path.to_path_buf(), holders: holders(path) }),
+            false => usage(format!("{}: not a results store ({e})", path.display())),
+        };
         let mut conn = Connection::open(path).map_err(bad)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(bad)?;
+        conn.busy_handler(Some(wait_for_the_lock)).map_err(bad)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(bad)?;
         if version < 0 || version as usize > schema_version() {
             return Err(usage(format!(
@@ -207,13 +210,172 @@ impl Store {
 /// Appends `results` to the store at `store`, said on one line when it fails: the store is
 /// history, and a run whose report is written is not lost for want of it. `features` are the
 /// cargo features the harness built the engine with (`--engine-features`).
+///
+/// A store another writer holds locked beyond the wait ([`WAIT_VAR`]) keeps the run in a pending
+/// file beside it ([`pending_dir`]), said on one line naming the holder; every later `record`
+/// that finds the store free appends the pending runs first, in the order they were kept.
 pub fn record(store: &Path, task: &str, results: &ExperimentResults, features: &[String]) {
-    match Store::open(store).and_then(|mut s| s.append(task, results, features)) {
-        Ok(_) => {}
-        Err(e) => {
-            let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
-            eprintln!("warning: this run is not in the results store: {}", chain.join(": "));
+    let appended = Store::open(store).and_then(|mut s| {
+        s.append_pending();
+        s.append(task, results, features)
+    });
+    let Err(e) = appended else { return };
+    let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+    let locked = e.chain().any(|c| {
+        c.downcast_ref::<Locked>().is_some() || c.downcast_ref::<rusqlite::Error>().is_some_and(is_busy)
+    });
+    if !locked {
+        eprintln!("warning: this run is not in the results store: {}", chain.join(": "));
+        return;
+    }
+    match keep_pending(store, task, results, features) {
+        Ok(file) => eprintln!(
+            "warning: the results store {} is locked by another writer ({}): this run is kept in {} and enters the \
+             store at the next run that finds it free",
+            store.display(),
+            holders(store),
+            file.display()
+        ),
+        Err(kept) => eprintln!(
+            "warning: this run is not in the results store ({}), nor could it be kept: {kept:#}",
+            chain.join(": ")
+        ),
+    }
+}
+
+/// The environment variable that sets how long a task waits for a locked store, in seconds
+/// (default 30), saying every 5 s that it waits.
+pub const WAIT_VAR: &str = "SMALLMIND_STORE_WAIT";
+
+/// The store at `path` is locked by another writer beyond the wait.
+#[derive(Debug)]
+pub struct Locked {
+    pub path: PathBuf,
+    /// Who holds it, as [`holders`] says.
+    pub holders: String,
+}
+
+impl std::fmt::Display for Locked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: the results store is locked by another writer ({}) beyond the wait ({WAIT_VAR} seconds, default \
+             30): run again when it is done, or give another --store",
+            self.path.display(),
+            self.holders
+        )
+    }
+}
+
+impl std::error::Error for Locked {}
+
+/// Whether SQLite said the database is busy or locked.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// SQLite's busy handler: waits 100 ms per call, says so every 5 s, and gives up after the
+/// wait [`WAIT_VAR`] sets.
+fn wait_for_the_lock(calls: i32) -> bool {
+    let wait_s: f64 = std::env::var(WAIT_VAR).ok().and_then(|v| v.parse().ok()).unwrap_or(30.0);
+    let waited_s = f64::from(calls) * 0.1;
+    if waited_s >= wait_s {
+        return false;
+    }
+    if calls > 0 && calls % 50 == 0 {
+        eprintln!("waiting for the results store: another writer holds it ({waited_s:.0} s of {wait_s:.0})");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    true
+}
+
+/// The processes that have the store (or its journal) open, as `pid N (command)`, from
+/// `/proc/*/fd`, or a sentence saying none of this user has it open.
+pub fn holders(store: &Path) -> String {
+    let target = std::fs::canonicalize(store).unwrap_or_else(|_| store.to_path_buf());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if pid == std::process::id() {
+            continue;
         }
+        let fds = std::fs::read_dir(entry.path().join("fd")).into_iter().flatten().flatten();
+        let open = fds.filter_map(|fd| std::fs::read_link(fd.path()).ok()).any(|link| {
+            link == target
+                || link.to_string_lossy().strip_suffix("-journal").is_some_and(|l| Path::new(l) == target)
+        });
+        if open {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let command = String::from_utf8_lossy(&cmdline)
+                .split('\0')
+                .filter(|a| !a.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            found.push(format!("pid {pid} ({command})"));
+        }
+    }
+    if found.is_empty() { "no other process of this user has it open".to_string() } else { found.join(", ") }
+}
+
+/// `STORE.pending/`: runs kept while the store was locked, one JSON file each.
+pub fn pending_dir(store: &Path) -> PathBuf {
+    store.with_extension("pending")
+}
+
+/// One kept run.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Pending {
+    task: String,
+    features: Vec<String>,
+    results: ExperimentResults,
+}
+
+/// Writes one run to a new file of [`pending_dir`]; its path.
+fn keep_pending(
+    store: &Path,
+    task: &str,
+    results: &ExperimentResults,
+    features: &[String],
+) -> Result<PathBuf> {
+    let dir = pending_dir(store);
+    std::fs::create_dir_all(&dir).at(&dir)?;
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let file = dir.join(format!("{nanos:024}-{}-{task}-{}.json", std::process::id(), results.experiment));
+    let pending = Pending { task: task.to_string(), features: features.to_vec(), results: results.clone() };
+    crate::paths::write_atomic(&file, &serde_json::to_vec(&pending)?)?;
+    Ok(file)
+}
+
+impl Store {
+    /// Appends the runs kept while the store was locked, oldest first, each removed once it is
+    /// in; one that cannot be read or appended stays, said on one line.
+    fn append_pending(&mut self) {
+        let dir = pending_dir(&self.path);
+        let Ok(entries) = std::fs::read_dir(&dir) else { return };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        for file in files {
+            let appended = std::fs::read(&file)
+                .map_err(anyhow::Error::from)
+                .and_then(|bytes| Ok(serde_json::from_slice::<Pending>(&bytes)?))
+                .and_then(|p| self.append(&p.task, &p.results, &p.features));
+            match appended {
+                Ok(_) => {
+                    let _ = std::fs::remove_file(&file);
+                    eprintln!("results store: appended {}, kept while it was locked", file.display());
+                }
+                Err(e) => eprintln!("warning: {} stays pending: {e:#}", file.display()),
+            }
+        }
+        let _ = std::fs::remove_dir(&dir);
     }
 }
 

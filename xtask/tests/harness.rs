@@ -755,3 +755,23 @@ fn a_second_run_of_the_same_experiment_is_refused_at_its_start() {
     drop(held);
     drop(xtask::paths::RunLock::take(&paths, "kv-cache").unwrap());
 }
+
+/// The README's main job, `cargo xtask experiment kv-cache`, must end in exit 0 on an unchanged
+/// tree (it once exited 3 on a fresh clone: its baseline was measured on an older engine). Its
+/// committed baseline describes the committed engine: measured on a clean tree whose engine
+/// inputs (`src/`, `build.rs`, the manifests, the lock file, `.cargo/`) are `HEAD`'s. A change
+/// to the engine stores it again: `cargo xtask baseline kv-cache`, on a quiet machine.
+#[test]
+fn the_main_job_s_baseline_describes_the_committed_engine() {
+    use xtask::runner::revision::engine_inputs;
+    let stored = xtask::results::read(&xtask::project_root().join("baselines/kv-cache.json")).unwrap();
+    let env = &stored.environment;
+    assert_eq!(env.git_dirty, "false", "baselines/kv-cache.json was measured on a tree with uncommitted changes");
+    assert_eq!(
+        engine_inputs(&env.git_commit),
+        engine_inputs("HEAD"),
+        "baselines/kv-cache.json was measured on the engine of {}, and the engine changed since: run \
+         `cargo xtask baseline kv-cache` on a quiet machine and commit it",
+        env.git_commit
+    );
+}

@@ -107,6 +107,12 @@ pub fn run(name: &str, options: &RunOptions, save_baseline: bool, paths: &Paths)
         if outcome.misfit.take().is_some() {
             eprintln!("{name}: the previous baseline did not fit; the report names what");
         }
+        // The stale baseline is the one just replaced.
+        if outcome.stale.take().is_some() {
+            eprintln!(
+                "{name}: the previous baseline was stale (figures better beyond tolerance); this run replaces it"
+            );
+        }
         eprintln!(
             "{name}: the report compares with the baseline it replaced; `cargo xtask report {name}` \
              re-renders it against the new one (what a committed report must match)"

@@ -224,7 +224,7 @@ impl Roofline {
     /// The sentence naming the impossible figure (`bench` exits 1 with it, writing nothing).
     pub fn check_possible(&self, drift: f64, threads: usize, l2_bytes: Option<u64>) -> Result<(), String> {
         let slack = 1.0 + drift.max(0.0) + 0.10;
-        if let Some(f) = self.prefill_fraction_of_fma_peak.filter(|&f| !(f <= slack)) {
+        if let Some(f) = self.prefill_fraction_of_fma_peak.filter(|&f| f > slack || f.is_nan()) {
             return Err(format!(
                 "impossible figure: prefill_fraction_of_fma_peak is {f:.2}, the prefill ran at {:.0}% of the FMA \
                  peak the probe measured, beyond its noise (limit {slack:.2}): the prefill's time or its token \
@@ -234,7 +234,7 @@ impl Roofline {
         }
         let in_l2 = l2_bytes.is_some_and(|l2| self.decode_bytes_per_token <= (l2 as f64) * threads as f64);
         let limit = slack * 4.0 / 3.0;
-        if let Some(f) = self.decode_fraction_of_bandwidth.filter(|&f| !in_l2 && !(f <= limit)) {
+        if let Some(f) = self.decode_fraction_of_bandwidth.filter(|&f| !in_l2 && (f > limit || f.is_nan())) {
             return Err(format!(
                 "impossible figure: decode_fraction_of_bandwidth is {f:.2} of the {} triad, beyond the 4/3 a \
                  read-only stream can reach over it and the probe's noise (limit {limit:.2}): the decode's time or \

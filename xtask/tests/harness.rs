@@ -766,7 +766,10 @@ fn the_main_job_s_baseline_describes_the_committed_engine() {
     use xtask::runner::revision::engine_inputs;
     let stored = xtask::results::read(&xtask::project_root().join("baselines/kv-cache.json")).unwrap();
     let env = &stored.environment;
-    assert_eq!(env.git_dirty, "false", "baselines/kv-cache.json was measured on a tree with uncommitted changes");
+    assert_eq!(
+        env.git_dirty, "false",
+        "baselines/kv-cache.json was measured on a tree with uncommitted changes"
+    );
     assert_eq!(
         engine_inputs(&env.git_commit),
         engine_inputs("HEAD"),

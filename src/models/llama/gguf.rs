@@ -347,36 +347,8 @@ pub fn load_file(path: &Path) -> Result<(Llama, Vec<String>, Option<TokenizerSpe
     }
     let mut tensors = infos.into_iter().map(|info| file.read_f32(info));
     let mut next = || tensors.next().expect("a tensor per name");
-    let mut w = LlamaWeights {
-        token_embedding: next()?,
-        rms_att: Vec::new(),
-        wq: Vec::new(),
-        wk: Vec::new(),
-        wv: Vec::new(),
-        wo: Vec::new(),
-        rms_ffn: Vec::new(),
-        w1: Vec::new(),
-        w2: Vec::new(),
-        w3: Vec::new(),
-        rms_final: Vec::new(),
-        classifier: None,
-        config: c.clone(),
-    };
-    for _ in 0..c.n_layers {
-        w.rms_att.extend(next()?);
-        w.wq.extend(next()?);
-        w.wk.extend(next()?);
-        w.wv.extend(next()?);
-        w.wo.extend(next()?);
-        w.rms_ffn.extend(next()?);
-        w.w1.extend(next()?);
-        w.w3.extend(next()?);
-        w.w2.extend(next()?);
-    }
-    w.rms_final = next()?;
-    if !c.shared_classifier {
-        w.classifier = Some(next()?);
-    }
+    // Stored as llama.cpp's converter left them: q and k rows already adjacent pairs.
+    let w = LlamaWeights::gather(&c, &mut next, &|rows, _| rows)?;
     Ok((Llama::from_weights(w)?, warnings, tokenizer))
 }
 

@@ -236,36 +236,9 @@ pub fn load_dir(dir: &Path) -> Result<(Llama, Vec<String>)> {
     let mut tensors = specs.iter().map(|spec| st_io::read_tensor(&st, &path, spec));
     let mut next = || tensors.next().expect("a spec per tensor");
     let (hs, d) = (c.head_size(), c.dim);
-    let mut w = LlamaWeights {
-        token_embedding: next()?,
-        rms_att: Vec::new(),
-        wq: Vec::new(),
-        wk: Vec::new(),
-        wv: Vec::new(),
-        wo: Vec::new(),
-        rms_ffn: Vec::new(),
-        w1: Vec::new(),
-        w2: Vec::new(),
-        w3: Vec::new(),
-        rms_final: Vec::new(),
-        classifier: None,
-        config: c.clone(),
-    };
-    for _ in 0..c.n_layers {
-        w.rms_att.extend(next()?);
-        w.wq.extend(rope::rotate_half_rows_to_adjacent_pairs(&next()?, c.n_heads, hs, d));
-        w.wk.extend(rope::rotate_half_rows_to_adjacent_pairs(&next()?, c.n_kv_heads, hs, d));
-        w.wv.extend(next()?);
-        w.wo.extend(next()?);
-        w.rms_ffn.extend(next()?);
-        w.w1.extend(next()?);
-        w.w3.extend(next()?);
-        w.w2.extend(next()?);
-    }
-    w.rms_final = next()?;
-    if !c.shared_classifier {
-        w.classifier = Some(next()?);
-    }
+    let w = LlamaWeights::gather(&c, &mut next, &|rows, heads| {
+        rope::rotate_half_rows_to_adjacent_pairs(&rows, heads, hs, d)
+    })?;
     let inv_freq: Vec<f32> = (0..hs / 2)
         .map(|i| (1.0 / f64::from(c.rope_theta).powf((2 * i) as f64 / hs as f64)) as f32)
         .collect();

@@ -72,6 +72,51 @@ const V1_ORDER: [&str; 11] =
     ["rms_att", "rms_ffn", "rms_final", "token_embedding", "wq", "wk", "wv", "wo", "w1", "w2", "w3"];
 
 impl LlamaWeights {
+    /// The weights of shape `c` from its tensors in the order Hugging Face and GGUF checkpoints
+    /// list them (`next` gives each in turn): the embedding; per layer the attention norm, q, k,
+    /// v, o, the FFN norm, w1 (gate), w3 (up), w2 (down); the final norm; the classifier unless
+    /// shared. `qk` maps q's and k's rows to ours (adjacent pairs) with the head count of each.
+    ///
+    /// # Errors
+    /// The first error `next` gives.
+    pub fn gather(
+        c: &LlamaConfig,
+        next: &mut dyn FnMut() -> Result<Vec<f32>>,
+        qk: &dyn Fn(Vec<f32>, usize) -> Vec<f32>,
+    ) -> Result<LlamaWeights> {
+        let mut w = LlamaWeights {
+            token_embedding: next()?,
+            rms_att: Vec::new(),
+            wq: Vec::new(),
+            wk: Vec::new(),
+            wv: Vec::new(),
+            wo: Vec::new(),
+            rms_ffn: Vec::new(),
+            w1: Vec::new(),
+            w2: Vec::new(),
+            w3: Vec::new(),
+            rms_final: Vec::new(),
+            classifier: None,
+            config: c.clone(),
+        };
+        for _ in 0..c.n_layers {
+            w.rms_att.extend(next()?);
+            w.wq.extend(qk(next()?, c.n_heads));
+            w.wk.extend(qk(next()?, c.n_kv_heads));
+            w.wv.extend(next()?);
+            w.wo.extend(next()?);
+            w.rms_ffn.extend(next()?);
+            w.w1.extend(next()?);
+            w.w3.extend(next()?);
+            w.w2.extend(next()?);
+        }
+        w.rms_final = next()?;
+        if !c.shared_classifier {
+            w.classifier = Some(next()?);
+        }
+        Ok(w)
+    }
+
     /// Reads a llama2.c `.bin` checkpoint, legacy or version 1 (see [`LlamaWeights::parse`]).
     ///
     /// # Errors

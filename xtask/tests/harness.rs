@@ -306,12 +306,7 @@ fn a_ratio_that_fell_because_its_reference_improved_is_not_a_regression() {
     // Through the command: exit 0, and one line saying the baseline is stale.
     let root = tempfile::tempdir().unwrap();
     let d = dirs(root.path());
-    for dir in ["experiments", "reports/fixture", "baselines"] {
-        std::fs::create_dir_all(root.path().join(dir)).unwrap();
-    }
-    let write = |path: &str, r: &ExperimentResults| {
-        std::fs::write(root.path().join(path), serde_json::to_vec(r).unwrap()).unwrap()
-    };
+    let write = report_folders(root.path());
     write("reports/fixture/results.json", &now);
     write("baselines/fixture.json", &stored(3.0, "a"));
     let out = xtask(&with_dirs(&["report", "fixture"], &d));
@@ -335,6 +330,15 @@ fn dirs(root: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Makes the folders `report` reads under `root`; gives a writer of results files into them
+/// (`reports/fixture/results.json`, `baselines/fixture.json`).
+fn report_folders(root: &Path) -> impl Fn(&str, &ExperimentResults) + '_ {
+    for dir in ["experiments", "reports/fixture", "baselines"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    move |path, r| std::fs::write(root.join(path), serde_json::to_vec(r).unwrap()).unwrap()
+}
+
 fn with_dirs<'a>(args: &[&'a str], dirs: &'a [String]) -> Vec<&'a str> {
     args.iter().copied().chain(dirs.iter().map(String::as_str)).collect()
 }
@@ -343,12 +347,7 @@ fn with_dirs<'a>(args: &[&'a str], dirs: &'a [String]) -> Vec<&'a str> {
 fn report_exits_3_on_a_regression_against_the_baseline() {
     let root = tempfile::tempdir().unwrap();
     let d = dirs(root.path());
-    for dir in ["experiments", "reports/fixture", "baselines"] {
-        std::fs::create_dir_all(root.path().join(dir)).unwrap();
-    }
-    let write = |path: &str, r: &ExperimentResults| {
-        std::fs::write(root.path().join(path), serde_json::to_vec(r).unwrap()).unwrap()
-    };
+    let write = report_folders(root.path());
     write("reports/fixture/results.json", &fixture(2.0, "a"));
     write("baselines/fixture.json", &stored(3.0, "a"));
     let out = xtask(&with_dirs(&["report", "fixture"], &d));
